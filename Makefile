@@ -1,0 +1,76 @@
+# ngx_zarr: build, test, run.  See README.md.
+
+BUILD    ?= build
+PYTHON   ?= /usr/bin/python3
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+PYTEST_ARGS ?=
+
+ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
+LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
+
+CORE     = json digest path tree mtree hash sigv4 s3
+CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
+HEADERS  = $(wildcard include/*.h)
+
+UNIT     = test_json test_digest test_path test_store test_mtree \
+           test_sigv4 test_s3_xml
+UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
+
+BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing
+
+# Debian packages for building, testing and running (make deps)
+DEPS_BUILD = gcc make nginx nginx-dev liblmdb-dev lmdb-utils libjansson-dev \
+             libcurl4-openssl-dev libssl-dev libexpat1-dev libcmocka-dev
+DEPS_RGW   = radosgw ceph-mon ceph-osd ceph-common
+DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
+             python3-zarr python3-fsspec awscli s3cmd rclone valgrind \
+             procps curl
+DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
+
+.PHONY: all module zarrctl deps test unit integration bench run clean
+
+all: module zarrctl
+
+module:
+	scripts/build-module.sh $(BUILD)
+
+zarrctl: $(BUILD)/zarrctl
+
+$(BUILD)/core/%.o: ngx_zarr_module/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ZCFLAGS) -c $< -o $@
+
+$(BUILD)/zarrctl: zarrctl/zarrctl.c $(CORE_OBJS) $(HEADERS)
+	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/zarr_test.h $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ZCFLAGS) -Itests/unit $< $(CORE_OBJS) $(LIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: tests/bench/%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+
+deps:
+	scripts/deps.sh $(DEPS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do \
+	    echo "== $$t"; \
+	    ZARR_VECTORS=tests/zarr_checksum_vectors.json $$t; \
+	done
+
+integration: all
+	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
+
+test: unit integration
+
+bench: $(BENCH_BINS) zarrctl
+	tests/bench/run.sh $(BUILD)
+
+run: all
+	scripts/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,44 @@
+
+/*
+ * Growable byte buffer and JSON string escaping exactly as Python's
+ * json.dumps(..., ensure_ascii=True) does it (DESIGN section 2).
+ * Plain C: no nginx types, unit-tested on its own.
+ */
+
+
+#ifndef _ZARR_JSON_H_INCLUDED_
+#define _ZARR_JSON_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+typedef struct {
+    char       *data;
+    size_t      len;
+    size_t      cap;
+} zarr_buf_t;
+
+
+void zarr_buf_init(zarr_buf_t *b);
+void zarr_buf_free(zarr_buf_t *b);
+int zarr_buf_reserve(zarr_buf_t *b, size_t more);
+int zarr_buf_add(zarr_buf_t *b, const void *p, size_t n);
+int zarr_buf_add_str(zarr_buf_t *b, const char *s);
+int zarr_buf_add_u64(zarr_buf_t *b, uint64_t v);
+
+/*
+ * Appends s as a quoted JSON string.  Returns 0, -1 on allocation
+ * failure, -2 when s is not valid UTF-8 (nothing is appended then).
+ */
+int zarr_json_add_string(zarr_buf_t *b, const char *s, size_t len);
+
+/*
+ * Returns the length of the longest valid UTF-8 prefix of s; equals len
+ * when s is entirely valid (no overlongs, no surrogates, <= U+10FFFF).
+ */
+size_t zarr_utf8_valid_prefix(const char *s, size_t len);
+
+
+#endif /* _ZARR_JSON_H_INCLUDED_ */

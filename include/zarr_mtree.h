@@ -1,0 +1,42 @@
+
+/*
+ * An in-memory zarr tree built from a listing (path, size, ETag), for
+ * zarrctl checksum: the same digests as the store, computed in one pass.
+ */
+
+
+#ifndef _ZARR_MTREE_H_INCLUDED_
+#define _ZARR_MTREE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zarr_digest.h"
+#include "zarr_tree.h"
+
+
+typedef struct zarr_mtree_s  zarr_mtree_t;
+
+
+zarr_mtree_t *zarr_mtree_create(void);
+void zarr_mtree_free(zarr_mtree_t *t);
+
+/*
+ * Adds a file; line is reported in errors (0: none).  The path is
+ * checked with zarr_path_check.  Returns ZARR_OK, ZARR_ERR_INVALID or
+ * ZARR_ERR_NOMEM, with a message in err.
+ */
+int zarr_mtree_add(zarr_mtree_t *t, const char *path, size_t path_len,
+    uint64_t size, const char *etag, size_t etag_len, uint64_t line,
+    zarr_err_t *err);
+
+/*
+ * Computes every digest; cb (may be NULL) sees every directory, children
+ * first, root ("") last.  A path given twice is ZARR_ERR_INVALID.
+ */
+int zarr_mtree_compute(zarr_mtree_t *t, zarr_dir_cb cb, void *ctx,
+    zarr_dir_sum_t *root, zarr_err_t *err);
+
+
+#endif /* _ZARR_MTREE_H_INCLUDED_ */
