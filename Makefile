@@ -48,9 +48,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/zarr_test.h $(CORE_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ZCFLAGS) -Itests/unit $< $(CORE_OBJS) $(LIBS) -lcmocka -o $@
 
-$(BUILD)/bench/%: tests/bench/%.c $(CORE_OBJS)
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/bench_layout.h $(CORE_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+	$(CC) $(ZCFLAGS) -Itests/bench $< $(CORE_OBJS) $(LIBS) -o $@
 
 deps:
 	scripts/deps.sh $(DEPS)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -28,6 +29,14 @@
 /* a key of 1024 bytes has at most 512 components */
 #define ZARR_DEPTH_MAX       520
 
+/*
+ * Pages of the map read by this process count in its RSS although they
+ * are page cache: after this many entries are visited they are dropped
+ * from the process (not from the cache), so that memory stays flat
+ * whatever the size of the tree.
+ */
+#define ZARR_TRIM_ENTRIES    65536
+
 #define ZARR_ID_LEN          8
 #define ZARR_KEY_MAX         (ZARR_ID_LEN + 1 + ZARR_NAME_MAX)
 
@@ -39,6 +48,10 @@ struct zarr_store_s {
     MDB_dbi             meta;
     int                 flags;
     uint64_t            map_size;
+    uint64_t            visited;      /* entries since the last trim */
+    void               *map_addr;     /* the data file's mapping */
+    size_t              map_len;
+    char               *data_path;
 };
 
 
@@ -94,6 +107,8 @@ typedef struct {
 
 
 static int zarr_err(zarr_err_t *err, int rc, const char *fmt, ...);
+static void zarr_store_visit(zarr_store_t *s, uint64_t n);
+static void zarr_store_find_map(zarr_store_t *s);
 static int zarr_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc,
     const char *what);
 static int zarr_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn,
@@ -142,6 +157,78 @@ zarr_err(zarr_err_t *err, int rc, const char *fmt, ...)
 }
 
 
+/*
+ * Finds where LMDB mapped data.mdb (mdb_env_info() tells the address only
+ * with MDB_FIXEDMAP) from /proc/self/maps.
+ */
+
+static void
+zarr_store_find_map(zarr_store_t *s)
+{
+    FILE           *f;
+    char            line[4096], *path;
+    unsigned long   lo, hi;
+    size_t          len;
+
+    s->map_addr = NULL;
+    s->map_len = 0;
+
+    if (s->data_path == NULL) {
+        return;
+    }
+
+    f = fopen("/proc/self/maps", "r");
+    if (f == NULL) {
+        return;
+    }
+
+    while (fgets(line, sizeof(line), f)) {
+        len = strlen(line);
+
+        if (len && line[len - 1] == '\n') {
+            line[--len] = '\0';
+        }
+
+        path = strchr(line, '/');
+
+        if (path == NULL || strcmp(path, s->data_path) != 0
+            || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+        {
+            continue;
+        }
+
+        s->map_addr = (void *) lo;
+        s->map_len = hi - lo;
+        break;
+    }
+
+    fclose(f);
+}
+
+
+static void
+zarr_store_visit(zarr_store_t *s, uint64_t n)
+{
+    if (__atomic_add_fetch(&s->visited, n, __ATOMIC_RELAXED)
+        < ZARR_TRIM_ENTRIES)
+    {
+        return;
+    }
+
+    __atomic_store_n(&s->visited, 0, __ATOMIC_RELAXED);
+
+    /*
+     * The map is read-only and shared (no MDB_WRITEMAP): dropping its
+     * pages only unmaps them here; a later access maps them again from
+     * the page cache, unchanged, even inside a live transaction.
+     */
+
+    if (s->map_addr) {
+        (void) madvise(s->map_addr, s->map_len, MADV_DONTNEED);
+    }
+}
+
+
 static int
 zarr_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc, const char *what)
 {
@@ -169,6 +256,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
     unsigned int   eflags, dflags;
     MDB_txn       *txn;
     MDB_val        k, v;
+    char          *path;
     MDB_envinfo    info;
     zarr_store_t  *s;
 
@@ -231,6 +319,21 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
     if (mdb_env_info(s->env, &info) == 0) {
         s->map_size = info.me_mapsize;
     }
+
+    path = realpath(dir, NULL);
+
+    if (path) {
+        s->data_path = malloc(strlen(path) + sizeof("/data.mdb"));
+
+        if (s->data_path) {
+            strcpy(s->data_path, path);
+            strcat(s->data_path, "/data.mdb");
+        }
+
+        free(path);
+    }
+
+    zarr_store_find_map(s);
 
     dflags = (flags & ZARR_STORE_RDONLY) ? 0 : MDB_CREATE;
 
@@ -302,6 +405,7 @@ failed:
         mdb_env_close(s->env);
     }
 
+    free(s->data_path);
     free(s);
 
     return rc;
@@ -313,6 +417,7 @@ zarr_store_close(zarr_store_t *s)
 {
     if (s) {
         mdb_env_close(s->env);
+        free(s->data_path);
         free(s);
     }
 }
@@ -348,6 +453,8 @@ zarr_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn, zarr_err_t *err)
         if (mdb_env_info(s->env, &info) == 0) {
             s->map_size = info.me_mapsize;
         }
+
+        zarr_store_find_map(s);
 
         mrc = mdb_txn_begin(s->env, NULL, rdonly ? MDB_RDONLY : 0, txn);
     }
@@ -452,6 +559,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     size_t           klen, name_len, plen, etag_len;
     uint64_t         fsize;
     uint16_t         elen;
+    uint64_t         visited;
     MDB_cursor      *cur;
     MDB_val          k, v;
     zarr_dirrec_t    d;
@@ -461,6 +569,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
 
     cur = NULL;
     rc = ZARR_OK;
+    visited = 0;
 
     if (dirty) {
         if (zarr_manifest_init(&m, manifest != NULL) != ZARR_OK) {
@@ -587,6 +696,11 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             }
         }
 
+        if (++visited == 1024) {
+            zarr_store_visit(c->s, visited);
+            visited = 0;
+        }
+
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
 
@@ -615,6 +729,8 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     }
 
 done:
+
+    zarr_store_visit(c->s, visited);
 
     if (cur) {
         mdb_cursor_close(cur);
@@ -1270,6 +1386,8 @@ zarr_store_apply(zarr_store_t *s, const zarr_mutation_t *m, size_t n,
     if (mrc != 0) {
         return zarr_mdb_err(s, err, mrc, "mdb_txn_commit()");
     }
+
+    zarr_store_visit(s, n);
 
     return ZARR_OK;
 
