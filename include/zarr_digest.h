@@ -43,7 +43,7 @@ typedef struct {
 
 
 typedef struct {
-    void       *md5;           /* EVP_MD_CTX */
+    void       *md5;           /* zarr_hash_t */
     zarr_buf_t  buf;           /* bytes not hashed yet, or all of them */
     int         keep;
     int         state;         /* 0: no entry, 1: dirs, 2: files */

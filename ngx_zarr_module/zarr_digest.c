@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "zarr_digest.h"
+#include "zarr_hash.h"
 
 
 /* hash pending bytes in chunks of this size when not keeping them */
@@ -45,14 +44,8 @@ zarr_manifest_init(zarr_manifest_t *m, int keep)
     zarr_buf_init(&m->buf);
     m->keep = keep;
 
-    m->md5 = EVP_MD_CTX_new();
+    m->md5 = zarr_hash_create(ZARR_HASH_MD5);
     if (m->md5 == NULL) {
-        return ZARR_ERR_NOMEM;
-    }
-
-    if (EVP_DigestInit_ex(m->md5, EVP_md5(), NULL) != 1) {
-        EVP_MD_CTX_free(m->md5);
-        m->md5 = NULL;
         return ZARR_ERR_NOMEM;
     }
 
@@ -68,7 +61,7 @@ void
 zarr_manifest_free(zarr_manifest_t *m)
 {
     if (m->md5) {
-        EVP_MD_CTX_free(m->md5);
+        zarr_hash_destroy(m->md5);
         m->md5 = NULL;
     }
 
@@ -85,7 +78,7 @@ zarr_manifest_drain(zarr_manifest_t *m)
         return ZARR_OK;
     }
 
-    if (EVP_DigestUpdate(m->md5, m->buf.data, m->buf.len) != 1) {
+    if (zarr_hash_update(m->md5, m->buf.data, m->buf.len) != 0) {
         return ZARR_ERR_NOMEM;
     }
 
@@ -237,10 +230,7 @@ zarr_manifest_add_file(zarr_manifest_t *m, const char *name,
 int
 zarr_manifest_finish(zarr_manifest_t *m, zarr_dir_sum_t *sum)
 {
-    static const char  hex[] = "0123456789abcdef";
-    unsigned char      md[EVP_MAX_MD_SIZE];
-    unsigned int       mdlen, i;
-    char               hexmd[33];
+    char  hexmd[ZARR_MD5_HEX_LEN + 1];
 
     if (m->state < 2) {
         if (zarr_buf_add(&m->buf, "],\"files\":[", 11) != 0) {
@@ -252,18 +242,11 @@ zarr_manifest_finish(zarr_manifest_t *m, zarr_dir_sum_t *sum)
         return ZARR_ERR_NOMEM;
     }
 
-    if (EVP_DigestUpdate(m->md5, m->buf.data, m->buf.len) != 1
-        || EVP_DigestFinal_ex(m->md5, md, &mdlen) != 1)
+    if (zarr_hash_update(m->md5, m->buf.data, m->buf.len) != 0
+        || zarr_hash_final_hex(m->md5, hexmd) != 0)
     {
         return ZARR_ERR_NOMEM;
     }
-
-    for (i = 0; i < 16; i++) {
-        hexmd[2 * i] = hex[md[i] >> 4];
-        hexmd[2 * i + 1] = hex[md[i] & 0xf];
-    }
-
-    hexmd[32] = '\0';
 
     snprintf(sum->digest, ZARR_DIGEST_MAX, "%s-%llu--%llu", hexmd,
              (unsigned long long) m->count, (unsigned long long) m->size);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -826,6 +827,9 @@ main(int argc, char **argv)
     zarrctl_opts_t  o;
 
     memset(&o, 0, sizeof(zarrctl_opts_t));
+
+    /* a closed connection is an error to report, not a reason to die */
+    signal(SIGPIPE, SIG_IGN);
 
     if (argc < 2) {
         return zarrctl_usage(NULL);
