@@ -18,6 +18,7 @@ UNIT     = test_json test_digest test_path test_store test_mtree \
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing
+TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)
 DEPS_BUILD = gcc make nginx nginx-dev liblmdb-dev lmdb-utils libjansson-dev \
@@ -52,6 +53,10 @@ $(BUILD)/bench/%: tests/bench/%.c tests/bench/bench_layout.h $(CORE_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ZCFLAGS) -Itests/bench $< $(CORE_OBJS) $(LIBS) -o $@
 
+$(BUILD)/tools/%: tests/tools/%.c $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+
 deps:
 	scripts/deps.sh $(DEPS)
 
@@ -61,7 +66,7 @@ unit: $(UNIT_BINS)
 	    ZARR_VECTORS=tests/zarr_checksum_vectors.json $$t; \
 	done
 
-integration: all
+integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
 test: unit integration
