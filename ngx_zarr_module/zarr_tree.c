@@ -13,10 +13,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-#include <lmdb.h>
-
 #include "zarr_path.h"
-#include "zarr_tree.h"
+#include "zarr_tree_int.h"
 
 
 #define ZARR_SCHEMA_VERSION  "1"
@@ -41,18 +39,7 @@
 #define ZARR_KEY_MAX         (ZARR_ID_LEN + 1 + ZARR_NAME_MAX)
 
 
-struct zarr_store_s {
-    MDB_env            *env;
-    MDB_dbi             zarrs;
-    MDB_dbi             entries;
-    MDB_dbi             meta;
-    int                 flags;
-    uint64_t            map_size;
-    uint64_t            visited;      /* entries since the last trim */
-    void               *map_addr;     /* the data file's mapping */
-    size_t              map_len;
-    char               *data_path;
-};
+
 
 
 /* a directory record: fixed size, so updates are in place */
@@ -75,7 +62,7 @@ typedef struct {
 
 
 /* state of one write transaction applying mutations */
-typedef struct {
+struct zarr_apply_s {
     zarr_store_t       *s;
     MDB_txn            *txn;
     uint64_t            next_id;
@@ -91,7 +78,7 @@ typedef struct {
     zarr_buf_t          path;
     zarr_level_t        levels[ZARR_DEPTH_MAX + 1];
     size_t              nlevels;
-} zarr_apply_t;
+};
 
 
 /* a recomputation over a transaction, read-only or persisting */
@@ -106,13 +93,7 @@ typedef struct {
 } zarr_calc_t;
 
 
-static int zarr_err(zarr_err_t *err, int rc, const char *fmt, ...);
-static void zarr_store_visit(zarr_store_t *s, uint64_t n);
 static void zarr_store_find_map(zarr_store_t *s);
-static int zarr_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc,
-    const char *what);
-static int zarr_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn,
-    zarr_err_t *err);
 static void zarr_make_zkey(zarr_buf_t *b, const char *bucket,
     size_t bucket_len, const char *zarr_id, size_t zarr_id_len);
 static size_t zarr_entry_key(char *key, uint64_t parent, int type,
@@ -129,8 +110,6 @@ static int zarr_apply_resolve(zarr_apply_t *a, const char *dir,
     size_t dir_len, int create, zarr_err_t *err);
 static int zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels,
     zarr_err_t *err);
-static int zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m,
-    zarr_err_t *err);
 static int zarr_dir_is_empty(zarr_apply_t *a, uint64_t id, int *empty,
     zarr_err_t *err);
 static int zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root,
@@ -142,8 +121,8 @@ static int zarr_flush_root(zarr_store_t *s, MDB_txn *txn, MDB_val *key,
     zarr_dirrec_t *root, zarr_err_t *err);
 
 
-static int
-zarr_err(zarr_err_t *err, int rc, const char *fmt, ...)
+int
+zarr_tree_err(zarr_err_t *err, int rc, const char *fmt, ...)
 {
     va_list  args;
 
@@ -206,8 +185,8 @@ zarr_store_find_map(zarr_store_t *s)
 }
 
 
-static void
-zarr_store_visit(zarr_store_t *s, uint64_t n)
+void
+zarr_tree_visit(zarr_store_t *s, uint64_t n)
 {
     if (__atomic_add_fetch(&s->visited, n, __ATOMIC_RELAXED)
         < ZARR_TRIM_ENTRIES)
@@ -229,21 +208,21 @@ zarr_store_visit(zarr_store_t *s, uint64_t n)
 }
 
 
-static int
-zarr_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc, const char *what)
+int
+zarr_tree_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc, const char *what)
 {
     if (mrc == MDB_MAP_FULL) {
-        return zarr_err(err, ZARR_ERR_FULL,
+        return zarr_tree_err(err, ZARR_ERR_FULL,
                         "store is full: the LMDB map of %llu bytes is used "
                         "up (%s); raise the map size", 
                         (unsigned long long) s->map_size, what);
     }
 
     if (mrc == ENOMEM) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "%s: out of memory", what);
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "%s: out of memory", what);
     }
 
-    return zarr_err(err, ZARR_ERR_STORE, "%s failed: %s", what,
+    return zarr_tree_err(err, ZARR_ERR_STORE, "%s failed: %s", what,
                     mdb_strerror(mrc));
 }
 
@@ -264,7 +243,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     s = calloc(1, sizeof(zarr_store_t));
     if (s == NULL) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
     }
 
     s->flags = flags;
@@ -272,7 +251,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     if (!(flags & ZARR_STORE_RDONLY)) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            rc = zarr_err(err, ZARR_ERR_STORE, "mkdir(\"%s\") failed: %s",
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "mkdir(\"%s\") failed: %s",
                           dir, strerror(errno));
             goto failed;
         }
@@ -280,7 +259,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     mrc = mdb_env_create(&s->env);
     if (mrc != 0) {
-        rc = zarr_mdb_err(s, err, mrc, "mdb_env_create()");
+        rc = zarr_tree_mdb_err(s, err, mrc, "mdb_env_create()");
         goto failed;
     }
 
@@ -290,7 +269,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
     if (map_size) {
         mrc = mdb_env_set_mapsize(s->env, map_size);
         if (mrc != 0) {
-            rc = zarr_mdb_err(s, err, mrc, "mdb_env_set_mapsize()");
+            rc = zarr_tree_mdb_err(s, err, mrc, "mdb_env_set_mapsize()");
             goto failed;
         }
     }
@@ -307,7 +286,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     mrc = mdb_env_open(s->env, dir, eflags, 0644);
     if (mrc != 0) {
-        rc = zarr_err(err, mrc == MDB_MAP_FULL ? ZARR_ERR_FULL
+        rc = zarr_tree_err(err, mrc == MDB_MAP_FULL ? ZARR_ERR_FULL
                                                : ZARR_ERR_STORE,
                       "cannot open the store \"%s\": %s", dir,
                       mdb_strerror(mrc));
@@ -337,23 +316,25 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     dflags = (flags & ZARR_STORE_RDONLY) ? 0 : MDB_CREATE;
 
-    rc = zarr_txn_begin(s, flags & ZARR_STORE_RDONLY, &txn, err);
+    rc = zarr_tree_txn_begin(s, flags & ZARR_STORE_RDONLY, &txn, err);
     if (rc != ZARR_OK) {
         goto failed;
     }
 
     if ((mrc = mdb_dbi_open(txn, "zarrs", dflags, &s->zarrs)) != 0
         || (mrc = mdb_dbi_open(txn, "entries", dflags, &s->entries)) != 0
-        || (mrc = mdb_dbi_open(txn, "meta", dflags, &s->meta)) != 0)
+        || (mrc = mdb_dbi_open(txn, "meta", dflags, &s->meta)) != 0
+        || (mrc = mdb_dbi_open(txn, "batches", dflags, &s->batches)) != 0
+        || (mrc = mdb_dbi_open(txn, "intents", dflags, &s->intents)) != 0)
     {
         mdb_txn_abort(txn);
 
         if (mrc == MDB_NOTFOUND) {
-            rc = zarr_err(err, ZARR_ERR_NOTFOUND,
+            rc = zarr_tree_err(err, ZARR_ERR_NOTFOUND,
                           "\"%s\" is not an ngx_zarr store", dir);
 
         } else {
-            rc = zarr_mdb_err(s, err, mrc, "mdb_dbi_open()");
+            rc = zarr_tree_mdb_err(s, err, mrc, "mdb_dbi_open()");
         }
 
         goto failed;
@@ -374,7 +355,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
                    || memcmp(v.mv_data, ZARR_SCHEMA_VERSION, v.mv_size)))
     {
         mdb_txn_abort(txn);
-        rc = zarr_err(err, ZARR_ERR_STORE,
+        rc = zarr_tree_err(err, ZARR_ERR_STORE,
                       "store \"%s\" has schema \"%.*s\", expected \"%s\"",
                       dir, (int) v.mv_size, (char *) v.mv_data,
                       ZARR_SCHEMA_VERSION);
@@ -383,7 +364,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     if (mrc != 0) {
         mdb_txn_abort(txn);
-        rc = zarr_mdb_err(s, err, mrc, "reading the schema");
+        rc = zarr_tree_mdb_err(s, err, mrc, "reading the schema");
         goto failed;
     }
 
@@ -391,7 +372,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     mrc = mdb_txn_commit(txn);
     if (mrc != 0) {
-        rc = zarr_mdb_err(s, err, mrc, "mdb_txn_commit()");
+        rc = zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
         goto failed;
     }
 
@@ -438,8 +419,8 @@ zarr_store_reader_check(zarr_store_t *s)
 }
 
 
-static int
-zarr_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn, zarr_err_t *err)
+int
+zarr_tree_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn, zarr_err_t *err)
 {
     int          mrc;
     MDB_envinfo  info;
@@ -460,7 +441,7 @@ zarr_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn, zarr_err_t *err)
     }
 
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "mdb_txn_begin()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_begin()");
     }
 
     return ZARR_OK;
@@ -574,13 +555,13 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     if (dirty) {
         if (zarr_manifest_init(&m, manifest != NULL) != ZARR_OK) {
             zarr_manifest_free(&m);
-            return zarr_err(c->err, ZARR_ERR_NOMEM, "out of memory");
+            return zarr_tree_err(c->err, ZARR_ERR_NOMEM, "out of memory");
         }
     }
 
     mrc = mdb_cursor_open(c->txn, c->s->entries, &cur);
     if (mrc != 0) {
-        rc = zarr_mdb_err(c->s, c->err, mrc, "mdb_cursor_open()");
+        rc = zarr_tree_mdb_err(c->s, c->err, mrc, "mdb_cursor_open()");
         goto done;
     }
 
@@ -599,7 +580,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
 
         name_len = k.mv_size - ZARR_ID_LEN - 1;
         if (name_len > ZARR_NAME_MAX) {
-            rc = zarr_err(c->err, ZARR_ERR_STORE, "corrupt entry key");
+            rc = zarr_tree_err(c->err, ZARR_ERR_STORE, "corrupt entry key");
             goto done;
         }
 
@@ -608,7 +589,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
         if (((char *) k.mv_data)[ZARR_ID_LEN] == ZARR_TYPE_DIR) {
 
             if (zarr_dirrec_get(&v, &d) != ZARR_OK) {
-                rc = zarr_err(c->err, ZARR_ERR_STORE,
+                rc = zarr_tree_err(c->err, ZARR_ERR_STORE,
                               "corrupt directory record");
                 goto done;
             }
@@ -621,7 +602,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
                 if ((plen && zarr_buf_add(&c->path, "/", 1) != 0)
                     || zarr_buf_add(&c->path, name, name_len) != 0)
                 {
-                    rc = zarr_err(c->err, ZARR_ERR_NOMEM, "out of memory");
+                    rc = zarr_tree_err(c->err, ZARR_ERR_NOMEM, "out of memory");
                     goto done;
                 }
 
@@ -649,7 +630,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
 
                         mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
                         if (mrc != 0) {
-                            rc = zarr_mdb_err(c->s, c->err, mrc,
+                            rc = zarr_tree_mdb_err(c->s, c->err, mrc,
                                               "writing a directory digest");
                             goto done;
                         }
@@ -661,7 +642,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
                 rc = zarr_manifest_add_dir(&m, name, name_len, d.digest,
                                            d.count, d.size);
                 if (rc != ZARR_OK) {
-                    rc = zarr_err(c->err, rc, "cannot add a directory to "
+                    rc = zarr_tree_err(c->err, rc, "cannot add a directory to "
                                   "a manifest");
                     goto done;
                 }
@@ -674,7 +655,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             }
 
             if (v.mv_size < 10) {
-                rc = zarr_err(c->err, ZARR_ERR_STORE, "corrupt file record");
+                rc = zarr_tree_err(c->err, ZARR_ERR_STORE, "corrupt file record");
                 goto done;
             }
 
@@ -684,20 +665,20 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             etag_len = elen;
 
             if (10 + etag_len > v.mv_size) {
-                rc = zarr_err(c->err, ZARR_ERR_STORE, "corrupt file record");
+                rc = zarr_tree_err(c->err, ZARR_ERR_STORE, "corrupt file record");
                 goto done;
             }
 
             rc = zarr_manifest_add_file(&m, name, name_len, fv + 10,
                                         etag_len, fsize);
             if (rc != ZARR_OK) {
-                rc = zarr_err(c->err, rc, "cannot add a file to a manifest");
+                rc = zarr_tree_err(c->err, rc, "cannot add a file to a manifest");
                 goto done;
             }
         }
 
         if (++visited == 1024) {
-            zarr_store_visit(c->s, visited);
+            zarr_tree_visit(c->s, visited);
             visited = 0;
         }
 
@@ -705,32 +686,32 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     }
 
     if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = zarr_mdb_err(c->s, c->err, mrc, "reading entries");
+        rc = zarr_tree_mdb_err(c->s, c->err, mrc, "reading entries");
         goto done;
     }
 
     if (dirty) {
         rc = zarr_manifest_finish(&m, sum);
         if (rc != ZARR_OK) {
-            rc = zarr_err(c->err, rc, "out of memory");
+            rc = zarr_tree_err(c->err, rc, "out of memory");
             goto done;
         }
 
         if (manifest
             && zarr_buf_add(manifest, m.buf.data, m.buf.len) != 0)
         {
-            rc = zarr_err(c->err, ZARR_ERR_NOMEM, "out of memory");
+            rc = zarr_tree_err(c->err, ZARR_ERR_NOMEM, "out of memory");
             goto done;
         }
     }
 
     if (c->cb && c->cb(c->ctx, c->path.data, c->path.len, sum) != 0) {
-        rc = zarr_err(c->err, ZARR_ERR_INVALID, "walk stopped");
+        rc = zarr_tree_err(c->err, ZARR_ERR_INVALID, "walk stopped");
     }
 
 done:
 
-    zarr_store_visit(c->s, visited);
+    zarr_tree_visit(c->s, visited);
 
     if (cur) {
         mdb_cursor_close(cur);
@@ -756,7 +737,7 @@ zarr_get_root(zarr_store_t *s, MDB_txn *txn, const char *bucket,
     zarr_buf_init(&zkey);
 
     if (zarr_buf_reserve(&zkey, bucket_len + zarr_id_len + 1) != 0) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
     }
 
     zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
@@ -769,17 +750,17 @@ zarr_get_root(zarr_store_t *s, MDB_txn *txn, const char *bucket,
     zarr_buf_free(&zkey);
 
     if (mrc == MDB_NOTFOUND) {
-        return zarr_err(err, ZARR_ERR_NOTFOUND, "zarr \"%.*s/%.*s\" is "
+        return zarr_tree_err(err, ZARR_ERR_NOTFOUND, "zarr \"%.*s/%.*s\" is "
                         "unknown", (int) bucket_len, bucket,
                         (int) zarr_id_len, zarr_id);
     }
 
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "reading a zarr");
+        return zarr_tree_mdb_err(s, err, mrc, "reading a zarr");
     }
 
     if (zarr_dirrec_get(&v, root) != ZARR_OK) {
-        return zarr_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+        return zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
     }
 
     return ZARR_OK;
@@ -805,7 +786,7 @@ zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root, const char *dir,
         }
 
         if (i - start == 0 || i - start > ZARR_NAME_MAX) {
-            return zarr_err(err, ZARR_ERR_NOTFOUND, "no such directory");
+            return zarr_tree_err(err, ZARR_ERR_NOTFOUND, "no such directory");
         }
 
         k.mv_data = kbuf;
@@ -815,15 +796,15 @@ zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root, const char *dir,
         mrc = mdb_get(txn, s->entries, &k, &v);
 
         if (mrc == MDB_NOTFOUND) {
-            return zarr_err(err, ZARR_ERR_NOTFOUND, "no such directory");
+            return zarr_tree_err(err, ZARR_ERR_NOTFOUND, "no such directory");
         }
 
         if (mrc != 0) {
-            return zarr_mdb_err(s, err, mrc, "reading a directory");
+            return zarr_tree_mdb_err(s, err, mrc, "reading a directory");
         }
 
         if (zarr_dirrec_get(&v, d) != ZARR_OK) {
-            return zarr_err(err, ZARR_ERR_STORE, "corrupt directory record");
+            return zarr_tree_err(err, ZARR_ERR_STORE, "corrupt directory record");
         }
 
         id = d->id;
@@ -854,7 +835,7 @@ zarr_store_get_dir(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_dirrec_t  root, d;
     zarr_calc_t    c;
 
-    rc = zarr_txn_begin(s, 1, &txn, err);
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -913,7 +894,7 @@ zarr_store_checksum_doc(zarr_store_t *s, const char *bucket,
     if (rc == ZARR_OK) {
         rc = zarr_checksum_document(doc, manifest.data, manifest.len, &sum);
         if (rc != ZARR_OK) {
-            zarr_err(err, rc, "out of memory");
+            zarr_tree_err(err, rc, "out of memory");
         }
     }
 
@@ -934,7 +915,7 @@ zarr_store_walk(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_dir_sum_t  sum;
     zarr_calc_t     c;
 
-    rc = zarr_txn_begin(s, 1, &txn, err);
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -979,7 +960,7 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     zarr_dir_sum_t  sum;
     zarr_calc_t     c;
 
-    rc = zarr_txn_begin(s, 1, &txn, err);
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -987,7 +968,7 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     mrc = mdb_cursor_open(txn, s->zarrs, &cur);
     if (mrc != 0) {
         mdb_txn_abort(txn);
-        return zarr_mdb_err(s, err, mrc, "mdb_cursor_open()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
     }
 
     memset(&c, 0, sizeof(zarr_calc_t));
@@ -1003,7 +984,7 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
         nul = memchr(bucket, '\0', k.mv_size);
 
         if (nul == NULL || zarr_dirrec_get(&v, &root) != ZARR_OK) {
-            rc = zarr_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
             break;
         }
 
@@ -1026,7 +1007,7 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     }
 
     if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
-        rc = zarr_mdb_err(s, err, mrc, "listing zarrs");
+        rc = zarr_tree_mdb_err(s, err, mrc, "listing zarrs");
     }
 
     zarr_buf_free(&c.path);
@@ -1047,7 +1028,7 @@ zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err)
 
     memset(st, 0, sizeof(zarr_store_stat_t));
 
-    rc = zarr_txn_begin(s, 1, &txn, err);
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -1056,7 +1037,7 @@ zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err)
         || (mrc = mdb_env_stat(s->env, &ms)) != 0)
     {
         mdb_txn_abort(txn);
-        return zarr_mdb_err(s, err, mrc, "mdb_env_info()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_env_info()");
     }
 
     st->map_size = info.me_mapsize;
@@ -1107,7 +1088,7 @@ zarr_flush_root(zarr_store_t *s, MDB_txn *txn, MDB_val *key,
 
     mrc = mdb_put(txn, s->zarrs, key, &v, 0);
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "writing a zarr digest");
+        return zarr_tree_mdb_err(s, err, mrc, "writing a zarr digest");
     }
 
     return ZARR_OK;
@@ -1126,7 +1107,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_buf_t      zkey;
     char            kcopy[ZARR_KEY_MAX + 64];
 
-    rc = zarr_txn_begin(s, 0, &txn, err);
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -1136,7 +1117,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
         if (zarr_buf_reserve(&zkey, bucket_len + zarr_id_len + 1) != 0) {
             mdb_txn_abort(txn);
-            return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
+            return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
         }
 
         zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
@@ -1156,7 +1137,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
         mrc = mdb_cursor_open(txn, s->zarrs, &cur);
         if (mrc != 0) {
             mdb_txn_abort(txn);
-            return zarr_mdb_err(s, err, mrc, "mdb_cursor_open()");
+            return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
         }
 
         mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -1165,7 +1146,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
             if (zarr_dirrec_get(&v, &root) != ZARR_OK
                 || k.mv_size > sizeof(kcopy))
             {
-                rc = zarr_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+                rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
                 break;
             }
 
@@ -1189,7 +1170,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
         }
 
         if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
-            rc = zarr_mdb_err(s, err, mrc, "listing zarrs");
+            rc = zarr_tree_mdb_err(s, err, mrc, "listing zarrs");
         }
 
         mdb_cursor_close(cur);
@@ -1202,7 +1183,7 @@ zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
     mrc = mdb_txn_commit(txn);
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "mdb_txn_commit()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
     }
 
     return ZARR_OK;
@@ -1230,40 +1211,35 @@ zarr_store_create_zarr(zarr_store_t *s, const char *bucket,
         || memchr(bucket, '\0', bucket_len) != NULL
         || memchr(zarr_id, '/', zarr_id_len) != NULL)
     {
-        return zarr_err(err, ZARR_ERR_INVALID, "invalid bucket or zarr id");
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid bucket or zarr id");
     }
 
-    a = calloc(1, sizeof(zarr_apply_t));
-    if (a == NULL) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
-    }
-
-    rc = zarr_txn_begin(s, 0, &txn, err);
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
     if (rc != ZARR_OK) {
-        free(a);
         return rc;
     }
 
-    a->s = s;
-    a->txn = txn;
+    a = zarr_tree_apply_start(s, txn);
+    if (a == NULL) {
+        mdb_txn_abort(txn);
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
 
     rc = zarr_apply_zarr(a, &m, 0, err);
 
     if (rc == ZARR_OK) {
-        rc = zarr_err(err, ZARR_ERR_EXISTS, "zarr \"%.*s/%.*s\" exists",
+        rc = zarr_tree_err(err, ZARR_ERR_EXISTS, "zarr \"%.*s/%.*s\" exists",
                       (int) bucket_len, bucket, (int) zarr_id_len, zarr_id);
 
     } else if (rc == ZARR_ERR_NOTFOUND) {
         rc = zarr_apply_zarr(a, &m, 1, err);
 
         if (rc == ZARR_OK) {
-            rc = zarr_apply_finish_zarr(a, err);
+            rc = zarr_tree_apply_end(a, err);
         }
     }
 
-    zarr_buf_free(&a->zkey);
-    zarr_buf_free(&a->path);
-    free(a);
+    zarr_tree_apply_free(a);
 
     if (rc != ZARR_OK) {
         mdb_txn_abort(txn);
@@ -1272,10 +1248,120 @@ zarr_store_create_zarr(zarr_store_t *s, const char *bucket,
 
     mrc = mdb_txn_commit(txn);
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "mdb_txn_commit()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
     }
 
     return ZARR_OK;
+}
+
+
+int
+zarr_tree_check(const zarr_mutation_t *m, zarr_err_t *err)
+{
+    int     rc;
+    size_t  off;
+
+    if (m->op != ZARR_MUT_PUT && m->op != ZARR_MUT_DELETE) {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "unknown operation %d",
+                             m->op);
+    }
+
+    if (m->bucket_len == 0 || m->bucket_len > ZARR_BUCKET_MAX
+        || memchr(m->bucket, '\0', m->bucket_len) != NULL)
+    {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid bucket name");
+    }
+
+    if (m->zarr_id_len == 0 || m->zarr_id_len > ZARR_ID_MAX
+        || zarr_path_check(m->zarr_id, m->zarr_id_len, &off) != ZARR_PATH_OK
+        || memchr(m->zarr_id, '/', m->zarr_id_len) != NULL)
+    {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid zarr id");
+    }
+
+    rc = zarr_path_check(m->path, m->path_len, &off);
+
+    if (rc == ZARR_PATH_OK && m->path_len == 0) {
+        rc = ZARR_PATH_EMPTY_SEGMENT;
+    }
+
+    if (rc != ZARR_PATH_OK) {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "path \"%.*s\": %s",
+                             (int) m->path_len, m->path,
+                             zarr_path_strerror(rc));
+    }
+
+    if (m->op == ZARR_MUT_PUT
+        && (m->etag_len > ZARR_ETAG_MAX
+            || m->version_id_len > ZARR_VERSION_ID_MAX))
+    {
+        return zarr_tree_err(err, ZARR_ERR_INVALID,
+                             "ETag or version id too long");
+    }
+
+    return ZARR_OK;
+}
+
+
+zarr_apply_t *
+zarr_tree_apply_start(zarr_store_t *s, MDB_txn *txn)
+{
+    zarr_apply_t  *a;
+
+    a = calloc(1, sizeof(zarr_apply_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    a->s = s;
+    a->txn = txn;
+
+    return a;
+}
+
+
+int
+zarr_tree_apply_end(zarr_apply_t *a, zarr_err_t *err)
+{
+    int      rc, mrc;
+    MDB_val  k, v;
+
+    rc = zarr_apply_finish_zarr(a, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    /* later mutations in the same transaction start afresh */
+    a->have_zarr = 0;
+    a->nlevels = 0;
+
+    if (a->next_id_changed) {
+        k.mv_data = "next_id";
+        k.mv_size = 7;
+        v.mv_data = &a->next_id;
+        v.mv_size = sizeof(uint64_t);
+
+        mrc = mdb_put(a->txn, a->s->meta, &k, &v, 0);
+        if (mrc != 0) {
+            return zarr_tree_mdb_err(a->s, err, mrc,
+                                     "writing the id counter");
+        }
+
+        a->next_id_changed = 0;
+    }
+
+    return ZARR_OK;
+}
+
+
+void
+zarr_tree_apply_free(zarr_apply_t *a)
+{
+    if (a) {
+        zarr_buf_free(&a->zkey);
+        zarr_buf_free(&a->path);
+        free(a);
+    }
 }
 
 
@@ -1284,119 +1370,62 @@ zarr_store_apply(zarr_store_t *s, const zarr_mutation_t *m, size_t n,
     size_t *bad, zarr_err_t *err)
 {
     int            rc, mrc;
-    size_t         i, off;
+    size_t         i;
     MDB_txn       *txn;
-    MDB_val        k, v;
     zarr_apply_t  *a;
-
-    *bad = 0;
 
     /* validate everything first: a group is applied whole or not at all */
 
     for (i = 0; i < n; i++) {
         *bad = i;
 
-        if (m[i].op != ZARR_MUT_PUT && m[i].op != ZARR_MUT_DELETE) {
-            return zarr_err(err, ZARR_ERR_INVALID, "unknown operation %d",
-                            m[i].op);
-        }
-
-        if (m[i].bucket_len == 0 || m[i].bucket_len > ZARR_BUCKET_MAX
-            || memchr(m[i].bucket, '\0', m[i].bucket_len) != NULL)
-        {
-            return zarr_err(err, ZARR_ERR_INVALID, "invalid bucket name");
-        }
-
-        if (m[i].zarr_id_len == 0 || m[i].zarr_id_len > ZARR_ID_MAX
-            || zarr_path_check(m[i].zarr_id, m[i].zarr_id_len, &off)
-               != ZARR_PATH_OK
-            || memchr(m[i].zarr_id, '/', m[i].zarr_id_len) != NULL)
-        {
-            return zarr_err(err, ZARR_ERR_INVALID, "invalid zarr id");
-        }
-
-        rc = zarr_path_check(m[i].path, m[i].path_len, &off);
-
-        if (rc == ZARR_PATH_OK && m[i].path_len == 0) {
-            rc = ZARR_PATH_EMPTY_SEGMENT;
-        }
-
-        if (rc != ZARR_PATH_OK) {
-            return zarr_err(err, ZARR_ERR_INVALID, "path \"%.*s\": %s",
-                            (int) m[i].path_len, m[i].path,
-                            zarr_path_strerror(rc));
-        }
-
-        if (m[i].op == ZARR_MUT_PUT
-            && (m[i].etag_len > ZARR_ETAG_MAX
-                || m[i].version_id_len > ZARR_VERSION_ID_MAX))
-        {
-            return zarr_err(err, ZARR_ERR_INVALID, "ETag or version id "
-                            "too long");
+        rc = zarr_tree_check(&m[i], err);
+        if (rc != ZARR_OK) {
+            return rc;
         }
     }
 
     *bad = n;
 
-    a = calloc(1, sizeof(zarr_apply_t));
-    if (a == NULL) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
-    }
-
-    rc = zarr_txn_begin(s, 0, &txn, err);
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
     if (rc != ZARR_OK) {
-        free(a);
         return rc;
     }
 
-    a->s = s;
-    a->txn = txn;
+    a = zarr_tree_apply_start(s, txn);
+    if (a == NULL) {
+        mdb_txn_abort(txn);
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
 
     for (i = 0; i < n; i++) {
-        rc = zarr_apply_one(a, &m[i], err);
+        rc = zarr_tree_apply_one(a, &m[i], err);
         if (rc != ZARR_OK) {
             *bad = i;
             goto failed;
         }
     }
 
-    rc = zarr_apply_finish_zarr(a, err);
+    rc = zarr_tree_apply_end(a, err);
     if (rc != ZARR_OK) {
         goto failed;
     }
 
-    if (a->next_id_changed) {
-        k.mv_data = "next_id";
-        k.mv_size = 7;
-        v.mv_data = &a->next_id;
-        v.mv_size = sizeof(uint64_t);
-
-        mrc = mdb_put(txn, s->meta, &k, &v, 0);
-        if (mrc != 0) {
-            rc = zarr_mdb_err(s, err, mrc, "writing the id counter");
-            goto failed;
-        }
-    }
-
-    zarr_buf_free(&a->zkey);
-    zarr_buf_free(&a->path);
-    free(a);
+    zarr_tree_apply_free(a);
 
     mrc = mdb_txn_commit(txn);
     if (mrc != 0) {
-        return zarr_mdb_err(s, err, mrc, "mdb_txn_commit()");
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
     }
 
-    zarr_store_visit(s, n);
+    zarr_tree_visit(s, n);
 
     return ZARR_OK;
 
 failed:
 
     mdb_txn_abort(txn);
-    zarr_buf_free(&a->zkey);
-    zarr_buf_free(&a->path);
-    free(a);
+    zarr_tree_apply_free(a);
 
     return rc;
 }
@@ -1421,7 +1450,7 @@ zarr_new_id(zarr_apply_t *a, uint64_t *id, zarr_err_t *err)
             memcpy(&a->next_id, v.mv_data, sizeof(uint64_t));
 
         } else {
-            return zarr_mdb_err(a->s, err, mrc ? mrc : MDB_CORRUPTED,
+            return zarr_tree_mdb_err(a->s, err, mrc ? mrc : MDB_CORRUPTED,
                                 "reading the id counter");
         }
     }
@@ -1449,7 +1478,7 @@ zarr_apply_finish_zarr(zarr_apply_t *a, zarr_err_t *err)
 
         mrc = mdb_put(a->txn, a->s->zarrs, &k, &v, 0);
         if (mrc != 0) {
-            return zarr_mdb_err(a->s, err, mrc, "writing a zarr");
+            return zarr_tree_mdb_err(a->s, err, mrc, "writing a zarr");
         }
     }
 
@@ -1487,7 +1516,7 @@ zarr_apply_zarr(zarr_apply_t *a, const zarr_mutation_t *m, int create,
 
     if (zarr_buf_reserve(&a->zkey, m->bucket_len + m->zarr_id_len + 1) != 0)
     {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
     }
 
     zarr_make_zkey(&a->zkey, m->bucket, m->bucket_len, m->zarr_id,
@@ -1500,7 +1529,7 @@ zarr_apply_zarr(zarr_apply_t *a, const zarr_mutation_t *m, int create,
 
     if (mrc == 0) {
         if (zarr_dirrec_get(&v, &a->root) != ZARR_OK) {
-            return zarr_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+            return zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
         }
 
     } else if (mrc == MDB_NOTFOUND) {
@@ -1520,7 +1549,7 @@ zarr_apply_zarr(zarr_apply_t *a, const zarr_mutation_t *m, int create,
         a->root_changed = 1;
 
     } else {
-        return zarr_mdb_err(a->s, err, mrc, "reading a zarr");
+        return zarr_tree_mdb_err(a->s, err, mrc, "reading a zarr");
     }
 
     a->have_zarr = 1;
@@ -1573,7 +1602,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
     }
 
     if (zarr_buf_reserve(&a->path, dir_len + 1) != 0) {
-        return zarr_err(err, ZARR_ERR_NOMEM, "out of memory");
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
     }
 
     start = a->path.len ? a->path.len + 1 : 0;
@@ -1584,7 +1613,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
         }
 
         if (a->nlevels > ZARR_DEPTH_MAX) {
-            return zarr_err(err, ZARR_ERR_INVALID, "path too deep");
+            return zarr_tree_err(err, ZARR_ERR_INVALID, "path too deep");
         }
 
         k.mv_data = kbuf;
@@ -1595,7 +1624,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
 
         if (mrc == 0) {
             if (zarr_dirrec_get(&v, &d) != ZARR_OK) {
-                return zarr_err(err, ZARR_ERR_STORE,
+                return zarr_tree_err(err, ZARR_ERR_STORE,
                                 "corrupt directory record");
             }
 
@@ -1626,11 +1655,11 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
 
             mrc = mdb_put(a->txn, a->s->entries, &k, &v, 0);
             if (mrc != 0) {
-                return zarr_mdb_err(a->s, err, mrc, "adding a directory");
+                return zarr_tree_mdb_err(a->s, err, mrc, "adding a directory");
             }
 
         } else {
-            return zarr_mdb_err(a->s, err, mrc, "reading a directory");
+            return zarr_tree_mdb_err(a->s, err, mrc, "reading a directory");
         }
 
         if (a->path.len) {
@@ -1684,7 +1713,7 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 
         mrc = mdb_get(a->txn, a->s->entries, &k, &v);
         if (mrc != 0 || zarr_dirrec_get(&v, &d) != ZARR_OK) {
-            return zarr_mdb_err(a->s, err, mrc ? mrc : MDB_CORRUPTED,
+            return zarr_tree_mdb_err(a->s, err, mrc ? mrc : MDB_CORRUPTED,
                                 "reading a directory");
         }
 
@@ -1694,7 +1723,7 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 
         mrc = mdb_put(a->txn, a->s->entries, &k, &v, 0);
         if (mrc != 0) {
-            return zarr_mdb_err(a->s, err, mrc, "flagging a directory");
+            return zarr_tree_mdb_err(a->s, err, mrc, "flagging a directory");
         }
 
         a->levels[i].dirty = 1;
@@ -1720,7 +1749,7 @@ zarr_dir_is_empty(zarr_apply_t *a, uint64_t id, int *empty, zarr_err_t *err)
 
     mrc = mdb_cursor_open(a->txn, a->s->entries, &cur);
     if (mrc != 0) {
-        return zarr_mdb_err(a->s, err, mrc, "mdb_cursor_open()");
+        return zarr_tree_mdb_err(a->s, err, mrc, "mdb_cursor_open()");
     }
 
     k.mv_data = kbuf;
@@ -1736,15 +1765,15 @@ zarr_dir_is_empty(zarr_apply_t *a, uint64_t id, int *empty, zarr_err_t *err)
     mdb_cursor_close(cur);
 
     if (mrc != 0 && mrc != MDB_NOTFOUND) {
-        return zarr_mdb_err(a->s, err, mrc, "reading entries");
+        return zarr_tree_mdb_err(a->s, err, mrc, "reading entries");
     }
 
     return ZARR_OK;
 }
 
 
-static int
-zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
+int
+zarr_tree_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
 {
     int          rc, mrc, empty;
     char         kbuf[ZARR_KEY_MAX];
@@ -1822,7 +1851,7 @@ zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
         }
 
         if (mrc != 0 && mrc != MDB_NOTFOUND) {
-            return zarr_mdb_err(a->s, err, mrc, "reading a file");
+            return zarr_tree_mdb_err(a->s, err, mrc, "reading a file");
         }
 
         v.mv_data = fv;
@@ -1830,7 +1859,7 @@ zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
 
         mrc = mdb_put(a->txn, a->s->entries, &k, &v, 0);
         if (mrc != 0) {
-            return zarr_mdb_err(a->s, err, mrc, "writing a file");
+            return zarr_tree_mdb_err(a->s, err, mrc, "writing a file");
         }
 
         return zarr_apply_mark_dirty(a, a->nlevels, err);
@@ -1845,7 +1874,7 @@ zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
     }
 
     if (mrc != 0) {
-        return zarr_mdb_err(a->s, err, mrc, "deleting a file");
+        return zarr_tree_mdb_err(a->s, err, mrc, "deleting a file");
     }
 
     /* remove the directories the delete left empty, deepest first */
@@ -1872,7 +1901,7 @@ zarr_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
 
         mrc = mdb_del(a->txn, a->s->entries, &k, NULL);
         if (mrc != 0) {
-            return zarr_mdb_err(a->s, err, mrc, "deleting a directory");
+            return zarr_tree_mdb_err(a->s, err, mrc, "deleting a directory");
         }
 
         a->nlevels--;
