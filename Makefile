@@ -9,11 +9,11 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
-CORE     = json digest path tree mtree hash sigv4 s3
+CORE     = json digest path tree gate mtree hash sigv4 s3
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
-UNIT     = test_json test_digest test_path test_store test_mtree \
+UNIT     = test_json test_digest test_path test_store test_gate test_mtree \
            test_sigv4 test_s3_xml
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 

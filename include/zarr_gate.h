@@ -1,0 +1,166 @@
+
+/*
+ * Batches and intents (DESIGN section 4), in the same LMDB environment and
+ * the same transactions as the tree.
+ *
+ * A request that mutates zarrs "begins": it takes or extends the batch of
+ * every zarr it touches (all of them or none) and records one intent per
+ * key it may change, durably, before it is forwarded.  When the backend
+ * has answered, it "finishes": the tree effect is applied, the intents are
+ * dropped (or kept as unknown for the resolver) and the batch's idle clock
+ * starts again.  Many begins and finishes share one transaction (group
+ * commit): zarr_gate_commit() applies them in order, each with its own
+ * result.
+ *
+ * tables:
+ *   batches  bucket NUL zarr_id -> zarr_batchrec (kept when idle: its seq
+ *            counts every begin on the zarr, for the resolver)
+ *   intents  id (8, BE) -> zarr_intentrec + bucket, zarr id, path
+ */
+
+
+#ifndef _ZARR_GATE_H_INCLUDED_
+#define _ZARR_GATE_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zarr_tree.h"
+
+
+#define ZARR_OWNER_MAX        256
+
+#define ZARR_ERR_CONFLICT     100      /* another owner's batch is active */
+#define ZARR_ERR_STALE        101      /* resolver: the zarr moved on */
+
+#define ZARR_INTENT_PENDING   0
+#define ZARR_INTENT_UNKNOWN   1
+
+
+typedef struct {
+    uint64_t         id;             /* 0: no active batch */
+    uint64_t         expires_ms;     /* wall clock; idle expiry */
+    uint64_t         timeout_ms;
+    uint64_t         inflight;       /* begun, not finished requests */
+    uint64_t         seq;            /* begins on this zarr, ever */
+    int              explicit_batch;
+    size_t           owner_len;
+    char             owner[ZARR_OWNER_MAX];
+} zarr_batch_t;
+
+
+typedef struct {
+    const char      *bucket;
+    size_t           bucket_len;
+    const char      *zarr_id;
+    size_t           zarr_id_len;
+} zarr_zref_t;
+
+
+typedef struct {
+    int              op;             /* ZARR_MUT_PUT, ZARR_MUT_DELETE */
+    size_t           zarr;           /* index into the begin's zarrs */
+    const char      *path;
+    size_t           path_len;
+} zarr_intent_t;
+
+
+/* the process that owns intents: a dead one's intents are orphans */
+typedef struct {
+    uint32_t         pid;
+    uint64_t         start;          /* process start time, any unit */
+} zarr_proc_t;
+
+
+typedef struct {
+    /* in */
+    const char           *owner;
+    size_t                owner_len;
+    uint64_t              timeout_ms;    /* for a batch this opens */
+    const zarr_zref_t    *zarrs;
+    size_t                nzarrs;
+    const zarr_intent_t  *intents;
+    size_t                nintents;
+    zarr_proc_t           proc;
+
+    /* out */
+    int                   rc;            /* ZARR_OK or ZARR_ERR_CONFLICT */
+    size_t                conflict;      /* the zarr refused */
+    zarr_batch_t          batch;         /* taken, or in the way */
+    uint64_t              intent_id;     /* the first; consecutive ids */
+} zarr_begin_t;
+
+
+typedef struct {
+    /* in */
+    const zarr_zref_t    *zarrs;         /* as begun */
+    size_t                nzarrs;
+    uint64_t              batch_id;      /* of the begin */
+    uint64_t              intent_id;
+    size_t                nintents;
+    int                   unknown;       /* keep the intents: resolve */
+    const zarr_mutation_t *m;            /* the tree effect */
+    size_t                n;
+
+    /* out */
+    int                   rc;
+} zarr_finish_t;
+
+
+typedef struct {
+    uint64_t         id;
+    uint64_t         batch_id;
+    uint64_t         created_ms;
+    zarr_proc_t      proc;
+    int              op;
+    int              state;
+    const char      *bucket;
+    size_t           bucket_len;
+    const char      *zarr_id;
+    size_t           zarr_id_len;
+    const char      *path;
+    size_t           path_len;
+} zarr_intent_info_t;
+
+
+typedef int (*zarr_intent_cb)(void *ctx, const zarr_intent_info_t *in);
+
+
+/*
+ * One write transaction: the finishes, then the begins, in order.  A
+ * begin or finish that fails on its own (conflict, bad input) says so in
+ * its rc; the return value is ZARR_OK unless the transaction failed as a
+ * whole (then nothing was written).
+ */
+int zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
+    zarr_begin_t *b, size_t nb, uint64_t now_ms, zarr_err_t *err);
+
+/* the batch of a zarr; ZARR_ERR_NOTFOUND when none is active */
+int zarr_gate_batch(zarr_store_t *s, const zarr_zref_t *z, uint64_t now_ms,
+    zarr_batch_t *batch, zarr_err_t *err);
+
+/* opens an explicit batch; ZARR_ERR_CONFLICT when another is active */
+int zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
+    const char *owner, size_t owner_len, uint64_t timeout_ms,
+    uint64_t now_ms, zarr_batch_t *batch, zarr_err_t *err);
+
+/* ends the active batch whatever its owner (complete, cancel) */
+int zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z,
+    zarr_err_t *err);
+
+/* calls cb for every intent, in id order (read-only) */
+int zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
+    zarr_err_t *err);
+
+/*
+ * Resolves intent id with what the backend holds (m: a PUT, a DELETE or
+ * NULL for "nothing to change"), provided no begin happened on its zarr
+ * since seq was read (else ZARR_ERR_STALE: try again later); drops the
+ * intent and releases its share of the batch.
+ */
+int zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
+    const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err);
+
+
+#endif /* _ZARR_GATE_H_INCLUDED_ */

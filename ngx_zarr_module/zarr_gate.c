@@ -1,0 +1,965 @@
+
+/*
+ * Batches and intents.  See zarr_gate.h.
+ */
+
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "zarr_gate.h"
+#include "zarr_path.h"
+#include "zarr_tree_int.h"
+
+
+#define ZARR_OP_NONE   0
+
+/* intent record flags */
+#define ZARR_INTENT_COUNTED  0x01    /* still counted in the batch */
+
+
+typedef struct {
+    uint64_t         batch_id;
+    uint64_t         created_ms;
+    uint64_t         pstart;
+    uint32_t         pid;
+    uint8_t          op;
+    uint8_t          state;
+    uint8_t          flags;
+    uint8_t          pad;
+    uint16_t         bucket_len;
+    uint16_t         zarr_id_len;
+    uint16_t         path_len;
+    uint16_t         pad2;
+} zarr_intentrec_t;
+
+
+typedef struct {
+    zarr_store_t    *s;
+    MDB_txn         *txn;
+    uint64_t         now;
+    uint64_t         next_batch;
+    uint64_t         next_intent;
+    zarr_buf_t       zkey;
+    zarr_err_t      *err;
+} zarr_gate_t;
+
+
+static int zarr_gate_counter(zarr_gate_t *g, const char *name,
+    uint64_t *value);
+static int zarr_gate_counter_save(zarr_gate_t *g, const char *name,
+    uint64_t value);
+static int zarr_gate_zkey(zarr_gate_t *g, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len);
+static int zarr_gate_get(zarr_gate_t *g, zarr_batch_t *b);
+static int zarr_gate_put(zarr_gate_t *g, zarr_batch_t *b);
+static int zarr_gate_active(const zarr_batch_t *b, uint64_t now);
+static void zarr_gate_key(char *key, uint64_t id);
+static int zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b);
+static int zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown);
+static int zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a,
+    zarr_finish_t *f);
+
+
+static int
+zarr_gate_active(const zarr_batch_t *b, uint64_t now)
+{
+    return b->id != 0 && (b->inflight > 0 || b->expires_ms > now);
+}
+
+
+static void
+zarr_gate_key(char *key, uint64_t id)
+{
+    int  i;
+
+    for (i = 7; i >= 0; i--) {
+        key[i] = (char) (id & 0xff);
+        id >>= 8;
+    }
+}
+
+
+static int
+zarr_gate_counter(zarr_gate_t *g, const char *name, uint64_t *value)
+{
+    int      mrc;
+    MDB_val  k, v;
+
+    if (*value) {
+        return ZARR_OK;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = strlen(name);
+
+    mrc = mdb_get(g->txn, g->s->meta, &k, &v);
+
+    if (mrc == MDB_NOTFOUND) {
+        *value = 1;
+        return ZARR_OK;
+    }
+
+    if (mrc != 0 || v.mv_size != sizeof(uint64_t)) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc ? mrc : MDB_CORRUPTED,
+                                 "reading a counter");
+    }
+
+    memcpy(value, v.mv_data, sizeof(uint64_t));
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_gate_counter_save(zarr_gate_t *g, const char *name, uint64_t value)
+{
+    int      mrc;
+    MDB_val  k, v;
+
+    if (value == 0) {
+        return ZARR_OK;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = strlen(name);
+    v.mv_data = &value;
+    v.mv_size = sizeof(uint64_t);
+
+    mrc = mdb_put(g->txn, g->s->meta, &k, &v, 0);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "writing a counter");
+    }
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_gate_zkey(zarr_gate_t *g, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len)
+{
+    if (bucket_len == 0 || bucket_len > ZARR_BUCKET_MAX || zarr_id_len == 0
+        || zarr_id_len > ZARR_ID_MAX
+        || memchr(bucket, '\0', bucket_len) != NULL)
+    {
+        return zarr_tree_err(g->err, ZARR_ERR_INVALID,
+                             "invalid bucket or zarr id");
+    }
+
+    g->zkey.len = 0;
+
+    if (zarr_buf_add(&g->zkey, bucket, bucket_len) != 0
+        || zarr_buf_add(&g->zkey, "", 1) != 0
+        || zarr_buf_add(&g->zkey, zarr_id, zarr_id_len) != 0)
+    {
+        return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    return ZARR_OK;
+}
+
+
+/* the batch record of g->zkey; zeroed when there is none */
+
+static int
+zarr_gate_get(zarr_gate_t *g, zarr_batch_t *b)
+{
+    int      mrc;
+    MDB_val  k, v;
+
+    k.mv_data = g->zkey.data;
+    k.mv_size = g->zkey.len;
+
+    mrc = mdb_get(g->txn, g->s->batches, &k, &v);
+
+    if (mrc == MDB_NOTFOUND) {
+        memset(b, 0, sizeof(zarr_batch_t));
+        return ZARR_OK;
+    }
+
+    if (mrc != 0 || v.mv_size != sizeof(zarr_batch_t)) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc ? mrc : MDB_CORRUPTED,
+                                 "reading a batch");
+    }
+
+    memcpy(b, v.mv_data, sizeof(zarr_batch_t));
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_gate_put(zarr_gate_t *g, zarr_batch_t *b)
+{
+    int      mrc;
+    MDB_val  k, v;
+
+    k.mv_data = g->zkey.data;
+    k.mv_size = g->zkey.len;
+    v.mv_data = b;
+    v.mv_size = sizeof(zarr_batch_t);
+
+    mrc = mdb_put(g->txn, g->s->batches, &k, &v, 0);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "writing a batch");
+    }
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
+{
+    int                 rc, mrc;
+    char                key[8], *p;
+    size_t              i;
+    uint64_t            expires;
+    MDB_val             k, v;
+    zarr_batch_t        cur;
+    zarr_intentrec_t    in;
+    const zarr_zref_t  *z;
+
+    b->rc = ZARR_OK;
+    b->intent_id = 0;
+
+    if (b->nzarrs == 0 || b->owner_len > ZARR_OWNER_MAX) {
+        b->rc = ZARR_ERR_INVALID;
+        return ZARR_OK;
+    }
+
+    for (i = 0; i < b->nintents; i++) {
+        if (b->intents[i].zarr >= b->nzarrs
+            || b->intents[i].path_len > 0xffff)
+        {
+            b->rc = ZARR_ERR_INVALID;
+            return ZARR_OK;
+        }
+    }
+
+    /* all or nothing: look at every zarr before taking any */
+
+    for (i = 0; i < b->nzarrs; i++) {
+        z = &b->zarrs[i];
+
+        rc = zarr_gate_zkey(g, z->bucket, z->bucket_len, z->zarr_id,
+                            z->zarr_id_len);
+        if (rc == ZARR_ERR_INVALID) {
+            b->rc = rc;
+            return ZARR_OK;
+        }
+
+        if (rc != ZARR_OK || (rc = zarr_gate_get(g, &cur)) != ZARR_OK) {
+            return rc;
+        }
+
+        if (zarr_gate_active(&cur, g->now)
+            && (cur.owner_len != b->owner_len
+                || memcmp(cur.owner, b->owner, b->owner_len) != 0))
+        {
+            b->rc = ZARR_ERR_CONFLICT;
+            b->conflict = i;
+            b->batch = cur;
+            return ZARR_OK;
+        }
+    }
+
+    for (i = 0; i < b->nzarrs; i++) {
+        z = &b->zarrs[i];
+
+        if ((rc = zarr_gate_zkey(g, z->bucket, z->bucket_len, z->zarr_id,
+                                 z->zarr_id_len)) != ZARR_OK
+            || (rc = zarr_gate_get(g, &cur)) != ZARR_OK)
+        {
+            return rc;
+        }
+
+        if (!zarr_gate_active(&cur, g->now)) {
+            rc = zarr_gate_counter(g, "next_batch", &g->next_batch);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
+
+            cur.id = g->next_batch++;
+            cur.timeout_ms = b->timeout_ms;
+            cur.expires_ms = 0;
+            cur.inflight = 0;
+            cur.explicit_batch = 0;
+            cur.owner_len = b->owner_len;
+            memset(cur.owner, 0, sizeof(cur.owner));
+            memcpy(cur.owner, b->owner, b->owner_len);
+        }
+
+        cur.seq++;
+        cur.inflight++;
+
+        expires = g->now + cur.timeout_ms;
+        if (expires > cur.expires_ms) {
+            cur.expires_ms = expires;
+        }
+
+        rc = zarr_gate_put(g, &cur);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+
+        if (i == 0) {
+            b->batch = cur;
+        }
+    }
+
+    rc = zarr_gate_counter(g, "next_intent", &g->next_intent);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    /*
+     * Intents: one per key, plus one without a key for every zarr that
+     * has none, so that the finish finds every batch it counted in.
+     */
+
+    b->intent_id = g->next_intent;
+
+    for (i = 0; i < b->nintents + b->nzarrs; i++) {
+        size_t              zi, plen;
+        const char         *path;
+        int                 op, needed;
+
+        if (i < b->nintents) {
+            zi = b->intents[i].zarr;
+            path = b->intents[i].path;
+            plen = b->intents[i].path_len;
+            op = b->intents[i].op;
+
+        } else {
+            zi = i - b->nintents;
+            needed = 1;
+
+            for (size_t j = 0; j < b->nintents; j++) {
+                if (b->intents[j].zarr == zi) {
+                    needed = 0;
+                    break;
+                }
+            }
+
+            if (!needed) {
+                continue;
+            }
+
+            path = "";
+            plen = 0;
+            op = ZARR_OP_NONE;
+        }
+
+        z = &b->zarrs[zi];
+
+        if ((rc = zarr_gate_zkey(g, z->bucket, z->bucket_len, z->zarr_id,
+                                 z->zarr_id_len)) != ZARR_OK
+            || (rc = zarr_gate_get(g, &cur)) != ZARR_OK)
+        {
+            return rc;
+        }
+
+        memset(&in, 0, sizeof(zarr_intentrec_t));
+        in.batch_id = cur.id;
+        in.created_ms = g->now;
+        in.pid = b->proc.pid;
+        in.pstart = b->proc.start;
+        in.op = (uint8_t) op;
+        in.state = ZARR_INTENT_PENDING;
+        in.flags = ZARR_INTENT_COUNTED;
+        in.bucket_len = (uint16_t) z->bucket_len;
+        in.zarr_id_len = (uint16_t) z->zarr_id_len;
+        in.path_len = (uint16_t) plen;
+
+        zarr_gate_key(key, g->next_intent++);
+        k.mv_data = key;
+        k.mv_size = 8;
+        v.mv_size = sizeof(zarr_intentrec_t) + z->bucket_len
+                    + z->zarr_id_len + plen;
+
+        mrc = mdb_put(g->txn, g->s->intents, &k, &v, MDB_RESERVE);
+        if (mrc != 0) {
+            return zarr_tree_mdb_err(g->s, g->err, mrc, "writing an intent");
+        }
+
+        p = v.mv_data;
+        memcpy(p, &in, sizeof(zarr_intentrec_t));
+        p += sizeof(zarr_intentrec_t);
+        memcpy(p, z->bucket, z->bucket_len);
+        p += z->bucket_len;
+        memcpy(p, z->zarr_id, z->zarr_id_len);
+        p += z->zarr_id_len;
+
+        if (plen) {
+            memcpy(p, path, plen);
+        }
+    }
+
+    return ZARR_OK;
+}
+
+
+/*
+ * Drops (or, with unknown, keeps for the resolver) intent id and gives
+ * back its share of the batch, whose idle clock starts again.
+ */
+
+static int
+zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
+{
+    int               rc, mrc;
+    char              key[8], *p;
+    MDB_val           k, v;
+    zarr_batch_t      cur;
+    zarr_intentrec_t  in;
+
+    zarr_gate_key(key, id);
+    k.mv_data = key;
+    k.mv_size = 8;
+
+    mrc = mdb_get(g->txn, g->s->intents, &k, &v);
+
+    if (mrc == MDB_NOTFOUND) {
+        return ZARR_OK;
+    }
+
+    if (mrc != 0 || v.mv_size < sizeof(zarr_intentrec_t)) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc ? mrc : MDB_CORRUPTED,
+                                 "reading an intent");
+    }
+
+    p = v.mv_data;
+    memcpy(&in, p, sizeof(zarr_intentrec_t));
+    p += sizeof(zarr_intentrec_t);
+
+    if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
+                     + in.zarr_id_len + in.path_len)
+    {
+        return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
+    }
+
+    if (in.flags & ZARR_INTENT_COUNTED) {
+        rc = zarr_gate_zkey(g, p, in.bucket_len, p + in.bucket_len,
+                            in.zarr_id_len);
+
+        if (rc == ZARR_OK) {
+            rc = zarr_gate_get(g, &cur);
+        }
+
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+
+        if (cur.id == in.batch_id && cur.inflight > 0) {
+            cur.inflight--;
+
+            if (cur.expires_ms < g->now + cur.timeout_ms) {
+                cur.expires_ms = g->now + cur.timeout_ms;
+            }
+
+            rc = zarr_gate_put(g, &cur);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
+        }
+    }
+
+    if (unknown && in.op != ZARR_OP_NONE) {
+        in.state = ZARR_INTENT_UNKNOWN;
+        in.flags &= ~ZARR_INTENT_COUNTED;
+
+        /* LMDB's pages are read-only: write a modified copy */
+        p = malloc(v.mv_size);
+        if (p == NULL) {
+            return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
+        }
+
+        memcpy(p, v.mv_data, v.mv_size);
+        memcpy(p, &in, sizeof(zarr_intentrec_t));
+        v.mv_data = p;
+
+        mrc = mdb_put(g->txn, g->s->intents, &k, &v, 0);
+        free(p);
+
+    } else {
+        mrc = mdb_del(g->txn, g->s->intents, &k, NULL);
+    }
+
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "updating an intent");
+    }
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a, zarr_finish_t *f)
+{
+    int     rc;
+    size_t  i;
+
+    f->rc = ZARR_OK;
+
+    for (i = 0; i < f->n; i++) {
+        if (zarr_tree_check(&f->m[i], NULL) != ZARR_OK) {
+            f->rc = ZARR_ERR_INVALID;
+            break;
+        }
+    }
+
+    if (f->rc == ZARR_OK) {
+        for (i = 0; i < f->n; i++) {
+            rc = zarr_tree_apply_one(a, &f->m[i], g->err);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
+        }
+    }
+
+    for (i = 0; i < f->nintents; i++) {
+        rc = zarr_gate_release(g, f->intent_id + i, f->unknown);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+    }
+
+    return ZARR_OK;
+}
+
+
+int
+zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
+    zarr_begin_t *b, size_t nb, uint64_t now_ms, zarr_err_t *err)
+{
+    int            rc, mrc;
+    size_t         i, n;
+    MDB_txn       *txn;
+    zarr_gate_t    g;
+    zarr_apply_t  *a;
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    memset(&g, 0, sizeof(zarr_gate_t));
+    g.s = s;
+    g.txn = txn;
+    g.now = now_ms;
+    g.err = err;
+    zarr_buf_init(&g.zkey);
+
+    a = zarr_tree_apply_start(s, txn);
+    if (a == NULL) {
+        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+        goto failed;
+    }
+
+    n = 0;
+
+    for (i = 0; i < nf; i++) {
+        rc = zarr_gate_finish(&g, a, &f[i]);
+        if (rc != ZARR_OK) {
+            goto failed;
+        }
+
+        n += f[i].n + f[i].nintents;
+    }
+
+    rc = zarr_tree_apply_end(a, err);
+    if (rc != ZARR_OK) {
+        goto failed;
+    }
+
+    for (i = 0; i < nb; i++) {
+        rc = zarr_gate_begin(&g, &b[i]);
+        if (rc != ZARR_OK) {
+            goto failed;
+        }
+
+        n += b[i].nintents + 1;
+    }
+
+    if ((rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch))
+        != ZARR_OK
+        || (rc = zarr_gate_counter_save(&g, "next_intent", g.next_intent))
+           != ZARR_OK)
+    {
+        goto failed;
+    }
+
+    zarr_tree_apply_free(a);
+    zarr_buf_free(&g.zkey);
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    zarr_tree_visit(s, n);
+
+    return ZARR_OK;
+
+failed:
+
+    mdb_txn_abort(txn);
+    zarr_tree_apply_free(a);
+    zarr_buf_free(&g.zkey);
+
+    return rc;
+}
+
+
+int
+zarr_gate_batch(zarr_store_t *s, const zarr_zref_t *z, uint64_t now_ms,
+    zarr_batch_t *batch, zarr_err_t *err)
+{
+    int          rc;
+    MDB_txn     *txn;
+    zarr_gate_t  g;
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    memset(&g, 0, sizeof(zarr_gate_t));
+    g.s = s;
+    g.txn = txn;
+    g.err = err;
+    zarr_buf_init(&g.zkey);
+
+    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
+                        z->zarr_id_len);
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_get(&g, batch);
+    }
+
+    if (rc == ZARR_OK && !zarr_gate_active(batch, now_ms)) {
+        batch->id = 0;
+        rc = ZARR_ERR_NOTFOUND;
+    }
+
+    zarr_buf_free(&g.zkey);
+    mdb_txn_abort(txn);
+
+    return rc;
+}
+
+
+int
+zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
+    const char *owner, size_t owner_len, uint64_t timeout_ms,
+    uint64_t now_ms, zarr_batch_t *batch, zarr_err_t *err)
+{
+    int           rc, mrc;
+    MDB_txn      *txn;
+    zarr_gate_t   g;
+
+    if (owner_len == 0 || owner_len > ZARR_OWNER_MAX) {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid owner");
+    }
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    memset(&g, 0, sizeof(zarr_gate_t));
+    g.s = s;
+    g.txn = txn;
+    g.now = now_ms;
+    g.err = err;
+    zarr_buf_init(&g.zkey);
+
+    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
+                        z->zarr_id_len);
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_get(&g, batch);
+    }
+
+    if (rc == ZARR_OK && zarr_gate_active(batch, now_ms)) {
+        rc = ZARR_ERR_CONFLICT;
+    }
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_counter(&g, "next_batch", &g.next_batch);
+    }
+
+    if (rc == ZARR_OK) {
+        batch->id = g.next_batch++;
+        batch->timeout_ms = timeout_ms;
+        batch->expires_ms = now_ms + timeout_ms;
+        batch->inflight = 0;
+        batch->explicit_batch = 1;
+        batch->owner_len = owner_len;
+        memset(batch->owner, 0, sizeof(batch->owner));
+        memcpy(batch->owner, owner, owner_len);
+
+        rc = zarr_gate_put(&g, batch);
+    }
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch);
+    }
+
+    zarr_buf_free(&g.zkey);
+
+    if (rc != ZARR_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
+}
+
+
+int
+zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, zarr_err_t *err)
+{
+    int           rc, mrc;
+    MDB_txn      *txn;
+    zarr_gate_t   g;
+    zarr_batch_t  cur;
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    memset(&g, 0, sizeof(zarr_gate_t));
+    g.s = s;
+    g.txn = txn;
+    g.err = err;
+    zarr_buf_init(&g.zkey);
+
+    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
+                        z->zarr_id_len);
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_get(&g, &cur);
+    }
+
+    if (rc == ZARR_OK && cur.id == 0) {
+        rc = ZARR_ERR_NOTFOUND;
+    }
+
+    if (rc == ZARR_OK) {
+        /* the seq survives: the resolver must see that things moved */
+        cur.id = 0;
+        cur.inflight = 0;
+        cur.expires_ms = 0;
+        cur.seq++;
+        rc = zarr_gate_put(&g, &cur);
+    }
+
+    zarr_buf_free(&g.zkey);
+
+    if (rc != ZARR_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
+}
+
+
+int
+zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
+    zarr_err_t *err)
+{
+    int                 rc, mrc;
+    char               *p;
+    MDB_txn            *txn;
+    MDB_cursor         *cur;
+    MDB_val             k, v;
+    zarr_intentrec_t    in;
+    zarr_intent_info_t  info;
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    mrc = mdb_cursor_open(txn, s->intents, &cur);
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
+    }
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    while (mrc == 0) {
+        if (k.mv_size != 8 || v.mv_size < sizeof(zarr_intentrec_t)) {
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
+            break;
+        }
+
+        p = v.mv_data;
+        memcpy(&in, p, sizeof(zarr_intentrec_t));
+        p += sizeof(zarr_intentrec_t);
+
+        if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
+                         + in.zarr_id_len + in.path_len)
+        {
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
+            break;
+        }
+
+        memset(&info, 0, sizeof(zarr_intent_info_t));
+
+        for (int i = 0; i < 8; i++) {
+            info.id = (info.id << 8) | ((unsigned char *) k.mv_data)[i];
+        }
+
+        info.batch_id = in.batch_id;
+        info.created_ms = in.created_ms;
+        info.proc.pid = in.pid;
+        info.proc.start = in.pstart;
+        info.op = in.op;
+        info.state = in.state;
+        info.bucket = p;
+        info.bucket_len = in.bucket_len;
+        info.zarr_id = p + in.bucket_len;
+        info.zarr_id_len = in.zarr_id_len;
+        info.path = p + in.bucket_len + in.zarr_id_len;
+        info.path_len = in.path_len;
+
+        if (cb(ctx, &info) != 0) {
+            break;
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = zarr_tree_mdb_err(s, err, mrc, "listing intents");
+    }
+
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+
+    return rc;
+}
+
+
+int
+zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
+    const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err)
+{
+    int            rc, mrc;
+    char           key[8], *p;
+    MDB_txn       *txn;
+    MDB_val        k, v;
+    zarr_gate_t    g;
+    zarr_apply_t  *a;
+    zarr_batch_t   cur;
+    zarr_intentrec_t  in;
+
+    if (m && (rc = zarr_tree_check(m, err)) != ZARR_OK) {
+        return rc;
+    }
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    memset(&g, 0, sizeof(zarr_gate_t));
+    g.s = s;
+    g.txn = txn;
+    g.now = now_ms;
+    g.err = err;
+    zarr_buf_init(&g.zkey);
+    a = NULL;
+
+    zarr_gate_key(key, intent_id);
+    k.mv_data = key;
+    k.mv_size = 8;
+
+    mrc = mdb_get(txn, s->intents, &k, &v);
+
+    if (mrc == MDB_NOTFOUND) {
+        rc = ZARR_OK;
+        goto failed;        /* someone resolved it: nothing to commit */
+    }
+
+    if (mrc != 0 || v.mv_size < sizeof(zarr_intentrec_t)) {
+        rc = zarr_tree_mdb_err(s, err, mrc ? mrc : MDB_CORRUPTED,
+                               "reading an intent");
+        goto failed;
+    }
+
+    p = v.mv_data;
+    memcpy(&in, p, sizeof(zarr_intentrec_t));
+    p += sizeof(zarr_intentrec_t);
+
+    rc = zarr_gate_zkey(&g, p, in.bucket_len, p + in.bucket_len,
+                        in.zarr_id_len);
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_get(&g, &cur);
+    }
+
+    if (rc != ZARR_OK) {
+        goto failed;
+    }
+
+    if (cur.seq != seq) {
+        rc = zarr_tree_err(err, ZARR_ERR_STALE, "the zarr changed meanwhile");
+        goto failed;
+    }
+
+    if (m) {
+        a = zarr_tree_apply_start(s, txn);
+
+        if (a == NULL) {
+            rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+            goto failed;
+        }
+
+        if ((rc = zarr_tree_apply_one(a, m, err)) != ZARR_OK
+            || (rc = zarr_tree_apply_end(a, err)) != ZARR_OK)
+        {
+            goto failed;
+        }
+    }
+
+    rc = zarr_gate_release(&g, intent_id, 0);
+    if (rc != ZARR_OK) {
+        goto failed;
+    }
+
+    zarr_tree_apply_free(a);
+    zarr_buf_free(&g.zkey);
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
+
+failed:
+
+    mdb_txn_abort(txn);
+    zarr_tree_apply_free(a);
+    zarr_buf_free(&g.zkey);
+
+    return rc;
+}

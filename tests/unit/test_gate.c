@@ -1,0 +1,468 @@
+
+/*
+ * Batches and intents: conflicts, idle expiry, requests in flight,
+ * several zarrs at once, group commits, explicit batches, the resolver's
+ * view and its optimistic check.
+ */
+
+
+#include "zarr_test.h"
+#include "zarr_gate.h"
+
+
+#define MIN  60000
+
+
+static zarr_zref_t  z1 = { "bkt", 3, "z1", 2 };
+static zarr_zref_t  z2 = { "bkt", 3, "z2", 2 };
+
+
+static zarr_begin_t
+begin(const char *owner, const zarr_zref_t *zarrs, size_t n,
+    const zarr_intent_t *in, size_t nin)
+{
+    zarr_begin_t  b;
+
+    memset(&b, 0, sizeof(zarr_begin_t));
+    b.owner = owner;
+    b.owner_len = strlen(owner);
+    b.timeout_ms = MIN;
+    b.zarrs = zarrs;
+    b.nzarrs = n;
+    b.intents = in;
+    b.nintents = nin;
+    b.proc.pid = 4242;
+    b.proc.start = 7;
+
+    return b;
+}
+
+
+static zarr_finish_t
+finish(const zarr_begin_t *b, const zarr_mutation_t *m, size_t n)
+{
+    zarr_finish_t  f;
+    size_t         nin, i, j;
+
+    memset(&f, 0, sizeof(zarr_finish_t));
+    f.zarrs = b->zarrs;
+    f.nzarrs = b->nzarrs;
+    f.batch_id = b->batch.id;
+    f.intent_id = b->intent_id;
+
+    /* the keyed intents, plus one for every zarr without one */
+    nin = b->nintents;
+
+    for (i = 0; i < b->nzarrs; i++) {
+        for (j = 0; j < b->nintents; j++) {
+            if (b->intents[j].zarr == i) {
+                break;
+            }
+        }
+
+        if (j == b->nintents) {
+            nin++;
+        }
+    }
+
+    f.nintents = nin;
+    f.m = m;
+    f.n = n;
+
+    return f;
+}
+
+
+static void
+commit(zarr_store_t *s, zarr_finish_t *f, size_t nf, zarr_begin_t *b,
+    size_t nb, uint64_t now)
+{
+    zarr_err_t  err;
+
+    if (zarr_gate_commit(s, f, nf, b, nb, now, &err) != ZARR_OK) {
+        fail_msg("commit: %s", err.msg);
+    }
+}
+
+
+static zarr_store_t *
+fresh(char **dir)
+{
+    zarr_store_t  *s;
+    zarr_err_t     err;
+
+    *dir = zarr_test_tmpdir();
+
+    if (zarr_store_open(&s, *dir, 16 << 20, ZARR_STORE_NOSYNC, &err)
+        != ZARR_OK)
+    {
+        fail_msg("open: %s", err.msg);
+    }
+
+    return s;
+}
+
+
+static void
+done(zarr_store_t *s, char *dir)
+{
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
+static zarr_mutation_t
+put(const char *path, const char *etag, uint64_t size)
+{
+    zarr_mutation_t  m;
+
+    memset(&m, 0, sizeof(zarr_mutation_t));
+    m.op = ZARR_MUT_PUT;
+    m.bucket = "bkt";
+    m.bucket_len = 3;
+    m.zarr_id = "z1";
+    m.zarr_id_len = 2;
+    m.path = path;
+    m.path_len = strlen(path);
+    m.etag = etag;
+    m.etag_len = strlen(etag);
+    m.size = size;
+
+    return m;
+}
+
+
+static void
+test_conflict_and_expiry(void **state)
+{
+    char            *dir;
+    zarr_store_t    *s;
+    zarr_begin_t     a, b;
+    zarr_finish_t    f;
+    zarr_mutation_t  m;
+    zarr_batch_t     batch;
+    zarr_err_t       err;
+    zarr_dir_sum_t   sum;
+    zarr_intent_t    in = { ZARR_MUT_PUT, 0, "f", 1 };
+
+    (void) state;
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_true(a.batch.id > 0);
+    assert_int_equal(a.batch.inflight, 1);
+    assert_int_equal(a.batch.expires_ms, 1000 + MIN);
+
+    b = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &b, 1, 2000);
+    assert_int_equal(b.rc, ZARR_ERR_CONFLICT);
+    assert_int_equal(b.batch.id, a.batch.id);
+    assert_memory_equal(b.batch.owner, "alice", 5);
+
+    /* alice's parallel request joins her batch */
+    b = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &b, 1, 2000);
+    assert_int_equal(b.rc, ZARR_OK);
+    assert_int_equal(b.batch.id, a.batch.id);
+    assert_int_equal(b.batch.inflight, 2);
+
+    /* in flight: no expiry however long it takes */
+    m = put("f", "etag1", 5);
+    f = finish(&a, &m, 1);
+    commit(s, &f, 1, NULL, 0, 3000);
+    assert_int_equal(f.rc, ZARR_OK);
+
+    a = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 10 * MIN);
+    assert_int_equal(a.rc, ZARR_ERR_CONFLICT);
+
+    f = finish(&b, NULL, 0);
+    commit(s, &f, 1, NULL, 0, 10 * MIN);
+
+    /* idle for less than the timeout: still alice's */
+    assert_int_equal(zarr_gate_batch(s, &z1, 10 * MIN + MIN - 1, &batch,
+                                     &err), ZARR_OK);
+    assert_int_equal(batch.inflight, 0);
+    a = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 10 * MIN + MIN - 1);
+    assert_int_equal(a.rc, ZARR_ERR_CONFLICT);
+
+    /* idle for the timeout: bob gets a new batch */
+    assert_int_equal(zarr_gate_batch(s, &z1, 11 * MIN, &batch, &err),
+                     ZARR_ERR_NOTFOUND);
+    a = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 11 * MIN);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_true(a.batch.id > b.batch.id);
+    assert_memory_equal(a.batch.owner, "bob", 3);
+
+    /* alice's mutation reached the tree */
+    assert_int_equal(zarr_store_get_zarr(s, "bkt", 3, "z1", 2, &sum, &err),
+                     ZARR_OK);
+    assert_int_equal(sum.count, 1);
+    assert_int_equal(sum.size, 5);
+
+    done(s, dir);
+}
+
+
+static int
+count_intents(void *ctx, const zarr_intent_info_t *in)
+{
+    int  *n = ctx;
+
+    n[in->state]++;
+
+    return 0;
+}
+
+
+static void
+test_several_zarrs_all_or_nothing(void **state)
+{
+    char           *dir;
+    zarr_store_t   *s;
+    zarr_begin_t    a, b;
+    zarr_zref_t     both[2];
+    zarr_err_t      err;
+    int             n[2];
+
+    (void) state;
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &a, 1, 1000);
+
+    both[0] = z2;
+    both[1] = z1;
+    b = begin("bob", both, 2, NULL, 0);
+    commit(s, NULL, 0, &b, 1, 1000);
+    assert_int_equal(b.rc, ZARR_ERR_CONFLICT);
+    assert_int_equal(b.conflict, 1);
+
+    /* z2 was not taken by bob's refused request */
+    b = begin("carol", &z2, 1, NULL, 0);
+    commit(s, NULL, 0, &b, 1, 1000);
+    assert_int_equal(b.rc, ZARR_OK);
+
+    /* a lock-only begin leaves one intent per zarr */
+    memset(n, 0, sizeof(n));
+    assert_int_equal(zarr_gate_intents(s, count_intents, n, &err), ZARR_OK);
+    assert_int_equal(n[ZARR_INTENT_PENDING], 2);
+
+    done(s, dir);
+}
+
+
+static void
+test_group_commit_in_order(void **state)
+{
+    char           *dir;
+    zarr_store_t   *s;
+    zarr_begin_t    b[3];
+
+    (void) state;
+    s = fresh(&dir);
+
+    b[0] = begin("alice", &z1, 1, NULL, 0);
+    b[1] = begin("bob", &z1, 1, NULL, 0);
+    b[2] = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, b, 3, 1000);
+
+    assert_int_equal(b[0].rc, ZARR_OK);
+    assert_int_equal(b[1].rc, ZARR_ERR_CONFLICT);
+    assert_int_equal(b[2].rc, ZARR_OK);
+    assert_int_equal(b[2].batch.inflight, 2);
+    assert_true(b[2].intent_id > b[0].intent_id);
+
+    done(s, dir);
+}
+
+
+typedef struct {
+    uint64_t  id;
+    int       state;
+    char      path[64];
+} seen_t;
+
+
+static int
+first_intent(void *ctx, const zarr_intent_info_t *in)
+{
+    seen_t  *seen = ctx;
+
+    seen->id = in->id;
+    seen->state = in->state;
+    memcpy(seen->path, in->path, in->path_len);
+    seen->path[in->path_len] = '\0';
+
+    return 1;
+}
+
+
+static void
+test_unknown_outcome_and_resolver(void **state)
+{
+    char            *dir;
+    zarr_store_t    *s;
+    zarr_begin_t     a, b;
+    zarr_finish_t    f;
+    zarr_mutation_t  m;
+    zarr_batch_t     batch;
+    zarr_err_t       err;
+    zarr_dir_sum_t   sum;
+    seen_t           seen;
+    int              n[2];
+    zarr_intent_t    in = { ZARR_MUT_PUT, 0, "a/b", 3 };
+
+    (void) state;
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+
+    /* the backend timed out: the intent stays, as unknown */
+    f = finish(&a, NULL, 0);
+    f.unknown = 1;
+    commit(s, &f, 1, NULL, 0, 2000);
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(zarr_gate_intents(s, first_intent, &seen, &err),
+                     ZARR_OK);
+    assert_int_equal(seen.id, a.intent_id);
+    assert_int_equal(seen.state, ZARR_INTENT_UNKNOWN);
+    assert_string_equal(seen.path, "a/b");
+
+    /* the batch does not wait for it */
+    assert_int_equal(zarr_gate_batch(s, &z1, 2000, &batch, &err), ZARR_OK);
+    assert_int_equal(batch.inflight, 0);
+
+    /* a begin between the resolver's look and its commit: stale */
+    b = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &b, 1, 3000);
+    m = put("a/b", "etag-from-head", 9);
+    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
+                                       &err), ZARR_ERR_STALE);
+
+    /* with the current seq it applies what the backend holds */
+    zarr_gate_batch(s, &z1, 3000, &batch, &err);
+    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
+                                       &err), ZARR_OK);
+    assert_int_equal(zarr_store_get_zarr(s, "bkt", 3, "z1", 2, &sum, &err),
+                     ZARR_OK);
+    assert_int_equal(sum.count, 1);
+    assert_int_equal(sum.size, 9);
+
+    /* only b's lock-only intent is left; resolving twice is harmless */
+    memset(n, 0, sizeof(n));
+    zarr_gate_intents(s, count_intents, n, &err);
+    assert_int_equal(n[ZARR_INTENT_PENDING], 1);
+    assert_int_equal(n[ZARR_INTENT_UNKNOWN], 0);
+    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
+                                       &err), ZARR_OK);
+
+    /* an orphan pending intent (dead process) releases its share */
+    zarr_gate_batch(s, &z1, 3000, &batch, &err);
+    assert_int_equal(batch.inflight, 1);
+    memset(&seen, 0, sizeof(seen));
+    zarr_gate_intents(s, first_intent, &seen, &err);
+    assert_int_equal(seen.id, b.intent_id);
+    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, NULL, 4000,
+                                       &err), ZARR_OK);
+    assert_int_equal(zarr_gate_batch(s, &z1, 4000, &batch, &err), ZARR_OK);
+    assert_int_equal(batch.inflight, 0);
+    assert_int_equal(batch.expires_ms, 4000 + MIN);
+
+    done(s, dir);
+}
+
+
+static void
+test_explicit_batch(void **state)
+{
+    char           *dir;
+    zarr_store_t   *s;
+    zarr_begin_t    a;
+    zarr_batch_t    batch;
+    zarr_err_t      err;
+
+    (void) state;
+    s = fresh(&dir);
+
+    assert_int_equal(zarr_gate_batch_open(s, &z1, "uploader", 8, 5000, 1000,
+                                          &batch, &err), ZARR_OK);
+    assert_true(batch.explicit_batch);
+    assert_int_equal(zarr_gate_batch_open(s, &z1, "other", 5, 5000, 1000,
+                                          &batch, &err), ZARR_ERR_CONFLICT);
+
+    a = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &a, 1, 2000);
+    assert_int_equal(a.rc, ZARR_ERR_CONFLICT);
+    assert_memory_equal(a.batch.owner, "uploader", 8);
+
+    /* the owner writes within it; its own timeout applies */
+    a = begin("uploader", &z1, 1, NULL, 0);
+    a.timeout_ms = 1;
+    commit(s, NULL, 0, &a, 1, 2000);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_int_equal(a.batch.expires_ms, 2000 + 5000);
+
+    /* cancel (takeover): alice proceeds */
+    assert_int_equal(zarr_gate_batch_end(s, &z1, &err), ZARR_OK);
+    assert_int_equal(zarr_gate_batch_end(s, &z1, &err), ZARR_ERR_NOTFOUND);
+    a = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &a, 1, 2000);
+    assert_int_equal(a.rc, ZARR_OK);
+
+    done(s, dir);
+}
+
+
+static void
+test_survives_reopen(void **state)
+{
+    char           *dir;
+    zarr_store_t   *s;
+    zarr_begin_t    a;
+    zarr_err_t      err;
+    zarr_intent_t   in = { ZARR_MUT_DELETE, 0, "x", 1 };
+    seen_t          seen;
+
+    (void) state;
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+    zarr_store_close(s);
+
+    assert_int_equal(zarr_store_open(&s, dir, 16 << 20, 0, &err), ZARR_OK);
+    memset(&seen, 0, sizeof(seen));
+    zarr_gate_intents(s, first_intent, &seen, &err);
+    assert_int_equal(seen.id, a.intent_id);
+    assert_int_equal(seen.state, ZARR_INTENT_PENDING);
+
+    a = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000 + 5 * MIN);
+    assert_int_equal(a.rc, ZARR_ERR_CONFLICT);
+
+    done(s, dir);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conflict_and_expiry),
+        cmocka_unit_test(test_several_zarrs_all_or_nothing),
+        cmocka_unit_test(test_group_commit_in_order),
+        cmocka_unit_test(test_unknown_outcome_and_resolver),
+        cmocka_unit_test(test_explicit_batch),
+        cmocka_unit_test(test_survives_reopen),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
