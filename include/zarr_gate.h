@@ -15,7 +15,8 @@
  * tables:
  *   batches  bucket NUL zarr_id -> zarr_batchrec (kept when idle: its seq
  *            counts every begin on the zarr, for the resolver)
- *   intents  id (8, BE) -> zarr_intentrec + bucket, zarr id, path
+ *   intents  id (8, BE) -> zarr_intentrec + bucket, key prefix, zarr id,
+ *            path (the object key is prefix + zarr id + "/" + path)
  */
 
 
@@ -83,6 +84,8 @@ typedef struct {
     const zarr_intent_t  *intents;
     size_t                nintents;
     zarr_proc_t           proc;
+    const char           *prefix;        /* of the zarrs' keys: "zarr/" */
+    size_t                prefix_len;
 
     /* out */
     int                   rc;            /* ZARR_OK or ZARR_ERR_CONFLICT */
@@ -117,6 +120,8 @@ typedef struct {
     int              state;
     const char      *bucket;
     size_t           bucket_len;
+    const char      *prefix;
+    size_t           prefix_len;
     const char      *zarr_id;
     size_t           zarr_id_len;
     const char      *path;

@@ -30,7 +30,7 @@ typedef struct {
     uint16_t         bucket_len;
     uint16_t         zarr_id_len;
     uint16_t         path_len;
-    uint16_t         pad2;
+    uint16_t         prefix_len;
 } zarr_intentrec_t;
 
 
@@ -229,6 +229,11 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         return ZARR_OK;
     }
 
+    if (b->prefix_len > 1024) {
+        b->rc = ZARR_ERR_INVALID;
+        return ZARR_OK;
+    }
+
     for (i = 0; i < b->nintents; i++) {
         if (b->intents[i].zarr >= b->nzarrs
             || b->intents[i].path_len > 0xffff)
@@ -372,12 +377,13 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         in.bucket_len = (uint16_t) z->bucket_len;
         in.zarr_id_len = (uint16_t) z->zarr_id_len;
         in.path_len = (uint16_t) plen;
+        in.prefix_len = (uint16_t) b->prefix_len;
 
         zarr_gate_key(key, g->next_intent++);
         k.mv_data = key;
         k.mv_size = 8;
         v.mv_size = sizeof(zarr_intentrec_t) + z->bucket_len
-                    + z->zarr_id_len + plen;
+                    + b->prefix_len + z->zarr_id_len + plen;
 
         mrc = mdb_put(g->txn, g->s->intents, &k, &v, MDB_RESERVE);
         if (mrc != 0) {
@@ -389,6 +395,12 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         p += sizeof(zarr_intentrec_t);
         memcpy(p, z->bucket, z->bucket_len);
         p += z->bucket_len;
+
+        if (b->prefix_len) {
+            memcpy(p, b->prefix, b->prefix_len);
+            p += b->prefix_len;
+        }
+
         memcpy(p, z->zarr_id, z->zarr_id_len);
         p += z->zarr_id_len;
 
@@ -435,13 +447,14 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
     p += sizeof(zarr_intentrec_t);
 
     if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                     + in.zarr_id_len + in.path_len)
+                     + in.prefix_len + in.zarr_id_len + in.path_len)
     {
         return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
     }
 
     if (in.flags & ZARR_INTENT_COUNTED) {
-        rc = zarr_gate_zkey(g, p, in.bucket_len, p + in.bucket_len,
+        rc = zarr_gate_zkey(g, p, in.bucket_len,
+                            p + in.bucket_len + in.prefix_len,
                             in.zarr_id_len);
 
         if (rc == ZARR_OK) {
@@ -815,7 +828,7 @@ zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
         p += sizeof(zarr_intentrec_t);
 
         if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                         + in.zarr_id_len + in.path_len)
+                         + in.prefix_len + in.zarr_id_len + in.path_len)
         {
             rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
             break;
@@ -835,9 +848,11 @@ zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
         info.state = in.state;
         info.bucket = p;
         info.bucket_len = in.bucket_len;
-        info.zarr_id = p + in.bucket_len;
+        info.prefix = p + in.bucket_len;
+        info.prefix_len = in.prefix_len;
+        info.zarr_id = info.prefix + in.prefix_len;
         info.zarr_id_len = in.zarr_id_len;
-        info.path = p + in.bucket_len + in.zarr_id_len;
+        info.path = info.zarr_id + in.zarr_id_len;
         info.path_len = in.path_len;
 
         if (cb(ctx, &info) != 0) {
@@ -909,8 +924,15 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
     memcpy(&in, p, sizeof(zarr_intentrec_t));
     p += sizeof(zarr_intentrec_t);
 
-    rc = zarr_gate_zkey(&g, p, in.bucket_len, p + in.bucket_len,
-                        in.zarr_id_len);
+    if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
+                     + in.prefix_len + in.zarr_id_len + in.path_len)
+    {
+        rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
+        goto failed;
+    }
+
+    rc = zarr_gate_zkey(&g, p, in.bucket_len,
+                        p + in.bucket_len + in.prefix_len, in.zarr_id_len);
 
     if (rc == ZARR_OK) {
         rc = zarr_gate_get(&g, &cur);

@@ -33,6 +33,8 @@ begin(const char *owner, const zarr_zref_t *zarrs, size_t n,
     b.nintents = nin;
     b.proc.pid = 4242;
     b.proc.start = 7;
+    b.prefix = "zarr/";
+    b.prefix_len = 5;
 
     return b;
 }
@@ -296,6 +298,9 @@ first_intent(void *ctx, const zarr_intent_info_t *in)
 
     seen->id = in->id;
     seen->state = in->state;
+    assert_int_equal(in->prefix_len, 5);
+    assert_memory_equal(in->prefix, "zarr/", 5);
+    assert_memory_equal(in->zarr_id, "z1", 2);
     memcpy(seen->path, in->path, in->path_len);
     seen->path[in->path_len] = '\0';
 
