@@ -1,0 +1,115 @@
+"""zarrctl checksum --s3 against the live Ceph RGW, directly and through
+the nginx pass-through: equal to --listing of the same objects (boto3's
+listing) and to the Python reference."""
+
+import os
+import subprocess
+
+from boto3.s3.transfer import TransferConfig
+
+from conftest import s3_client
+from test_zarrctl import ZARRCTL, parse_tree, tsv
+from zarr_ref import tree_digests
+
+
+def zarrctl_s3(url, endpoint, user, region, tree=True):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=user.access_key,
+               AWS_SECRET_ACCESS_KEY=user.secret_key, AWS_REGION=region)
+    args = [ZARRCTL, "checksum", "--s3", url, "--endpoint", endpoint]
+    if tree:
+        args.insert(2, "--tree")
+    return subprocess.run(args, capture_output=True, env=env)
+
+
+def boto_listing(client, bucket, prefix):
+    files = []
+    for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix):
+        for o in page.get("Contents", []):
+            files.append((o["Key"][len(prefix):], o["Size"],
+                          o["ETag"].strip('"')))
+    return files
+
+
+def fill(client, bucket, prefix, tmp_path):
+    keys = [".zgroup", ".zattrs", "arr/.zarray", "arr/0.0", "arr/0.1",
+            "arr/1/0", "sp ace/pl+us", "per%cent", "\u00e9t\u00e9/\u65e5",
+            "emoji/\U0001f600", "x", "x/y", "q\"uote&<amp>"]
+    for i, k in enumerate(keys):
+        client.put_object(Bucket=bucket, Key=prefix + k,
+                          Body=(k * (i + 1)).encode())
+    # enough objects for three listing pages
+    for i in range(2100):
+        client.put_object(Bucket=bucket, Key="%sbig/%d/%d" % (prefix, i % 3, i),
+                          Body=b"%d" % i)
+    # a multipart object: its ETag is md5-N
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))
+    client.upload_file(str(big), bucket, prefix + "arr/mpu",
+                       Config=TransferConfig(multipart_threshold=5 * 2 ** 20,
+                                             multipart_chunksize=5 * 2 ** 20))
+    # outside the prefix: must not count
+    client.put_object(Bucket=bucket, Key="zarr/other/f", Body=b"no")
+    client.put_object(Bucket=bucket, Key="zarr/ID", Body=b"no")
+
+
+def test_s3_equals_listing(rgw, bucket, tmp_path):
+    client = s3_client(rgw)
+    prefix = "zarr/ID/"
+    fill(client, bucket, prefix, tmp_path)
+    files = boto_listing(client, bucket, prefix)
+    assert len(files) == 13 + 2100 + 1
+    assert any(e.endswith("-2") for _, _, e in files)
+
+    r = zarrctl_s3("s3://%s/%s" % (bucket, prefix), rgw.endpoint, rgw.alice,
+                   rgw.region)
+    assert r.returncode == 0, r.stderr
+    listing = subprocess.run([ZARRCTL, "checksum", "--tree", "--listing",
+                              "-"], input=tsv(files), capture_output=True)
+    assert listing.returncode == 0, listing.stderr
+    assert r.stdout == listing.stdout
+    assert parse_tree(r.stdout)[0] == tree_digests(files)
+
+    # no trailing slash means the same directory
+    r2 = zarrctl_s3("s3://%s/zarr/ID" % bucket, rgw.endpoint, rgw.alice,
+                    rgw.region)
+    assert r2.stdout == r.stdout
+
+    # the gateway's --system user sees the same
+    r3 = zarrctl_s3("s3://%s/%s" % (bucket, prefix), rgw.endpoint,
+                    rgw.gateway, rgw.region)
+    assert r3.stdout == r.stdout
+
+
+def test_s3_through_nginx(rgw, bucket, nginx, tmp_path):
+    client = s3_client(rgw)
+    client.put_object(Bucket=bucket, Key="zarr/z/a/b", Body=b"1")
+    client.put_object(Bucket=bucket, Key="zarr/z/c", Body=b"22")
+    ng = nginx(rgw_port=rgw.port)
+    r = zarrctl_s3("s3://%s/zarr/z/" % bucket, ng.url, rgw.alice, rgw.region,
+                   tree=False)
+    assert r.returncode == 0, r.stderr
+    want = tree_digests(boto_listing(client, bucket, "zarr/z/"))[""]
+    assert r.stdout.decode() == want + "\n"
+
+
+def test_s3_errors(rgw, bucket):
+    bad = rgw.alice.__class__("x", rgw.alice.access_key, "wrong-secret")
+    r = zarrctl_s3("s3://%s/zarr/z/" % bucket, rgw.endpoint, bad, rgw.region)
+    assert r.returncode == 1
+    assert b"403" in r.stderr and b"SignatureDoesNotMatch" in r.stderr
+
+    r = zarrctl_s3("s3://no-such-bucket-zz/zarr/z/", rgw.endpoint, rgw.alice,
+                   rgw.region)
+    assert r.returncode == 1 and b"NoSuchBucket" in r.stderr
+
+    # an empty prefix is the empty tree
+    r = zarrctl_s3("s3://%s/zarr/none/" % bucket, rgw.endpoint, rgw.alice,
+                   rgw.region, tree=False)
+    assert r.returncode == 0
+    assert r.stdout == b"481a2f77ab786a0f45aafd5db0971caa-0--0\n"
+
+    # nothing listens there
+    r = zarrctl_s3("s3://%s/zarr/z/" % bucket, "http://127.0.0.1:1",
+                   rgw.alice, rgw.region)
+    assert r.returncode == 1 and r.stderr
