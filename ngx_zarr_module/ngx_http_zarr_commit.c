@@ -1,0 +1,862 @@
+
+/*
+ * The worker's committer and resolver.
+ *
+ * Begins and finishes queue up while a commit runs; the next commit takes
+ * them all in one LMDB write transaction (group commit: one fsync for
+ * many requests).  One commit task is under way at a time per worker;
+ * LMDB's own lock orders the workers' transactions.  The resolver (in
+ * worker 0) settles intents whose outcome is unknown: it HEADs the key at
+ * the backend and applies what is there.  Both run in the thread pool;
+ * the thread code touches no pool, log or request.
+ */
+
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "ngx_http_zarr_module.h"
+
+
+#define NGX_HTTP_ZARR_GROUP_MAX      512
+#define NGX_HTTP_ZARR_RESOLVE_MAX    256
+#define NGX_HTTP_ZARR_RESOLVE_EVERY  1000
+
+
+typedef struct {
+    uint64_t                    id;
+    uint64_t                    seq;
+    int                         op;
+    int                         done;
+    zarr_mutation_t             m;
+    char                       *strings;     /* bucket, key, etag, ... */
+    size_t                      bucket_len;
+    size_t                      zarr_id_len;
+    size_t                      path_len;
+    size_t                      prefix_len;
+} ngx_http_zarr_pending_t;
+
+
+typedef struct {
+    zarr_store_t               *store;
+    ngx_thread_pool_t          *pool;
+    ngx_log_t                  *log;
+    zarr_proc_t                 proc;
+
+    /* committer */
+    ngx_thread_task_t          *task;
+    ngx_queue_t                 pending;
+    ngx_queue_t                 running;
+    ngx_uint_t                  busy;
+    zarr_s3_t                  *s3;
+
+    /* resolver */
+    ngx_thread_task_t          *rtask;
+    ngx_event_t                 rtimer;
+    ngx_uint_t                  rbusy;
+    zarr_s3_t                  *rs3;
+    ngx_uint_t                  resolved;
+    ngx_uint_t                  failed;
+    zarr_err_t                  rerr;
+    int                         rrc;
+} ngx_http_zarr_worker_t;
+
+
+static void ngx_http_zarr_commit_start(void);
+static void ngx_http_zarr_commit_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_commit_event(ngx_event_t *ev);
+static void ngx_http_zarr_head(zarr_s3_t *s3, ngx_http_zarr_job_t *job);
+static void ngx_http_zarr_resolve_timer(ngx_event_t *ev);
+static void ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_resolve_event(ngx_event_t *ev);
+static int ngx_http_zarr_collect(void *ctx, const zarr_intent_info_t *in);
+static int ngx_http_zarr_proc_alive(const zarr_proc_t *p);
+static uint64_t ngx_http_zarr_proc_start(uint32_t pid);
+
+
+static ngx_http_zarr_worker_t  ngx_http_zarr_worker;
+
+
+uint64_t
+ngx_http_zarr_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+zarr_store_t *
+ngx_http_zarr_get_store(void)
+{
+    return ngx_http_zarr_worker.store;
+}
+
+
+const zarr_proc_t *
+ngx_http_zarr_proc(void)
+{
+    return &ngx_http_zarr_worker.proc;
+}
+
+
+/* the start time of a process, from /proc (0: unknown) */
+
+static uint64_t
+ngx_http_zarr_proc_start(uint32_t pid)
+{
+    int                  n;
+    char                 path[64], buf[1024], *p;
+    FILE                *f;
+    unsigned long long   start;
+
+    snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+
+    if (n <= 0) {
+        return 0;
+    }
+
+    buf[n] = '\0';
+
+    /* after the command name in parentheses, field 22 is starttime */
+    p = strrchr(buf, ')');
+    if (p == NULL
+        || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+                  "%*u %*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+    {
+        return 0;
+    }
+
+    return start;
+}
+
+
+static int
+ngx_http_zarr_proc_alive(const zarr_proc_t *p)
+{
+    if (kill((pid_t) p->pid, 0) == -1 && errno == ESRCH) {
+        return 0;
+    }
+
+    return ngx_http_zarr_proc_start(p->pid) == p->start;
+}
+
+
+ngx_int_t
+ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
+{
+    char                        err[256];
+    zarr_err_t                  zerr;
+    zarr_s3_conf_t              c;
+    ngx_http_zarr_worker_t     *w;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_zarr_module);
+    w = &ngx_http_zarr_worker;
+
+    ngx_memzero(w, sizeof(ngx_http_zarr_worker_t));
+    ngx_queue_init(&w->pending);
+    ngx_queue_init(&w->running);
+    w->log = cycle->log;
+    w->pool = zmcf->thread_pool;
+    w->proc.pid = (uint32_t) ngx_pid;
+    w->proc.start = ngx_http_zarr_proc_start((uint32_t) ngx_pid);
+
+    if (zarr_store_open(&w->store, (char *) zmcf->store_path.data,
+                        zmcf->store_size, 0, &zerr)
+        != ZARR_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "zarr_store \"%V\": %s", &zmcf->store_path, zerr.msg);
+        return NGX_ERROR;
+    }
+
+    if (zarr_s3_global_init() != 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "zarr: curl_global_init() failed");
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&c, sizeof(zarr_s3_conf_t));
+    c.endpoint = (char *) zmcf->backend.data;
+    c.access_key = (char *) zmcf->access_key.data;
+    c.secret_key = (char *) zmcf->secret_key.data;
+    c.region = zmcf->region.len ? (char *) zmcf->region.data : NULL;
+    c.connect_timeout_ms = 5000;
+    c.timeout_ms = 30000;
+
+    w->s3 = zarr_s3_create(&c, err, sizeof(err));
+    w->rs3 = w->s3 ? zarr_s3_create(&c, err, sizeof(err)) : NULL;
+
+    if (w->s3 == NULL || w->rs3 == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "zarr_backend \"%V\": %s", &zmcf->backend, err);
+        return NGX_ERROR;
+    }
+
+    w->task = ngx_thread_task_alloc(cycle->pool, 0);
+    w->rtask = ngx_thread_task_alloc(cycle->pool, 0);
+
+    if (w->task == NULL || w->rtask == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->task->ctx = w;
+    w->task->handler = ngx_http_zarr_commit_thread;
+    w->task->event.handler = ngx_http_zarr_commit_event;
+    w->task->event.data = w;
+    w->task->event.log = cycle->log;
+
+    w->rtask->ctx = w;
+    w->rtask->handler = ngx_http_zarr_resolve_thread;
+    w->rtask->event.handler = ngx_http_zarr_resolve_event;
+    w->rtask->event.data = w;
+    w->rtask->event.log = cycle->log;
+
+    /* one resolver is enough; two would only repeat each other's HEADs */
+
+    if (ngx_worker == 0) {
+        w->rtimer.handler = ngx_http_zarr_resolve_timer;
+        w->rtimer.data = w;
+        w->rtimer.log = cycle->log;
+        w->rtimer.cancelable = 1;
+        ngx_add_timer(&w->rtimer, 200);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
+{
+    ngx_http_zarr_worker_t  *w;
+
+    w = &ngx_http_zarr_worker;
+
+    if (w->store == NULL) {
+        return;
+    }
+
+    /* a task may still run in the pool: it owns the store then */
+
+    if (!w->busy && !w->rbusy) {
+        if (w->s3) {
+            zarr_s3_destroy(w->s3);
+        }
+
+        if (w->rs3) {
+            zarr_s3_destroy(w->rs3);
+        }
+
+        zarr_store_close(w->store);
+        w->store = NULL;
+    }
+}
+
+
+ngx_http_zarr_job_t *
+ngx_http_zarr_job_create(ngx_http_zarr_job_kind_e kind)
+{
+    ngx_http_zarr_job_t  *job;
+
+    job = ngx_calloc(sizeof(ngx_http_zarr_job_t), ngx_cycle->log);
+    if (job == NULL) {
+        return NULL;
+    }
+
+    job->kind = kind;
+    zarr_buf_init(&job->strings);
+
+    return job;
+}
+
+
+void
+ngx_http_zarr_job_free(ngx_http_zarr_job_t *job)
+{
+    if (job) {
+        zarr_buf_free(&job->strings);
+        ngx_free(job->head_key.data);
+        ngx_free(job->head_bucket.data);
+        ngx_free(job);
+    }
+}
+
+
+ngx_int_t
+ngx_http_zarr_job_post(ngx_http_zarr_job_t *job)
+{
+    if (ngx_http_zarr_worker.store == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_zarr_worker.pending, &job->queue);
+
+    if (!ngx_http_zarr_worker.busy) {
+        ngx_http_zarr_commit_start();
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_commit_start(void)
+{
+    ngx_uint_t               n;
+    ngx_queue_t             *q;
+    ngx_http_zarr_job_t     *job;
+    ngx_http_zarr_worker_t  *w;
+
+    w = &ngx_http_zarr_worker;
+
+    for (n = 0; n < NGX_HTTP_ZARR_GROUP_MAX; n++) {
+        if (ngx_queue_empty(&w->pending)) {
+            break;
+        }
+
+        q = ngx_queue_head(&w->pending);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&w->running, q);
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    w->busy = 1;
+
+    if (ngx_thread_task_post(w->pool, w->task) != NGX_OK) {
+        /* the queue is full: fail these requests rather than wait */
+        w->busy = 0;
+
+        for (q = ngx_queue_head(&w->running);
+             q != ngx_queue_sentinel(&w->running);
+             q = ngx_queue_next(q))
+        {
+            job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+            job->rc = ZARR_ERR_STORE;
+            ngx_cpystrn((u_char *) job->err.msg,
+                        (u_char *) "the thread pool queue is full",
+                        sizeof(job->err.msg));
+        }
+
+        ngx_http_zarr_commit_event(&w->task->event);
+    }
+}
+
+
+/* HEAD the object of a finish: its size and ETag make the mutation */
+
+static void
+ngx_http_zarr_head(zarr_s3_t *s3, ngx_http_zarr_job_t *job)
+{
+    char                *etag, *vid;
+    zarr_mutation_t     *m;
+    zarr_s3_request_t    req;
+    zarr_s3_response_t   resp;
+
+    ngx_memzero(&req, sizeof(zarr_s3_request_t));
+    req.method = "HEAD";
+    req.bucket = (char *) job->head_bucket.data;
+    req.key = (char *) job->head_key.data;
+    req.key_len = job->head_key.len;
+
+    m = &job->mutations[job->head_mutation];
+
+    if (zarr_s3_request(s3, &req, &resp) != ZARR_S3_OK
+        || (resp.status != 200 && resp.status != 404))
+    {
+        /* cannot tell: leave it to the resolver */
+        job->finish.unknown = 1;
+        job->finish.n = 0;
+        zarr_s3_response_free(&resp);
+        return;
+    }
+
+    if (resp.status == 404) {
+        m->op = ZARR_MUT_DELETE;
+        zarr_s3_response_free(&resp);
+        return;
+    }
+
+    /* the strings must outlive resp: keep them in the job */
+
+    etag = ngx_alloc(ngx_strlen(resp.etag) + ngx_strlen(resp.version_id) + 2,
+                     ngx_cycle->log);
+    if (etag == NULL) {
+        job->finish.unknown = 1;
+        job->finish.n = 0;
+        zarr_s3_response_free(&resp);
+        return;
+    }
+
+    vid = (char *) ngx_cpymem(etag, resp.etag, ngx_strlen(resp.etag) + 1);
+    ngx_memcpy(vid, resp.version_id, ngx_strlen(resp.version_id) + 1);
+
+    m->op = ZARR_MUT_PUT;
+    m->etag = etag;
+    m->etag_len = ngx_strlen(etag);
+    m->size = resp.content_length >= 0 ? (uint64_t) resp.content_length : 0;
+    m->version_id = vid;
+    m->version_id_len = ngx_strlen(vid);
+
+    /* freed with the job: head_key's buffer takes it over */
+    ngx_free(job->head_bucket.data);
+    job->head_bucket.data = (u_char *) etag;
+
+    zarr_s3_response_free(&resp);
+}
+
+
+static void
+ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_zarr_worker_t *w = data;
+
+    int                   rc;
+    size_t                nb, nf, i, j;
+    ngx_queue_t          *q;
+    zarr_err_t            err;
+    zarr_begin_t         *b;
+    zarr_finish_t        *f;
+    ngx_http_zarr_job_t  *job;
+
+    nb = 0;
+    nf = 0;
+
+    for (q = ngx_queue_head(&w->running);
+         q != ngx_queue_sentinel(&w->running);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
+            nb++;
+
+        } else {
+            if (job->head_key.data) {
+                ngx_http_zarr_head(w->s3, job);
+            }
+
+            nf++;
+        }
+    }
+
+    b = calloc(nb + 1, sizeof(zarr_begin_t));
+    f = calloc(nf + 1, sizeof(zarr_finish_t));
+
+    if (b == NULL || f == NULL) {
+        free(b);
+        free(f);
+        rc = ZARR_ERR_NOMEM;
+        goto done;
+    }
+
+    i = 0;
+    j = 0;
+
+    for (q = ngx_queue_head(&w->running);
+         q != ngx_queue_sentinel(&w->running);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
+            b[i++] = job->begin;
+
+        } else {
+            f[j++] = job->finish;
+        }
+    }
+
+    rc = zarr_gate_commit(w->store, f, nf, b, nb, ngx_http_zarr_now_ms(),
+                          &err);
+
+    i = 0;
+    j = 0;
+
+    for (q = ngx_queue_head(&w->running);
+         q != ngx_queue_sentinel(&w->running);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
+            job->begin = b[i++];
+
+        } else {
+            job->finish = f[j++];
+        }
+    }
+
+    free(b);
+    free(f);
+
+done:
+
+    for (q = ngx_queue_head(&w->running);
+         q != ngx_queue_sentinel(&w->running);
+         q = ngx_queue_next(q))
+    {
+        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+        job->rc = rc;
+
+        if (rc != ZARR_OK) {
+            job->err = err;
+        }
+    }
+}
+
+
+static void
+ngx_http_zarr_commit_event(ngx_event_t *ev)
+{
+    ngx_http_zarr_worker_t *w = ev->data;
+
+    ngx_queue_t          *q;
+    ngx_http_zarr_job_t  *job;
+
+    w->busy = 0;
+
+    while (!ngx_queue_empty(&w->running)) {
+        q = ngx_queue_head(&w->running);
+        ngx_queue_remove(q);
+
+        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+        if (job->rc != ZARR_OK) {
+            ngx_log_error(NGX_LOG_CRIT, w->log, 0,
+                          "zarr: commit failed: %s", job->err.msg);
+        }
+
+        ngx_http_zarr_job_done(job);
+    }
+
+    if (!ngx_queue_empty(&w->pending)) {
+        ngx_http_zarr_commit_start();
+    }
+
+    if (ngx_exiting && !w->busy && !w->rbusy) {
+        ngx_http_zarr_commit_exit((ngx_cycle_t *) ngx_cycle);
+    }
+}
+
+
+void
+ngx_http_zarr_finish_prepare(ngx_http_zarr_job_t *job)
+{
+    size_t  i, j, n;
+
+    /* keyed intents, plus one for every zarr that had none */
+
+    n = job->begin.nintents;
+
+    for (i = 0; i < job->begin.nzarrs; i++) {
+        for (j = 0; j < job->begin.nintents; j++) {
+            if (job->begin.intents[j].zarr == i) {
+                break;
+            }
+        }
+
+        if (j == job->begin.nintents) {
+            n++;
+        }
+    }
+
+    job->finish.zarrs = job->begin.zarrs;
+    job->finish.nzarrs = job->begin.nzarrs;
+    job->finish.batch_id = job->begin.batch.id;
+    job->finish.intent_id = job->begin.intent_id;
+    job->finish.nintents = n;
+}
+
+
+/*
+ * A begun request whose request went away: finish it without a tree
+ * effect; unknown when it may have reached the backend.
+ */
+
+ngx_int_t
+ngx_http_zarr_finish_orphan(ngx_http_zarr_ctx_t *ctx, int unknown)
+{
+    ngx_http_zarr_job_t  *job;
+
+    job = ctx->job;
+    ctx->job = NULL;
+    ctx->finished = 1;
+
+    job->r = NULL;
+    job->kind = NGX_HTTP_ZARR_JOB_FINISH;
+    ngx_http_zarr_finish_prepare(job);
+    job->finish.unknown = unknown;
+    job->finish.m = NULL;
+    job->finish.n = 0;
+
+    if (ngx_http_zarr_job_post(job) != NGX_OK) {
+        ngx_http_zarr_job_free(job);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_zarr_job_done(ngx_http_zarr_job_t *job)
+{
+    ngx_http_request_t   *r;
+    ngx_http_zarr_ctx_t  *ctx;
+
+    r = job->r;
+
+    if (r == NULL) {
+        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN && job->rc == ZARR_OK
+            && job->begin.rc == ZARR_OK)
+        {
+            /* the client left while waiting: it was never forwarded */
+            job->kind = NGX_HTTP_ZARR_JOB_FINISH;
+            ngx_http_zarr_finish_prepare(job);
+            job->finish.unknown = 0;
+
+            if (ngx_http_zarr_job_post(job) == NGX_OK) {
+                return;
+            }
+        }
+
+        ngx_http_zarr_job_free(job);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
+        ngx_http_zarr_begin_done(r, ctx, job);
+
+    } else {
+        ngx_http_zarr_finish_done(r, ctx, job);
+    }
+}
+
+
+/* the resolver */
+
+typedef struct {
+    ngx_http_zarr_worker_t     *w;
+    ngx_http_zarr_pending_t    *items;
+    size_t                      n;
+} ngx_http_zarr_collect_t;
+
+
+static int
+ngx_http_zarr_collect(void *data, const zarr_intent_info_t *in)
+{
+    ngx_http_zarr_collect_t *c = data;
+
+    char                     *p;
+    ngx_http_zarr_pending_t  *it;
+
+    if (in->state == ZARR_INTENT_PENDING) {
+        if (in->proc.pid == c->w->proc.pid
+            && in->proc.start == c->w->proc.start)
+        {
+            /* ours and in flight */
+            return 0;
+        }
+
+        if (ngx_http_zarr_proc_alive(&in->proc)) {
+            return 0;
+        }
+    }
+
+    it = &c->items[c->n];
+    ngx_memzero(it, sizeof(ngx_http_zarr_pending_t));
+
+    it->strings = malloc(in->bucket_len + in->prefix_len + in->zarr_id_len
+                         + in->path_len + 4);
+    if (it->strings == NULL) {
+        return 1;
+    }
+
+    p = it->strings;
+    p = (char *) ngx_cpymem(p, in->bucket, in->bucket_len);
+    *p++ = '\0';
+    p = (char *) ngx_cpymem(p, in->prefix, in->prefix_len);
+    p = (char *) ngx_cpymem(p, in->zarr_id, in->zarr_id_len);
+    *p++ = '/';
+    p = (char *) ngx_cpymem(p, in->path, in->path_len);
+    *p = '\0';
+
+    it->id = in->id;
+    it->op = in->op;
+    it->bucket_len = in->bucket_len;
+    it->prefix_len = in->prefix_len;
+    it->zarr_id_len = in->zarr_id_len;
+    it->path_len = in->path_len;
+
+    return ++c->n == NGX_HTTP_ZARR_RESOLVE_MAX;
+}
+
+
+static void
+ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_zarr_worker_t *w = data;
+
+    int                       rc;
+    size_t                    i;
+    char                     *bucket, *key, *zarr_id;
+    zarr_zref_t               z;
+    zarr_batch_t              batch;
+    zarr_mutation_t          *m;
+    zarr_s3_request_t         req;
+    zarr_s3_response_t        resp;
+    ngx_http_zarr_pending_t   items[NGX_HTTP_ZARR_RESOLVE_MAX];
+    ngx_http_zarr_collect_t   c;
+
+    c.w = w;
+    c.items = items;
+    c.n = 0;
+
+    w->rrc = zarr_gate_intents(w->store, ngx_http_zarr_collect, &c, &w->rerr);
+
+    for (i = 0; i < c.n; i++) {
+        bucket = items[i].strings;
+        key = bucket + items[i].bucket_len + 1;
+        zarr_id = key + items[i].prefix_len;
+
+        z.bucket = bucket;
+        z.bucket_len = items[i].bucket_len;
+        z.zarr_id = zarr_id;
+        z.zarr_id_len = items[i].zarr_id_len;
+
+        rc = zarr_gate_batch(w->store, &z, ngx_http_zarr_now_ms(), &batch,
+                             &w->rerr);
+        if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND) {
+            w->failed++;
+            continue;
+        }
+
+        m = NULL;
+
+        if (items[i].op != 0) {
+            ngx_memzero(&req, sizeof(zarr_s3_request_t));
+            req.method = "HEAD";
+            req.bucket = bucket;
+            req.key = key;
+            req.key_len = items[i].prefix_len + items[i].zarr_id_len + 1
+                          + items[i].path_len;
+
+            if (zarr_s3_request(w->rs3, &req, &resp) != ZARR_S3_OK
+                || (resp.status != 200 && resp.status != 404))
+            {
+                zarr_s3_response_free(&resp);
+                w->failed++;
+                continue;
+            }
+
+            m = &items[i].m;
+            ngx_memzero(m, sizeof(zarr_mutation_t));
+            m->op = resp.status == 200 ? ZARR_MUT_PUT : ZARR_MUT_DELETE;
+            m->bucket = bucket;
+            m->bucket_len = items[i].bucket_len;
+            m->zarr_id = zarr_id;
+            m->zarr_id_len = items[i].zarr_id_len;
+            m->path = zarr_id + items[i].zarr_id_len + 1;
+            m->path_len = items[i].path_len;
+            m->etag = resp.etag;
+            m->etag_len = ngx_strlen(resp.etag);
+            m->size = resp.content_length > 0 ? resp.content_length : 0;
+            m->version_id = resp.version_id;
+            m->version_id_len = ngx_strlen(resp.version_id);
+
+            rc = zarr_gate_resolve(w->store, items[i].id, batch.seq, m,
+                                   ngx_http_zarr_now_ms(), &w->rerr);
+            zarr_s3_response_free(&resp);
+
+        } else {
+            rc = zarr_gate_resolve(w->store, items[i].id, batch.seq, NULL,
+                                   ngx_http_zarr_now_ms(), &w->rerr);
+        }
+
+        if (rc == ZARR_OK) {
+            w->resolved++;
+
+        } else if (rc != ZARR_ERR_STALE) {
+            w->failed++;
+        }
+    }
+
+    for (i = 0; i < c.n; i++) {
+        free(items[i].strings);
+    }
+}
+
+
+static void
+ngx_http_zarr_resolve_timer(ngx_event_t *ev)
+{
+    ngx_http_zarr_worker_t *w = ev->data;
+
+    if (ngx_exiting || w->rbusy || w->store == NULL) {
+        return;
+    }
+
+    w->rbusy = 1;
+    w->failed = 0;
+    w->resolved = 0;
+
+    if (ngx_thread_task_post(w->pool, w->rtask) != NGX_OK) {
+        w->rbusy = 0;
+        ngx_add_timer(&w->rtimer, NGX_HTTP_ZARR_RESOLVE_EVERY);
+    }
+}
+
+
+static void
+ngx_http_zarr_resolve_event(ngx_event_t *ev)
+{
+    ngx_http_zarr_worker_t *w = ev->data;
+
+    w->rbusy = 0;
+
+    if (w->rrc != ZARR_OK) {
+        ngx_log_error(NGX_LOG_CRIT, w->log, 0,
+                      "zarr resolver: %s", w->rerr.msg);
+    }
+
+    if (w->resolved) {
+        ngx_log_error(NGX_LOG_NOTICE, w->log, 0,
+                      "zarr resolver: %ui intents settled from the backend",
+                      w->resolved);
+    }
+
+    if (w->failed) {
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "zarr resolver: %ui intents not settled yet (backend "
+                      "unreachable or error), retrying", w->failed);
+    }
+
+    if (ngx_exiting) {
+        if (!w->busy) {
+            ngx_http_zarr_commit_exit((ngx_cycle_t *) ngx_cycle);
+        }
+
+        return;
+    }
+
+    ngx_add_timer(&w->rtimer, NGX_HTTP_ZARR_RESOLVE_EVERY);
+}

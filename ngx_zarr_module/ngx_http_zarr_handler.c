@@ -1,0 +1,805 @@
+
+/*
+ * Precontent phase: classify the S3 request; refuse bad keys and writes
+ * under the checksum prefix; take the zarr's batch and record intents
+ * (in the thread pool) before the request is proxied.
+ */
+
+
+#include "ngx_http_zarr_module.h"
+#include "zarr_path.h"
+#include "zarr_s3xml.h"
+
+
+static ngx_int_t ngx_http_zarr_classify(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_zarr_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
+static void ngx_http_zarr_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_zarr_delete_objects(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_http_zarr_begin(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
+    zarr_key_t *keys, ngx_uint_t nkeys, int op);
+static ngx_int_t ngx_http_zarr_conflict(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+static void ngx_http_zarr_cleanup(void *data);
+static ngx_int_t ngx_http_zarr_finalize(ngx_http_request_t *r,
+    ngx_int_t rc);
+
+
+ngx_int_t
+ngx_http_zarr_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_zarr_ctx_t       *ctx;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    if (!zlcf->gateway || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    if (ctx) {
+        /* back from a begin */
+
+        if (ctx->waiting) {
+            return NGX_AGAIN;
+        }
+
+        if (ctx->conflict) {
+            return ngx_http_zarr_finalize(r,
+                                         ngx_http_zarr_conflict(r, zlcf, ctx));
+        }
+
+        if (ctx->tracked && !ctx->begun_ok) {
+            ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
+            return ngx_http_zarr_finalize(r,
+                       ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                "ServiceUnavailable",
+                                                "the gateway could not record "
+                                                "the request; retry"));
+        }
+
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_zarr_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_zarr_module);
+
+    rc = ngx_http_zarr_classify(r, zlcf, ctx);
+
+    if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
+        return rc;
+    }
+
+    return ngx_http_zarr_finalize(r, rc);
+}
+
+
+/* a response sent from this phase: finish the request here */
+
+static ngx_int_t
+ngx_http_zarr_finalize(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_zarr_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/*
+ * Returns NGX_DECLINED (not a zarr member: proxy it), NGX_OK (a member,
+ * zk filled) or an error response already sent.
+ */
+
+static ngx_int_t
+ngx_http_zarr_check_key(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk)
+{
+    int  rc;
+
+    if (key->len >= zlcf->checksum_prefix.len
+        && ngx_strncmp(key->data, zlcf->checksum_prefix.data,
+                       zlcf->checksum_prefix.len) == 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "zarr: write under the checksum prefix refused: "
+                      "\"%V\"", key);
+        return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN,
+                                        "AccessDenied",
+                                        "only the gateway writes under the "
+                                        "checksum prefix");
+    }
+
+    rc = zarr_key_split((char *) key->data, key->len,
+                        (char *) zlcf->prefix.data, zlcf->prefix.len, zk);
+
+    if (rc == ZARR_PATH_NOT_ZARR) {
+        return NGX_DECLINED;
+    }
+
+    if (rc != ZARR_PATH_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "zarr: bad key refused: %s", zarr_path_strerror(rc));
+        return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "InvalidArgument",
+                                        zarr_path_strerror(rc));
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
+    ngx_http_zarr_ctx_t *ctx)
+{
+    char                 *buf;
+    size_t                size;
+    ngx_int_t             rc;
+    zarr_key_t            zk;
+    zarr_s3op_t           op;
+    zarr_s3op_request_t   req;
+
+    ngx_memzero(&req, sizeof(zarr_s3op_request_t));
+    req.method = (char *) r->method_name.data;
+    req.method_len = r->method_name.len;
+    req.uri = (char *) r->unparsed_uri.data;
+    req.uri_len = r->unparsed_uri.len;
+    req.args = NULL;
+    req.copy_source = ngx_http_zarr_header(r, "x-amz-copy-source", 17)
+                      != NULL;
+
+    size = ZARR_S3OP_BUF_SIZE(r->unparsed_uri.len, 0) + 16;
+
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = zarr_s3op_classify(&req, buf, size, &op);
+
+    if (rc != ZARR_S3OP_OK) {
+        /*
+         * a request that the backend might read otherwise than the
+         * gateway (an empty uploadId makes a DELETE a plain delete on
+         * RGW): never forward it
+         */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "zarr: request refused: %s", op.error);
+        ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+        return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        rc == ZARR_S3OP_BAD_URI
+                                        ? "InvalidURI" : "InvalidArgument",
+                                        op.error ? op.error
+                                                 : "malformed request");
+    }
+
+    ctx->op = op.op;
+    ctx->bucket.data = (u_char *) op.bucket;
+    ctx->bucket.len = op.bucket_len;
+    ctx->key.data = (u_char *) op.key;
+    ctx->key.len = op.key_len;
+
+    switch (op.op) {
+
+    case ZARR_S3OP_READ:
+    case ZARR_S3OP_SERVICE:
+    case ZARR_S3OP_BUCKET_OP:
+        return NGX_DECLINED;
+
+    case ZARR_S3OP_POST_OBJECT:
+        /* the key is inside a form: the gateway cannot see it */
+        ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+        return ngx_http_zarr_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
+                                        "NotImplemented",
+                                        "POST object uploads are not "
+                                        "supported by the zarr gateway");
+
+    case ZARR_S3OP_DELETE_OBJECTS:
+        ctx->tracked = 1;
+
+        if (r->headers_in.content_length_n > NGX_HTTP_ZARR_BODY_MAX) {
+            ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+            return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                            "MalformedXML",
+                                            "the request body is too large");
+        }
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_zarr_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_AGAIN;
+
+    default:
+        break;
+    }
+
+    rc = ngx_http_zarr_check_key(r, zlcf, &ctx->key, &zk);
+
+    if (rc != NGX_OK) {
+        if (rc != NGX_DECLINED) {
+            ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+        }
+
+        return rc;
+    }
+
+    if (op.op == ZARR_S3OP_OTHER_WRITE) {
+        /* ACLs, tags: no tree effect */
+        return NGX_DECLINED;
+    }
+
+    ctx->tracked = 1;
+    ctx->zarr_id.data = (u_char *) zk.zarr_id;
+    ctx->zarr_id.len = zk.zarr_id_len;
+
+    switch (op.op) {
+
+    case ZARR_S3OP_PUT_OBJECT:
+    case ZARR_S3OP_COPY_OBJECT:
+    case ZARR_S3OP_COMPLETE_MPU:
+        return ngx_http_zarr_begin(r, zlcf, ctx, &zk, 1, ZARR_MUT_PUT);
+
+    case ZARR_S3OP_DELETE_OBJECT:
+        return ngx_http_zarr_begin(r, zlcf, ctx, &zk, 1, ZARR_MUT_DELETE);
+
+    default:
+        /* multipart steps: the lock only */
+        return ngx_http_zarr_begin(r, zlcf, ctx, &zk, 1, 0);
+    }
+}
+
+
+static void
+ngx_http_zarr_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_zarr_ctx_t       *ctx;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    ctx->body_read = 1;
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    rc = ngx_http_zarr_delete_objects(r, zlcf, ctx);
+
+    if (rc == NGX_DECLINED) {
+        ctx->tracked = 0;
+        ngx_http_core_run_phases(r);
+        return;
+    }
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL) {
+        ngx_str_null(body);
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > NGX_HTTP_ZARR_BODY_MAX) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* a small temporary file, just written: in the page cache */
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_delete_objects(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx)
+{
+    int                   xrc;
+    ngx_int_t             rc;
+    ngx_str_t             body, key;
+    ngx_uint_t            i, n;
+    zarr_key_t           *keys;
+    ngx_pool_cleanup_t   *cln;
+    zarr_s3xml_result_t  *res;
+
+    rc = ngx_http_zarr_read_body(r, &body);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "MalformedXML",
+                                        "the request body is too large");
+    }
+
+    res = ngx_pcalloc(r->pool, sizeof(zarr_s3xml_result_t));
+    if (res == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    xrc = zarr_s3xml_parse(ZARR_S3XML_DELETE, (char *) body.data, body.len,
+                           NGX_HTTP_ZARR_BODY_MAX, ZARR_S3XML_DELETE_MAX,
+                           res);
+
+    cln->handler = (ngx_pool_cleanup_pt) zarr_s3xml_result_free;
+    cln->data = res;
+
+    if (xrc != ZARR_S3XML_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "zarr: malformed DeleteObjects body: %s",
+                      res->message);
+        return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "MalformedXML", res->message);
+    }
+
+    ctx->delete_req = res;
+
+    keys = ngx_palloc(r->pool, (res->nobjects + 1) * sizeof(zarr_key_t));
+    if (keys == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* one bad key refuses the whole request: nothing is forwarded */
+
+    n = 0;
+
+    for (i = 0; i < res->nobjects; i++) {
+        key.data = (u_char *) res->objects[i].key;
+        key.len = res->objects[i].key_len;
+
+        rc = ngx_http_zarr_check_key(r, zlcf, &key, &keys[n]);
+
+        if (rc == NGX_OK) {
+            n++;
+            continue;
+        }
+
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_NONE;
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    ctx->zarr_id.data = (u_char *) keys[0].zarr_id;
+    ctx->zarr_id.len = keys[0].zarr_id_len;
+
+    return ngx_http_zarr_begin(r, zlcf, ctx, keys, n, ZARR_MUT_DELETE);
+}
+
+
+/*
+ * Queues the begin of a request touching keys (all zarr members) for the
+ * next group commit; the request waits.  op 0: the lock only.
+ */
+
+static ngx_int_t
+ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
+    ngx_http_zarr_ctx_t *ctx, zarr_key_t *keys, ngx_uint_t nkeys, int op)
+{
+    char                 *p;
+    size_t                size;
+    ngx_str_t             owner;
+    ngx_uint_t            i, j, nzarrs;
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_zarr_job_t  *job;
+
+    if (ngx_http_complex_value(r, zlcf->batch_owner, &owner) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (owner.len == 0) {
+        ngx_str_set(&owner, "anonymous");
+    }
+
+    if (owner.len > ZARR_OWNER_MAX) {
+        owner.len = ZARR_OWNER_MAX;
+    }
+
+    ctx->owner = owner;
+
+    job = ngx_http_zarr_job_create(NGX_HTTP_ZARR_JOB_BEGIN);
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* one allocation for the arrays and every string they point to */
+
+    size = owner.len + zlcf->prefix.len + ctx->bucket.len;
+
+    for (i = 0; i < nkeys; i++) {
+        size += keys[i].zarr_id_len + keys[i].path_len;
+    }
+
+    size += nkeys * (sizeof(zarr_zref_t) + sizeof(zarr_intent_t)
+                     + sizeof(zarr_mutation_t)) + 64;
+
+    if (zarr_buf_reserve(&job->strings, size) != 0) {
+        ngx_http_zarr_job_free(job);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = job->strings.data;
+
+    job->zarrs = (zarr_zref_t *) p;
+    p += nkeys * sizeof(zarr_zref_t);
+    job->intents = (zarr_intent_t *) p;
+    p += nkeys * sizeof(zarr_intent_t);
+    job->mutations = (zarr_mutation_t *) p;
+    p += nkeys * sizeof(zarr_mutation_t);
+
+    job->begin.owner = p;
+    job->begin.owner_len = owner.len;
+    p = (char *) ngx_cpymem(p, owner.data, owner.len);
+
+    job->begin.prefix = p;
+    job->begin.prefix_len = zlcf->prefix.len;
+    p = (char *) ngx_cpymem(p, zlcf->prefix.data, zlcf->prefix.len);
+
+    /* every key of a request is in the same bucket */
+
+    nzarrs = 0;
+
+    for (i = 0; i < nkeys; i++) {
+        for (j = 0; j < nzarrs; j++) {
+            if (job->zarrs[j].zarr_id_len == keys[i].zarr_id_len
+                && ngx_memcmp(job->zarrs[j].zarr_id, keys[i].zarr_id,
+                              keys[i].zarr_id_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == nzarrs) {
+            if (nzarrs == 0) {
+                job->zarrs[0].bucket = p;
+                p = (char *) ngx_cpymem(p, ctx->bucket.data,
+                                        ctx->bucket.len);
+
+            } else {
+                job->zarrs[j].bucket = job->zarrs[0].bucket;
+            }
+
+            job->zarrs[j].bucket_len = ctx->bucket.len;
+            job->zarrs[j].zarr_id = p;
+            job->zarrs[j].zarr_id_len = keys[i].zarr_id_len;
+            p = (char *) ngx_cpymem(p, keys[i].zarr_id, keys[i].zarr_id_len);
+            nzarrs++;
+        }
+
+        job->intents[i].op = op;
+        job->intents[i].zarr = j;
+        job->intents[i].path = p;
+        job->intents[i].path_len = keys[i].path_len;
+        p = (char *) ngx_cpymem(p, keys[i].path, keys[i].path_len);
+    }
+
+    job->begin.timeout_ms = zlcf->batch_timeout;
+    job->begin.zarrs = job->zarrs;
+    job->begin.nzarrs = nzarrs;
+    job->begin.intents = job->intents;
+    job->begin.nintents = op ? nkeys : 0;
+    job->begin.proc = *ngx_http_zarr_proc();
+
+    if (!ctx->cleanup_set) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            ngx_http_zarr_job_free(job);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cln->handler = ngx_http_zarr_cleanup;
+        cln->data = r;
+        ctx->cleanup_set = 1;
+    }
+
+    job->r = r;
+    ctx->job = job;
+    ctx->waiting = 1;
+
+    if (ngx_http_zarr_job_post(job) != NGX_OK) {
+        ctx->job = NULL;
+        ctx->waiting = 0;
+        ngx_http_zarr_job_free(job);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->main->blocked++;
+
+    return NGX_AGAIN;
+}
+
+
+void
+ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
+    ngx_http_zarr_job_t *job)
+{
+    u_char  *p;
+
+    ctx->waiting = 0;
+    r->main->blocked--;
+
+    if (job->rc != ZARR_OK || job->begin.rc == ZARR_ERR_INVALID) {
+        /* the handler answers 503 */
+        ctx->job = NULL;
+        ngx_http_zarr_job_free(job);
+
+    } else if (job->begin.rc == ZARR_ERR_CONFLICT) {
+        /* kept for the log line until the request ends */
+        ctx->conflict = 1;
+        ctx->begun = job->begin;
+
+    } else {
+        ctx->begun_ok = 1;
+        ctx->begun = job->begin;
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p) {
+            ctx->batch.data = p;
+            ctx->batch.len = ngx_sprintf(p, "%uL", job->begin.batch.id) - p;
+        }
+    }
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    r->connection->write->handler(r->connection->write);
+}
+
+
+/* the request goes away: a begun request must still be finished */
+
+static void
+ngx_http_zarr_cleanup(void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    if (ctx == NULL || ctx->job == NULL) {
+        return;
+    }
+
+    if (ctx->waiting) {
+        /* the committer finishes it when it comes back */
+        ctx->job->r = NULL;
+        ctx->job = NULL;
+        return;
+    }
+
+    if (ctx->begun_ok && !ctx->finished) {
+        /* forwarded or not, nobody knows: let the resolver look */
+        (void) ngx_http_zarr_finish_orphan(ctx, 1);
+        return;
+    }
+
+    /* a conflict's job, kept for its log line */
+    ctx->job->r = NULL;
+    ngx_http_zarr_job_free(ctx->job);
+    ctx->job = NULL;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_conflict(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
+    ngx_http_zarr_ctx_t *ctx)
+{
+    u_char            *msg;
+    uint64_t           now, wait;
+    ngx_table_elt_t   *h;
+    zarr_batch_t      *b;
+    const zarr_zref_t *z;
+
+    b = &ctx->begun.batch;
+    z = &ctx->begun.zarrs[ctx->begun.conflict];
+
+    now = ngx_http_zarr_now_ms();
+    wait = b->expires_ms > now ? (b->expires_ms - now + 999) / 1000 : 1;
+
+    if (b->inflight && wait < 1) {
+        wait = 1;
+    }
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_CONFLICT;
+
+    ngx_log_error(zlcf->conflict_log_level, r->connection->log, 0,
+                  "zarr batch conflict: zarr=\"%*s/%V%*s\" batch=\"%uL\" "
+                  "holder=\"%*s\" requester=\"%V\" method=%V key=\"%V\"",
+                  z->bucket_len, z->bucket, &zlcf->prefix,
+                  z->zarr_id_len, z->zarr_id, b->id,
+                  b->owner_len, b->owner, &ctx->owner, &r->method_name,
+                  &ctx->key);
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
+    if (msg == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = msg;
+    h->value.len = ngx_sprintf(msg, "%uL", wait) - msg;
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_CONFLICT, "OperationAborted",
+                                    "another upload batch is active on this "
+                                    "zarr; retry later");
+}
+
+
+ngx_int_t
+ngx_http_zarr_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ngx_int_t             rc;
+    ngx_buf_t            *b;
+    zarr_buf_t            xml;
+    ngx_chain_t           out;
+    zarr_s3xml_error_t    e;
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    if (ctx) {
+        /* our own answer: the filters leave it alone */
+        ctx->tracked = 0;
+    }
+
+    if (!r->request_body && ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    ngx_memzero(&e, sizeof(zarr_s3xml_error_t));
+    e.code = code;
+    e.code_len = ngx_strlen(code);
+    e.message = message;
+    e.message_len = ngx_strlen(message);
+    e.resource = (char *) r->uri.data;
+    e.resource_len = r->uri.len;
+
+    zarr_buf_init(&xml);
+
+    if (zarr_s3xml_error_body(&xml, &e) != 0) {
+        zarr_buf_free(&xml);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_create_temp_buf(r->pool, xml.len);
+    if (b == NULL) {
+        zarr_buf_free(&xml);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, xml.data, xml.len);
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+    zarr_buf_free(&xml);
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/xml");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

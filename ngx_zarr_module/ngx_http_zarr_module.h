@@ -1,0 +1,176 @@
+
+/*
+ * ngx_http_zarr_module: types shared by the module's files.
+ *
+ *   ngx_http_zarr_module.c   directives, configuration, variables, set-up
+ *   ngx_http_zarr_handler.c  precontent phase: classify, check, lock
+ *   ngx_http_zarr_filter.c   header and body filters: hold 2xx responses
+ *                            until the tree update is committed
+ *   ngx_http_zarr_commit.c   the worker's group commits and resolver, run
+ *                            in the thread pool
+ */
+
+
+#ifndef _NGX_HTTP_ZARR_MODULE_H_INCLUDED_
+#define _NGX_HTTP_ZARR_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "zarr_gate.h"
+#include "zarr_s3.h"
+#include "zarr_s3op.h"
+#include "zarr_s3xml.h"
+#include "zarr_tree.h"
+
+
+/* r->buffered bit while a response waits for its commit */
+#define NGX_HTTP_ZARR_BUFFERED      0x08
+
+/* the most a DeleteObjects body or a held response body may take */
+#define NGX_HTTP_ZARR_BODY_MAX      (4 * 1024 * 1024)
+
+
+/* $zarr_result */
+typedef enum {
+    NGX_HTTP_ZARR_RESULT_NONE = 0,
+    NGX_HTTP_ZARR_RESULT_OK,
+    NGX_HTTP_ZARR_RESULT_CONFLICT,
+    NGX_HTTP_ZARR_RESULT_REJECTED,
+    NGX_HTTP_ZARR_RESULT_BACKEND_ERROR
+} ngx_http_zarr_result_e;
+
+
+typedef enum {
+    NGX_HTTP_ZARR_JOB_BEGIN = 0,
+    NGX_HTTP_ZARR_JOB_FINISH
+} ngx_http_zarr_job_kind_e;
+
+
+typedef struct ngx_http_zarr_job_s  ngx_http_zarr_job_t;
+
+
+typedef struct {
+    ngx_str_t                   store_path;
+    size_t                      store_size;
+    ngx_str_t                   thread_pool_name;
+    ngx_thread_pool_t          *thread_pool;
+    ngx_str_t                   backend;
+    ngx_str_t                   credentials;
+    ngx_str_t                   access_key;
+    ngx_str_t                   secret_key;
+    ngx_str_t                   region;
+    ngx_flag_t                  enabled;       /* some zarr_gateway on */
+} ngx_http_zarr_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                  gateway;
+    ngx_str_t                   prefix;
+    ngx_str_t                   checksum_prefix;
+    ngx_http_complex_value_t   *batch_owner;
+    ngx_msec_t                  batch_timeout;
+    ngx_uint_t                  conflict_log_level;
+} ngx_http_zarr_loc_conf_t;
+
+
+/* a zarr a request touches, and its keys' intents (DeleteObjects: many) */
+typedef struct {
+    ngx_uint_t                  op;            /* zarr_s3op_e */
+    ngx_str_t                   bucket;
+    ngx_str_t                   key;
+    ngx_str_t                   zarr_id;       /* of the first zarr */
+    ngx_str_t                   owner;
+    ngx_str_t                   batch;         /* $zarr_batch */
+    ngx_uint_t                  result;        /* $zarr_result */
+
+    /* DeleteObjects: the requested keys, and which are zarr members */
+    zarr_s3xml_result_t        *delete_req;
+
+    ngx_http_zarr_job_t        *job;           /* begun, not finished */
+    zarr_begin_t                begun;         /* copy of the begin's out */
+
+    /* the held response */
+    ngx_chain_t                *held;
+    ngx_chain_t               **held_last;
+    size_t                      held_size;
+    ngx_uint_t                  status;
+    ngx_str_t                   etag;
+    ngx_str_t                   version_id;
+
+    unsigned                    tracked:1;     /* mutates a zarr */
+    unsigned                    waiting:1;     /* a job is under way */
+    unsigned                    begun_ok:1;
+    unsigned                    conflict:1;
+    unsigned                    holding:1;
+    unsigned                    released:1;
+    unsigned                    finished:1;    /* finish enqueued */
+    unsigned                    body_read:1;
+    unsigned                    cleanup_set:1;
+    unsigned                    commit_failed:1;
+} ngx_http_zarr_ctx_t;
+
+
+/*
+ * One begin or finish, queued for the next group commit.  Allocated with
+ * malloc, owned by the worker's committer: it outlives its request when
+ * the client goes away (r is then NULL).
+ */
+struct ngx_http_zarr_job_s {
+    ngx_queue_t                 queue;
+    ngx_http_zarr_job_kind_e    kind;
+    ngx_http_request_t         *r;
+
+    zarr_begin_t                begin;
+    zarr_finish_t               finish;
+    zarr_zref_t                *zarrs;
+    zarr_intent_t              *intents;
+    zarr_mutation_t            *mutations;
+
+    /* finish: the key to HEAD first (copy, complete), or none */
+    ngx_str_t                   head_bucket;
+    ngx_str_t                   head_key;
+    size_t                      head_mutation; /* filled from the HEAD */
+
+    /* strings the arrays point into */
+    zarr_buf_t                  strings;
+
+    int                         rc;            /* of the whole commit */
+    zarr_err_t                  err;
+};
+
+
+extern ngx_module_t  ngx_http_zarr_module;
+
+
+/* ngx_http_zarr_handler.c */
+ngx_int_t ngx_http_zarr_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_zarr_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *message);
+
+void ngx_http_zarr_begin_done(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
+
+/* ngx_http_zarr_filter.c */
+ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);
+void ngx_http_zarr_finish_done(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
+
+/* ngx_http_zarr_commit.c */
+ngx_int_t ngx_http_zarr_commit_init(ngx_cycle_t *cycle);
+void ngx_http_zarr_commit_exit(ngx_cycle_t *cycle);
+ngx_http_zarr_job_t *ngx_http_zarr_job_create(ngx_http_zarr_job_kind_e kind);
+void ngx_http_zarr_job_free(ngx_http_zarr_job_t *job);
+ngx_int_t ngx_http_zarr_job_post(ngx_http_zarr_job_t *job);
+void ngx_http_zarr_job_done(ngx_http_zarr_job_t *job);
+ngx_int_t ngx_http_zarr_finish_orphan(ngx_http_zarr_ctx_t *ctx,
+    int unknown);
+void ngx_http_zarr_finish_prepare(ngx_http_zarr_job_t *job);
+uint64_t ngx_http_zarr_now_ms(void);
+zarr_store_t *ngx_http_zarr_get_store(void);
+const zarr_proc_t *ngx_http_zarr_proc(void);
+
+
+#endif /* _NGX_HTTP_ZARR_MODULE_H_INCLUDED_ */
