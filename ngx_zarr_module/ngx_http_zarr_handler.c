@@ -17,6 +17,8 @@ static ngx_table_elt_t *ngx_http_zarr_header(ngx_http_request_t *r,
     const char *name, size_t len);
 static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
+static ngx_int_t ngx_http_zarr_refuse(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, ngx_int_t status, ngx_str_t *key);
 static void ngx_http_zarr_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_delete_objects(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
@@ -132,7 +134,8 @@ ngx_http_zarr_header(ngx_http_request_t *r, const char *name, size_t len)
 
 /*
  * Returns NGX_DECLINED (not a zarr member: proxy it), NGX_OK (a member,
- * zk filled) or an error response already sent.
+ * zk filled), NGX_HTTP_FORBIDDEN (under the checksum prefix) or
+ * NGX_HTTP_BAD_REQUEST (a bad member key, zk->error_offset says where).
  */
 
 static ngx_int_t
@@ -145,13 +148,7 @@ ngx_http_zarr_check_key(ngx_http_request_t *r,
         && ngx_strncmp(key->data, zlcf->checksum_prefix.data,
                        zlcf->checksum_prefix.len) == 0)
     {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "zarr: write under the checksum prefix refused: "
-                      "\"%V\"", key);
-        return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN,
-                                        "AccessDenied",
-                                        "only the gateway writes under the "
-                                        "checksum prefix");
+        return NGX_HTTP_FORBIDDEN;
     }
 
     rc = zarr_key_split((char *) key->data, key->len,
@@ -162,14 +159,42 @@ ngx_http_zarr_check_key(ngx_http_request_t *r,
     }
 
     if (rc != ZARR_PATH_OK) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "zarr: bad key refused: %s", zarr_path_strerror(rc));
-        return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                        "InvalidArgument",
-                                        zarr_path_strerror(rc));
+        /* the reason, for ngx_http_zarr_refuse() */
+        zk->path_len = (size_t) rc;
+        return NGX_HTTP_BAD_REQUEST;
     }
 
     return NGX_OK;
+}
+
+
+/* answers a refused key: 403 or 400; returns what sending returned */
+
+static ngx_int_t
+ngx_http_zarr_refuse(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
+    ngx_int_t status, ngx_str_t *key)
+{
+    const char  *why;
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    if (status == NGX_HTTP_FORBIDDEN) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "zarr: write under the checksum prefix refused: "
+                      "\"%V\"", key);
+        return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN,
+                                        "AccessDenied",
+                                        "only the gateway writes under the "
+                                        "checksum prefix");
+    }
+
+    why = zarr_path_strerror((int) ctx->refused);
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "zarr: bad key refused: %s", why);
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                    "InvalidArgument", why);
 }
 
 
@@ -266,12 +291,13 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     rc = ngx_http_zarr_check_key(r, zlcf, &ctx->key, &zk);
 
-    if (rc != NGX_OK) {
-        if (rc != NGX_DECLINED) {
-            ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
-        }
+    if (rc == NGX_DECLINED) {
+        return NGX_DECLINED;
+    }
 
-        return rc;
+    if (rc != NGX_OK) {
+        ctx->refused = zk.path_len;
+        return ngx_http_zarr_refuse(r, ctx, rc, &ctx->key);
     }
 
     if (op.op == ZARR_S3OP_OTHER_WRITE) {
@@ -458,7 +484,8 @@ ngx_http_zarr_delete_objects(ngx_http_request_t *r,
         }
 
         if (rc != NGX_DECLINED) {
-            return rc;
+            ctx->refused = keys[n].path_len;
+            return ngx_http_zarr_refuse(r, ctx, rc, &key);
         }
     }
 

@@ -85,6 +85,7 @@ typedef struct {
     ngx_str_t                   owner;
     ngx_str_t                   batch;         /* $zarr_batch */
     ngx_uint_t                  result;        /* $zarr_result */
+    ngx_uint_t                  refused;       /* zarr_path_rc_t */
 
     /* DeleteObjects: the requested keys, and which are zarr members */
     zarr_s3xml_result_t        *delete_req;

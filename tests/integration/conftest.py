@@ -389,3 +389,79 @@ def nginx(request, nginx_config):
     if problems:
         pytest.fail("nginx error log has [alert]/[emerg] lines:\n"
                     + "\n".join(problems), pytrace=False)
+
+
+# --- the zarr gateway --------------------------------------------------------
+
+class Gateway(NamedTuple):
+    nginx: Nginx
+    rgw: Rgw
+    store: Path
+
+    @property
+    def url(self):
+        return self.nginx.url
+
+    def client(self, user="alice", **config):
+        return s3_client(self.rgw, user, endpoint=self.url, **config)
+
+    def tree(self, bucket, zarr_id):
+        """{dir: digest} from the gateway's store (zarrctl store)."""
+        r = subprocess.run([str(ZARRCTL), "store", "--store", str(self.store),
+                            "digest", bucket, zarr_id, "--tree"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return None
+        return dict(l.rsplit("\t", 1) for l in r.stdout.splitlines())
+
+    def listing(self, bucket, zarr_id, prefix="zarr/"):
+        """{dir: digest} of what RGW holds (zarrctl checksum --s3)."""
+        env = dict(os.environ,
+                   AWS_ACCESS_KEY_ID=self.rgw.gateway.access_key,
+                   AWS_SECRET_ACCESS_KEY=self.rgw.gateway.secret_key,
+                   AWS_REGION=self.rgw.region)
+        r = subprocess.run([str(ZARRCTL), "checksum", "--tree", "--s3",
+                            f"s3://{bucket}/{prefix}{zarr_id}/", "--endpoint",
+                            self.rgw.endpoint],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        return dict(l.rsplit("\t", 1) for l in r.stdout.splitlines())
+
+    def assert_consistent(self, bucket, zarr_id, timeout=0.0):
+        """The gateway's tree equals the backend's listing (waiting up to
+        timeout seconds, for the resolver)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            want = self.listing(bucket, zarr_id)
+            got = self.tree(bucket, zarr_id)
+            if got is None and want == {".": EMPTY_DIGEST}:
+                return want
+            if got == want or time.monotonic() >= deadline:
+                assert got == want
+                return want
+            time.sleep(0.2)
+
+    def error_log(self):
+        return self.nginx.error_log.read_text(errors="replace")
+
+
+EMPTY_DIGEST = "481a2f77ab786a0f45aafd5db0971caa-0--0"
+ZARRCTL = Path(os.environ.get("ZARR_BUILD_DIR",
+                              REPO_ROOT / "build")) / "zarrctl"
+
+
+@pytest.fixture
+def gateway(nginx, rgw, tmp_path_factory):
+    """gateway(workers=2, batch_timeout="60s") -> Gateway: nginx with the
+    module in front of RGW, its own store under its prefix."""
+    cred = tmp_path_factory.mktemp("cred") / "gateway.cred"
+    cred.write_text(f"access_key={rgw.gateway.access_key}\n"
+                    f"secret_key={rgw.gateway.secret_key}\n"
+                    f"region={rgw.region}\n")
+
+    def start(workers=2, batch_timeout="60s", **values):
+        ng = nginx("nginx-gateway.conf.template", rgw_port=rgw.port,
+                   workers=workers, batch_timeout=batch_timeout,
+                   credentials=cred, **values)
+        return Gateway(ng, rgw, ng.prefix / "store")
+    return start
