@@ -1,0 +1,179 @@
+"""Batch locks across workers: 409 with Retry-After and the log line,
+the holder's parallel writes, idle expiry, a concurrent storm, and a
+crash of every nginx process in the middle of an upload."""
+
+import concurrent.futures
+import os
+import re
+import signal
+import subprocess
+import time
+
+import botocore
+import pytest
+
+from conftest import NGINX, wait_for_port
+
+
+CONFLICT_RE = re.compile(
+    r'\[warn\] .*zarr batch conflict: zarr="(?P<bucket>[^/"]+)/zarr/'
+    r'(?P<zarr>[^"]+)" batch="(?P<batch>\d+)" holder="(?P<holder>[^"]+)" '
+    r'requester="(?P<requester>[^"]+)" method=(?P<method>\S+) '
+    r'key="(?P<key>[^"]*)"')
+
+
+def conflicts(gw):
+    return [m.groupdict() for m in CONFLICT_RE.finditer(gw.error_log())]
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def test_conflict_then_expiry(gateway, bucket_factory):
+    gw = gateway(batch_timeout="2s")
+    bucket = bucket_factory()
+    alice, bob = gw.client("alice"), gw.client("bob")
+    # bob may write into alice's bucket
+    alice.put_bucket_policy(Bucket=bucket, Policy="""{
+      "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+      "Principal": {"AWS": ["arn:aws:iam:::user/bob"]}, "Action": "s3:*",
+      "Resource": ["arn:aws:s3:::%s", "arn:aws:s3:::%s/*"]}]}""" % (
+        bucket, bucket))
+
+    alice.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"1")
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bob.put_object(Bucket=bucket, Key="zarr/z/b", Body=b"2")
+    resp = e.value.response
+    assert resp["Error"]["Code"] == "OperationAborted"
+    assert resp["ResponseMetadata"]["HTTPStatusCode"] == 409
+    retry = int(resp["ResponseMetadata"]["HTTPHeaders"]["retry-after"])
+    assert 1 <= retry <= 2
+
+    assert wait_for(lambda: len(conflicts(gw)) == 1)
+    line = conflicts(gw)[0]
+    assert line == {"bucket": bucket, "zarr": "z", "batch": line["batch"],
+                    "holder": "ALICEACCESSKEY000001",
+                    "requester": "BOBACCESSKEY00000001", "method": "PUT",
+                    "key": "zarr/z/b"}
+
+    # bob's other zarr is free; his DeleteObjects touching z is refused
+    bob.put_object(Bucket=bucket, Key="zarr/other/x", Body=b"3")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bob.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": "zarr/other/x"}, {"Key": "zarr/z/a"}]})
+    assert e.value.response["Error"]["Code"] == "OperationAborted"
+    assert sorted(o["Key"] for o in alice.list_objects_v2(
+        Bucket=bucket)["Contents"]) == ["zarr/other/x", "zarr/z/a"]
+
+    # the holder goes on writing, in parallel too
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: alice.put_object(
+            Bucket=bucket, Key="zarr/z/p/%d" % i, Body=b"%d" % i), range(32)))
+
+    # idle for the timeout: bob's turn
+    time.sleep(2.5)
+    bob.put_object(Bucket=bucket, Key="zarr/z/b", Body=b"2")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        alice.put_object(Bucket=bucket, Key="zarr/z/c", Body=b"4")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+    gw.assert_consistent(bucket, "z")
+    gw.assert_consistent(bucket, "other")
+
+
+def test_retry_of_own_request(gateway, bucket):
+    gw = gateway()
+    c = gw.client()
+    for _ in range(3):
+        c.put_object(Bucket=bucket, Key="zarr/z/same", Body=b"same")
+        c.delete_object(Bucket=bucket, Key="zarr/z/gone")
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--4")
+
+
+def test_storm(gateway, bucket_factory):
+    gw = gateway(workers=2, batch_timeout="1s")
+    bucket = bucket_factory()
+    alice, bob = gw.client("alice"), gw.client("bob")
+    alice.put_bucket_policy(Bucket=bucket, Policy="""{
+      "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+      "Principal": {"AWS": ["arn:aws:iam:::user/bob"]}, "Action": "s3:*",
+      "Resource": ["arn:aws:s3:::%s", "arn:aws:s3:::%s/*"]}]}""" % (
+        bucket, bucket))
+
+    def writer(args):
+        who, client, i = args
+        key = "zarr/z/%s/%d/%d" % (who, i % 4, i)
+        try:
+            if i % 5 == 4:
+                client.delete_object(Bucket=bucket, Key=key.replace(
+                    "/%d" % i, "/%d" % (i - 1)))
+            else:
+                client.put_object(Bucket=bucket, Key=key, Body=os.urandom(64))
+            return "ok"
+        except botocore.exceptions.ClientError as e:
+            assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+            return "conflict"
+
+    jobs = [("alice", alice, i) for i in range(120)] + \
+           [("bob", bob, i) for i in range(120)]
+    jobs.sort(key=lambda j: (j[2], j[0]))
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(writer, jobs))
+
+    refused = results.count("conflict")
+    assert refused > 0 and results.count("ok") > 0
+    # every refused request has its log line
+    assert wait_for(lambda: len(conflicts(gw)) == refused)
+    gw.assert_consistent(bucket, "z")
+
+
+def test_kill_during_upload(gateway, bucket):
+    gw = gateway(workers=2)
+    c = gw.client()
+    stop = time.monotonic() + 1.5
+    done = []
+
+    def writer(i):
+        while time.monotonic() < stop:
+            try:
+                c.put_object(Bucket=bucket, Key="zarr/z/%d/%d" % (i, len(done)),
+                             Body=os.urandom(2048))
+                done.append(1)
+            except Exception:
+                return
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        futs = [ex.submit(writer, i) for i in range(8)]
+        time.sleep(0.7)
+        # kill -9 the master and every worker
+        pid = int((gw.nginx.prefix / "nginx.pid").read_text())
+        workers = subprocess.run(["pgrep", "-P", str(pid)],
+                                 capture_output=True, text=True).stdout.split()
+        for p in [pid] + [int(w) for w in workers]:
+            os.kill(p, signal.SIGKILL)
+        for f in futs:
+            f.result()
+    assert done
+
+    # restart on the same store; the resolver settles the intents
+    conf = gw.nginx.prefix / "nginx.conf"
+    proc = subprocess.Popen([NGINX, "-p", str(gw.nginx.prefix), "-c",
+                             str(conf), "-e", str(gw.nginx.error_log),
+                             "-g", "daemon off;"])
+    try:
+        assert wait_for_port(gw.nginx.port, proc=proc)
+        gw.assert_consistent(bucket, "z", timeout=10)
+        # and it works on
+        c.put_object(Bucket=bucket, Key="zarr/z/after", Body=b"x")
+        gw.assert_consistent(bucket, "z")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
