@@ -279,6 +279,7 @@ ngx_http_zarr_job_create(ngx_http_zarr_job_kind_e kind)
 
     job->kind = kind;
     zarr_buf_init(&job->strings);
+    zarr_buf_init(&job->heads);
 
     return job;
 }
@@ -289,8 +290,8 @@ ngx_http_zarr_job_free(ngx_http_zarr_job_t *job)
 {
     if (job) {
         zarr_buf_free(&job->strings);
-        ngx_free(job->head_key.data);
-        ngx_free(job->head_bucket.data);
+        zarr_buf_free(&job->heads);
+        free(job->owned);
         ngx_free(job);
     }
 }
@@ -359,66 +360,117 @@ ngx_http_zarr_commit_start(void)
 }
 
 
-/* HEAD the object of a finish: its size and ETag make the mutation */
+/*
+ * HEADs the key of every mutation of a finish and makes the mutation what
+ * the backend holds: a PUT with its ETag, size and version, or a DELETE.
+ * When the backend cannot say, the finish leaves it to the resolver.
+ * Thread code: malloc and libcurl only.
+ */
 
 static void
 ngx_http_zarr_head(zarr_s3_t *s3, ngx_http_zarr_job_t *job)
 {
-    char                *etag, *vid;
+    char                *bucket, *key;
+    size_t               i, plen, len, *offs;
     zarr_mutation_t     *m;
     zarr_s3_request_t    req;
     zarr_s3_response_t   resp;
 
-    ngx_memzero(&req, sizeof(zarr_s3_request_t));
-    req.method = "HEAD";
-    req.bucket = (char *) job->head_bucket.data;
-    req.key = (char *) job->head_key.data;
-    req.key_len = job->head_key.len;
+    plen = job->begin.prefix_len;
+    bucket = NULL;
+    key = NULL;
 
-    m = &job->mutations[job->head_mutation];
-
-    if (zarr_s3_request(s3, &req, &resp) != ZARR_S3_OK
-        || (resp.status != 200 && resp.status != 404))
-    {
-        /* cannot tell: leave it to the resolver */
-        job->finish.unknown = 1;
-        job->finish.n = 0;
-        zarr_s3_response_free(&resp);
-        return;
+    offs = calloc(2 * job->finish.n + 1, sizeof(size_t));
+    if (offs == NULL) {
+        goto unknown;
     }
 
-    if (resp.status == 404) {
-        m->op = ZARR_MUT_DELETE;
+    for (i = 0; i < job->finish.n; i++) {
+        m = &job->mutations[i];
+
+        free(bucket);
+        free(key);
+
+        bucket = malloc(m->bucket_len + 1);
+        key = malloc(plen + m->zarr_id_len + 1 + m->path_len);
+
+        if (bucket == NULL || key == NULL) {
+            goto unknown;
+        }
+
+        memcpy(bucket, m->bucket, m->bucket_len);
+        bucket[m->bucket_len] = '\0';
+
+        memcpy(key, job->begin.prefix, plen);
+        memcpy(key + plen, m->zarr_id, m->zarr_id_len);
+        key[plen + m->zarr_id_len] = '/';
+        memcpy(key + plen + m->zarr_id_len + 1, m->path, m->path_len);
+        len = plen + m->zarr_id_len + 1 + m->path_len;
+
+        memset(&req, 0, sizeof(zarr_s3_request_t));
+        req.method = "HEAD";
+        req.bucket = bucket;
+        req.key = key;
+        req.key_len = len;
+
+        if (zarr_s3_request(s3, &req, &resp) != ZARR_S3_OK
+            || (resp.status != 200 && resp.status != 404))
+        {
+            zarr_s3_response_free(&resp);
+            goto unknown;
+        }
+
+        if (resp.status == 404) {
+            m->op = ZARR_MUT_DELETE;
+            zarr_s3_response_free(&resp);
+            continue;
+        }
+
+        m->op = ZARR_MUT_PUT;
+        m->size = resp.content_length >= 0
+                  ? (uint64_t) resp.content_length : 0;
+
+        /* offsets now: the buffer may move while it grows */
+        offs[2 * i] = job->heads.len;
+        m->etag_len = strlen(resp.etag);
+        m->version_id_len = strlen(resp.version_id);
+
+        if (zarr_buf_add(&job->heads, resp.etag, m->etag_len + 1) != 0
+            || zarr_buf_add(&job->heads, resp.version_id,
+                            m->version_id_len + 1) != 0)
+        {
+            zarr_s3_response_free(&resp);
+            goto unknown;
+        }
+
+        offs[2 * i + 1] = offs[2 * i] + m->etag_len + 1;
         zarr_s3_response_free(&resp);
-        return;
     }
 
-    /* the strings must outlive resp: keep them in the job */
+    for (i = 0; i < job->finish.n; i++) {
+        m = &job->mutations[i];
 
-    etag = ngx_alloc(ngx_strlen(resp.etag) + ngx_strlen(resp.version_id) + 2,
-                     ngx_cycle->log);
-    if (etag == NULL) {
-        job->finish.unknown = 1;
-        job->finish.n = 0;
-        zarr_s3_response_free(&resp);
-        return;
+        if (m->op == ZARR_MUT_PUT) {
+            m->etag = job->heads.data + offs[2 * i];
+            m->version_id = job->heads.data + offs[2 * i + 1];
+        }
     }
 
-    vid = (char *) ngx_cpymem(etag, resp.etag, ngx_strlen(resp.etag) + 1);
-    ngx_memcpy(vid, resp.version_id, ngx_strlen(resp.version_id) + 1);
+    free(offs);
+    free(bucket);
+    free(key);
 
-    m->op = ZARR_MUT_PUT;
-    m->etag = etag;
-    m->etag_len = ngx_strlen(etag);
-    m->size = resp.content_length >= 0 ? (uint64_t) resp.content_length : 0;
-    m->version_id = vid;
-    m->version_id_len = ngx_strlen(vid);
+    return;
 
-    /* freed with the job: head_key's buffer takes it over */
-    ngx_free(job->head_bucket.data);
-    job->head_bucket.data = (u_char *) etag;
+unknown:
 
-    zarr_s3_response_free(&resp);
+    /* cannot tell: leave it to the resolver */
+    job->finish.unknown = 1;
+    job->finish.n = 0;
+
+    free(offs);
+    free(bucket);
+    free(key);
 }
 
 
@@ -448,7 +500,7 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
             nb++;
 
         } else {
-            if (job->head_key.data) {
+            if (job->head && job->finish.n) {
                 ngx_http_zarr_head(w->s3, job);
             }
 

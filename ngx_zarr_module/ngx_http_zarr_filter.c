@@ -349,6 +349,8 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     job->finish.n = n;
 
     if (ctx->op == ZARR_S3OP_DELETE_OBJECT) {
+        /* deleting a version may leave or bring back another one */
+        job->head = ctx->versioned;
         return NGX_OK;
     }
 
@@ -402,6 +404,7 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         }
 
         job->finish.n = j;
+        job->head = ctx->versioned;
 
         return NGX_OK;
     }
@@ -427,17 +430,17 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         }
 
         /* size (and a reliable ETag) from a HEAD by the gateway */
-        job->head_mutation = 0;
-        goto head;
+        job->head = 1;
+        return NGX_OK;
     }
 
-    /* PutObject */
+    /* PutObject; an append's size is not its body's */
 
     size = ngx_http_zarr_request_size(r);
 
-    if (r->headers_out.etag == NULL || size < 0) {
-        job->head_mutation = 0;
-        goto head;
+    if (r->headers_out.etag == NULL || size < 0 || ctx->versioned) {
+        job->head = 1;
+        return NGX_OK;
     }
 
     etag = r->headers_out.etag->value;
@@ -449,59 +452,25 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         etag.len -= 2;
     }
 
-    m[0].etag = (char *) etag.data;
+    h = ngx_http_zarr_out_header(r, "x-amz-version-id", 16);
+
+    /* the strings live in r->pool: the job keeps its own copies */
+
+    job->owned = malloc(etag.len + (h ? h->len : 0) + 1);
+    if (job->owned == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(job->owned, etag.data, etag.len);
+    m[0].etag = job->owned;
     m[0].etag_len = etag.len;
     m[0].size = size;
 
-    h = ngx_http_zarr_out_header(r, "x-amz-version-id", 16);
-
     if (h) {
-        m[0].version_id = (char *) h->data;
+        ngx_memcpy(job->owned + etag.len, h->data, h->len);
+        m[0].version_id = job->owned + etag.len;
         m[0].version_id_len = h->len;
     }
-
-    /* the strings live in r->pool: copy them into the job */
-
-    p = ngx_alloc(etag.len + (h ? h->len : 0) + 1, r->connection->log);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, etag.data, etag.len);
-    m[0].etag = (char *) p;
-
-    if (h) {
-        ngx_memcpy(p + etag.len, h->data, h->len);
-        m[0].version_id = (char *) p + etag.len;
-    }
-
-    /* freed with the job */
-    job->head_bucket.data = p;
-
-    return NGX_OK;
-
-head:
-
-    len = job->zarrs[0].bucket_len;
-
-    p = ngx_alloc(len + 1, r->connection->log);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(p, job->zarrs[0].bucket, len);
-    p[len] = '\0';
-    job->head_bucket.data = p;
-    job->head_bucket.len = len;
-
-    job->head_key.data = ngx_alloc(ctx->key.len + 1, r->connection->log);
-    if (job->head_key.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(job->head_key.data, ctx->key.data, ctx->key.len);
-    job->head_key.data[ctx->key.len] = '\0';
-    job->head_key.len = ctx->key.len;
 
     return NGX_OK;
 }

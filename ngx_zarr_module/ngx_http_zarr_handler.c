@@ -205,6 +205,7 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     char                 *buf;
     size_t                size;
     ngx_int_t             rc;
+    ngx_str_t             val;
     zarr_key_t            zk;
     zarr_s3op_t           op;
     zarr_s3op_request_t   req;
@@ -245,6 +246,16 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     }
 
     ctx->op = op.op;
+
+    /*
+     * the tree effect of these is not in the request: deleting a version
+     * may leave another one current, an append grows the object
+     */
+    ctx->versioned = op.version_id != NULL
+                     || (op.op == ZARR_S3OP_PUT_OBJECT
+                         && ngx_http_arg(r, (u_char *) "append", 6, &val)
+                            == NGX_OK);
+
     ctx->bucket.data = (u_char *) op.bucket;
     ctx->bucket.len = op.bucket_len;
     ctx->key.data = (u_char *) op.key;
@@ -462,6 +473,12 @@ ngx_http_zarr_delete_objects(ngx_http_request_t *r,
     }
 
     ctx->delete_req = res;
+
+    for (i = 0; i < res->nobjects; i++) {
+        if (res->objects[i].version_id) {
+            ctx->versioned = 1;
+        }
+    }
 
     keys = ngx_palloc(r->pool, (res->nobjects + 1) * sizeof(zarr_key_t));
     if (keys == NULL) {

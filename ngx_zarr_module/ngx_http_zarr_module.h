@@ -111,6 +111,7 @@ typedef struct {
     unsigned                    body_read:1;
     unsigned                    cleanup_set:1;
     unsigned                    commit_failed:1;
+    unsigned                    versioned:1;   /* a version id, an append */
 } ngx_http_zarr_ctx_t;
 
 
@@ -130,10 +131,15 @@ struct ngx_http_zarr_job_s {
     zarr_intent_t              *intents;
     zarr_mutation_t            *mutations;
 
-    /* finish: the key to HEAD first (copy, complete), or none */
-    ngx_str_t                   head_bucket;
-    ngx_str_t                   head_key;
-    size_t                      head_mutation; /* filled from the HEAD */
+    /*
+     * finish: HEAD every mutation's key before the commit and apply
+     * what the backend holds (copy, complete, deletes of versions)
+     */
+    unsigned                    head:1;
+
+    /* malloc()ed strings the mutations point to (ETags, version ids) */
+    char                       *owned;
+    zarr_buf_t                  heads;
 
     /* strings the arrays point into */
     zarr_buf_t                  strings;

@@ -259,3 +259,34 @@ def test_log_variables(gateway, bucket):
                      r'batch=\d+ key=ALICEACCESSKEY000001' % bucket, log)
     assert re.search(r'"GET /%s/zarr/z/a [^"]*" 200 op=read result=- '
                      % bucket, log)
+
+
+def test_versioned_bucket(gateway, bucket):
+    gw = gateway()
+    c = gw.client()
+    c.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={
+        "Status": "Enabled"})
+    v1 = c.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"one")["VersionId"]
+    v2 = c.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"second")[
+        "VersionId"]
+    assert v1 != v2
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--6")
+
+    # deleting the current version brings the older one back
+    c.delete_object(Bucket=bucket, Key="zarr/z/a", VersionId=v2)
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--3")
+
+    # a plain delete leaves a delete marker: the file is gone
+    c.put_object(Bucket=bucket, Key="zarr/z/b", Body=b"bb")
+    c.delete_object(Bucket=bucket, Key="zarr/z/a")
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--2")
+
+    # DeleteObjects of a version
+    vb = c.list_object_versions(Bucket=bucket, Prefix="zarr/z/b")[
+        "Versions"][0]["VersionId"]
+    c.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "zarr/z/b", "VersionId": vb}]})
+    gw.assert_consistent(bucket, "z")
