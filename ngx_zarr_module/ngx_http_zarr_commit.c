@@ -676,6 +676,12 @@ ngx_http_zarr_job_done(ngx_http_zarr_job_t *job)
     r = job->r;
 
     if (r == NULL) {
+        if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->rc != ZARR_OK) {
+            ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, 0,
+                          "zarr: intents from %uL on stay pending until "
+                          "the next restart", job->finish.intent_id);
+        }
+
         if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN && job->rc == ZARR_OK
             && job->begin.rc == ZARR_OK)
         {

@@ -545,6 +545,22 @@ ngx_http_zarr_finish_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
         ctx->commit_failed = 1;
 
+        /*
+         * the intents are still pending in this live process, where the
+         * resolver would not look: try once more to hand them over
+         */
+
+        if (!job->retried) {
+            job->retried = 1;
+            job->r = NULL;
+            job->finish.unknown = 1;
+            job->finish.n = 0;
+
+            if (ngx_http_zarr_job_post(job) == NGX_OK) {
+                job = NULL;
+            }
+        }
+
     } else {
         ctx->result = job->finish.unknown ? NGX_HTTP_ZARR_RESULT_BACKEND_ERROR
                                           : NGX_HTTP_ZARR_RESULT_OK;

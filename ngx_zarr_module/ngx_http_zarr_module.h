@@ -136,6 +136,7 @@ struct ngx_http_zarr_job_s {
      * what the backend holds (copy, complete, deletes of versions)
      */
     unsigned                    head:1;
+    unsigned                    retried:1;
 
     /* malloc()ed strings the mutations point to (ETags, version ids) */
     char                       *owned;

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # run.sh: what `make run` calls.  Builds nothing.  Starts a throwaway RGW
-# (scripts/rgw.sh) and nginx from conf/nginx-proxy.conf.template in front of
-# it, under a fresh temporary directory, prints endpoints, credentials and
+# (scripts/rgw.sh) and the zarr gateway, nginx from
+# conf/nginx-gateway.conf.template, in front of it, under a fresh temporary directory, prints endpoints, credentials and
 # example commands, and runs until Ctrl-C (SIGINT) or SIGTERM, which stop
 # nginx and RGW.
 #
 # Environment:
 #   NGINX_PORT, RGW_PORT   ports on 127.0.0.1 (default: free ports)
 #   NGINX_WORKERS          worker_processes (default 2)
+#   BATCH_TIMEOUT          zarr_batch_timeout (default 60s)
 #   RGW_STORE, RGW_MEMSTORE_BYTES   see scripts/rgw.sh
 #   ZARR_BUILD_DIR         where the module was built (default <repo>/build)
 #   ZARR_NGINX             nginx binary (default /usr/sbin/nginx)
@@ -19,7 +20,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZARR_BUILD_DIR:-$repo/build}
 module=$(cd "$build" 2>/dev/null && pwd)/nginx/ngx_http_zarr_module.so
 nginx_bin=${ZARR_NGINX:-/usr/sbin/nginx}
-template=$repo/conf/nginx-proxy.conf.template
+template=$repo/conf/nginx-gateway.conf.template
 
 die() {
     echo "run.sh: error: $*" >&2
@@ -86,6 +87,8 @@ sed -e "s|@PREFIX@|$prefix|g" \
     -e "s|@WORKERS@|${NGINX_WORKERS:-2}|g" \
     -e "s|@LISTEN_PORT@|$nginx_port|g" \
     -e "s|@RGW_PORT@|$rgw_port|g" \
+    -e "s|@CREDENTIALS@|$run_dir/rgw/gateway.cred|g" \
+    -e "s|@BATCH_TIMEOUT@|${BATCH_TIMEOUT:-60s}|g" \
     "$template" >"$prefix/nginx.conf"
 if grep -n '@[A-Z_]*@' "$prefix/nginx.conf" >&2; then
     die "unrendered placeholders in $prefix/nginx.conf"
@@ -110,7 +113,9 @@ s3=http://127.0.0.1:$nginx_port
 alice="AWS_ACCESS_KEY_ID=$ALICE_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$ALICE_SECRET_KEY AWS_DEFAULT_REGION=$RGW_REGION"
 cat <<EOF
 
-ngx_zarr is running (plain S3 pass-through for now).
+ngx_zarr is running: the zarr gateway in front of Ceph RGW.
+Objects under s3://BUCKET/zarr/<zarr_id>/ are zarr members: their checksum
+tree is kept in $prefix/store.
 
   S3 endpoint (nginx):  $s3
   RGW endpoint:         $RGW_ENDPOINT
@@ -132,6 +137,9 @@ Examples (/usr/bin/aws is Debian's awscli; the aws first on PATH may differ):
     /usr/bin/aws --endpoint-url $s3 s3 cp /etc/hostname s3://demo/zarr/z1/.zgroup
   $alice \\
     /usr/bin/aws --endpoint-url $s3 s3 ls --recursive s3://demo
+  $repo/build/zarrctl store --store $prefix/store digest demo z1 --tree
+  $alice \\
+    $repo/build/zarrctl checksum --s3 s3://demo/zarr/z1/ --endpoint $s3
   s3cmd -c /dev/null --host=127.0.0.1:$nginx_port \\
     --host-bucket=127.0.0.1:$nginx_port \\
     --no-ssl --region=$RGW_REGION \\
