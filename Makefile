@@ -29,7 +29,8 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              procps curl
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
-.PHONY: all module zarrctl deps test unit integration bench run clean
+.PHONY: all module zarrctl deps test unit integration valgrind bench run \
+        clean
 
 all: module zarrctl
 
@@ -70,6 +71,21 @@ integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
 test: unit integration
+
+# the gateway tests with every nginx process under valgrind memcheck (slow;
+# the kill -9 test is left out: valgrind outlives its process there)
+VALGRIND_DIR = $(abspath $(BUILD))/valgrind
+valgrind: all $(TOOL_BINS)
+	rm -rf $(VALGRIND_DIR)
+	ZARR_NGINX=$(abspath tests/integration/valgrind-nginx.sh) \
+	ZARR_VALGRIND_DIR=$(VALGRIND_DIR) \
+	    $(PYTHON) -m pytest -q tests/integration/test_gateway_boto3.py \
+	    tests/integration/test_gateway_batches.py -k "not kill"
+	@n=$$(ls $(VALGRIND_DIR) | wc -l); \
+	bad=$$(find $(VALGRIND_DIR) -name '*.log' -size +0 | wc -l); \
+	echo "valgrind: $$n nginx processes, $$bad with errors"; \
+	find $(VALGRIND_DIR) -name '*.log' -size +0 -exec cat {} +; \
+	test "$$n" -gt 0 && test "$$bad" -eq 0
 
 bench: $(BENCH_BINS) zarrctl
 	tests/bench/run.sh $(BUILD)
