@@ -114,7 +114,7 @@ typedef struct {
 typedef struct {
     uint64_t         id;
     uint64_t         batch_id;
-    uint64_t         created_ms;
+    uint64_t         created_ms;     /* unknown: since when */
     zarr_proc_t      proc;
     int              op;
     int              state;

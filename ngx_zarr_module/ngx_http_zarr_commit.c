@@ -24,6 +24,12 @@
 #define NGX_HTTP_ZARR_RESOLVE_MAX    256
 #define NGX_HTTP_ZARR_RESOLVE_EVERY  1000
 
+/*
+ * An answer lost with a 5xx or a timeout may be followed by the write
+ * landing a little later: look at such keys after this long only.
+ */
+#define NGX_HTTP_ZARR_RESOLVE_GRACE  1000
+
 
 typedef struct {
     uint64_t                    id;
@@ -716,6 +722,7 @@ typedef struct {
     ngx_http_zarr_worker_t     *w;
     ngx_http_zarr_pending_t    *items;
     size_t                      n;
+    uint64_t                    now;
 } ngx_http_zarr_collect_t;
 
 
@@ -726,6 +733,12 @@ ngx_http_zarr_collect(void *data, const zarr_intent_info_t *in)
 
     char                     *p;
     ngx_http_zarr_pending_t  *it;
+
+    if (in->state == ZARR_INTENT_UNKNOWN
+        && in->created_ms + NGX_HTTP_ZARR_RESOLVE_GRACE > c->now)
+    {
+        return 0;
+    }
 
     if (in->state == ZARR_INTENT_PENDING) {
         if (in->proc.pid == c->w->proc.pid
@@ -788,6 +801,7 @@ ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
     c.w = w;
     c.items = items;
     c.n = 0;
+    c.now = ngx_http_zarr_now_ms();
 
     w->rrc = zarr_gate_intents(w->store, ngx_http_zarr_collect, &c, &w->rerr);
 

@@ -480,8 +480,10 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
     }
 
     if (unknown && in.op != ZARR_OP_NONE) {
+        /* since when the outcome is unknown: the resolver waits a while */
         in.state = ZARR_INTENT_UNKNOWN;
         in.flags &= ~ZARR_INTENT_COUNTED;
+        in.created_ms = g->now;
 
         /* LMDB's pages are read-only: write a modified copy */
         p = malloc(v.mv_size);

@@ -397,6 +397,7 @@ class Gateway(NamedTuple):
     nginx: Nginx
     rgw: Rgw
     store: Path
+    cred: Path = None
 
     @property
     def url(self):
@@ -463,5 +464,5 @@ def gateway(nginx, rgw, tmp_path_factory):
         ng = nginx("nginx-gateway.conf.template", rgw_port=rgw.port,
                    workers=workers, batch_timeout=batch_timeout,
                    credentials=cred, **values)
-        return Gateway(ng, rgw, ng.prefix / "store")
+        return Gateway(ng, rgw, ng.prefix / "store", cred)
     return start
