@@ -24,6 +24,8 @@ static char *ngx_http_zarr_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_zarr_backend(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_zarr_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_zarr_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_zarr_init_process(ngx_cycle_t *cycle);
@@ -113,10 +115,10 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
 
     { ngx_string("zarr_conflict_log_level"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_zarr_log_level,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_zarr_loc_conf_t, conflict_log_level),
-      &ngx_http_zarr_log_levels },
+      NULL },
 
       ngx_null_command
 };
@@ -434,6 +436,38 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_zarr_loc_conf_t *zlcf = conf;
+
+    ngx_str_t        *value;
+    ngx_conf_enum_t  *e;
+
+    if (zlcf->conflict_log_level != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    for (e = ngx_http_zarr_log_levels; e->name.len; e++) {
+        if (e->name.len == value[1].len
+            && ngx_strcmp(e->name.data, value[1].data) == 0)
+        {
+            zlcf->conflict_log_level = e->value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid log level \"%V\" in "
+                       "\"zarr_conflict_log_level\": use emerg, alert, "
+                       "crit, error, warn, notice or info", &value[1]);
+
+    return NGX_CONF_ERROR;
 }
 
 
