@@ -735,11 +735,13 @@ static ngx_int_t
 ngx_http_zarr_conflict(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     ngx_http_zarr_ctx_t *ctx)
 {
-    u_char            *msg;
-    uint64_t           now, wait;
-    ngx_table_elt_t   *h;
-    zarr_batch_t      *b;
-    const zarr_zref_t *z;
+    u_char               *msg, *p;
+    uint64_t              now, wait;
+    ngx_uint_t            i;
+    ngx_table_elt_t      *h;
+    zarr_batch_t         *b;
+    const zarr_zref_t    *z;
+    const zarr_intent_t  *in;
 
     b = &ctx->begun.batch;
     z = &ctx->begun.zarrs[ctx->begun.conflict];
@@ -752,6 +754,32 @@ ngx_http_zarr_conflict(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     }
 
     ctx->result = NGX_HTTP_ZARR_RESULT_CONFLICT;
+
+    if (ctx->op == ZARR_S3OP_DELETE_OBJECTS) {
+        /* name the first requested key in the zarr that is taken */
+
+        for (i = 0; i < ctx->begun.nintents; i++) {
+            in = &ctx->begun.intents[i];
+
+            if (in->zarr != ctx->begun.conflict) {
+                continue;
+            }
+
+            p = ngx_pnalloc(r->pool, zlcf->prefix.len + z->zarr_id_len + 1
+                                     + in->path_len);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ctx->key.data = p;
+            p = ngx_cpymem(p, zlcf->prefix.data, zlcf->prefix.len);
+            p = ngx_cpymem(p, z->zarr_id, z->zarr_id_len);
+            *p++ = '/';
+            p = ngx_cpymem(p, in->path, in->path_len);
+            ctx->key.len = p - ctx->key.data;
+            break;
+        }
+    }
 
     ngx_log_error(zlcf->conflict_log_level, r->connection->log, 0,
                   "zarr batch conflict: zarr=\"%*s/%V%*s\" batch=\"%uL\" "

@@ -1,6 +1,8 @@
-"""Unknown outcomes while running: the backend did the write but the
-gateway heard a 5xx.  The resolver HEADs the key and the tree catches up;
-the client got the 5xx and no lie."""
+"""A backend that misbehaves on some keys (an nginx between the gateway and
+RGW): the backend did the write but the gateway heard a 5xx (the resolver
+HEADs the key and the tree catches up); a copy answered 200 with an
+<Error> body (nothing changes); an aws-chunked upload (the size is the
+decoded one)."""
 
 import signal
 import subprocess
@@ -8,8 +10,10 @@ import time
 
 import botocore
 import pytest
+import requests
 
 from conftest import NGINX, Gateway, Nginx, free_port, wait_for_port
+from zarr_ref import tree_digests
 
 FLAKY = """
 worker_processes 1;
@@ -40,6 +44,16 @@ http {{
             mirror_request_body on;
             proxy_pass http://127.0.0.1:1;
         }}
+        # a copy that failed although the status says 200
+        location ~ copyerror {{
+            default_type application/xml;
+            return 200 '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InternalError</Code><Message>copy failed</Message></Error>';
+        }}
+        # accepts an aws-chunked body as S3 would (not checking it)
+        location ~ chunked {{
+            add_header ETag '"5d41402abc4b2a76b9719d911017c592"';
+            return 200;
+        }}
         location = /mirror {{
             internal;
             proxy_pass http://127.0.0.1:{rgw}$request_uri;
@@ -64,42 +78,72 @@ def flaky(rgw, tmp_path):
     proc.wait(timeout=15)
 
 
-def test_lost_answers_are_resolved(gateway, bucket, flaky, nginx_config):
+@pytest.fixture
+def faulty_gateway(gateway, flaky, nginx_config):
+    """A gateway whose proxy_pass goes through the flaky nginx (its own
+    HEADs still go to RGW)."""
     gw = gateway()
-    c = gw.client()
-    c.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"1")
-    gw.assert_consistent(bucket, "z")
-
-    # a second gateway on the same kind of config, proxying to the flaky
-    # backend (its own HEADs still go to RGW)
     prefix, conf, port = nginx_config(
         "nginx-gateway.conf.template", rgw_port=gw.rgw.port, workers=2,
-        batch_timeout="60s",
-        credentials=gw.cred)
+        batch_timeout="60s", credentials=gw.cred)
     text = conf.read_text().replace(
         "server 127.0.0.1:%d;" % gw.rgw.port, "server 127.0.0.1:%d;" % flaky)
     conf.write_text(text)
     proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf),
                              "-e", str(prefix / "error.log"),
                              "-g", "daemon off;"])
-    try:
-        assert wait_for_port(port, proc=proc)
-        g2 = Gateway(Nginx(port, prefix, prefix / "error.log"), gw.rgw,
-                     prefix / "store")
-        c2 = g2.client()
-        c2.put_object(Bucket=bucket, Key="zarr/y/ok", Body=b"ok")
-        for i in range(3):
-            with pytest.raises(botocore.exceptions.ClientError) as e:
-                c2.put_object(Bucket=bucket, Key="zarr/y/lost/%d" % i,
-                              Body=b"x" * (i + 1))
-            assert e.value.response["ResponseMetadata"][
-                "HTTPStatusCode"] == 502
-        # right after the 502 the tree does not know yet; within seconds
-        # the resolver has HEADed the keys
-        tree = g2.assert_consistent(bucket, "y", timeout=10)
-        assert tree["lost"].endswith("-3--6")
-        assert "intents settled from the backend" in (
-            prefix / "error.log").read_text()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
+    assert wait_for_port(port, proc=proc)
+    yield Gateway(Nginx(port, prefix, prefix / "error.log"), gw.rgw,
+                  prefix / "store", gw.cred)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=15)
+
+
+def test_lost_answers_are_resolved(faulty_gateway, bucket):
+    g2 = faulty_gateway
+    c2 = g2.client()
+    c2.put_object(Bucket=bucket, Key="zarr/y/ok", Body=b"ok")
+    for i in range(3):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c2.put_object(Bucket=bucket, Key="zarr/y/lost/%d" % i,
+                          Body=b"x" * (i + 1))
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    # the write landed at RGW although the gateway heard 502; within
+    # seconds the resolver has HEADed the keys
+    tree = g2.assert_consistent(bucket, "y", timeout=10)
+    assert tree["lost"].endswith("-3--6")
+    assert "intents settled from the backend" in g2.error_log()
+
+
+def test_copy_answered_200_with_error(faulty_gateway, bucket):
+    g2 = faulty_gateway
+    c2 = g2.client()
+    c2.put_object(Bucket=bucket, Key="zarr/y/src", Body=b"source")
+    before = g2.tree(bucket, "y")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c2.copy_object(Bucket=bucket, Key="zarr/y/copyerror",
+                       CopySource={"Bucket": bucket, "Key": "zarr/y/src"})
+    # (botocore sees the <Error> in the 200 and fails the call)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert g2.tree(bucket, "y") == before
+    g2.assert_consistent(bucket, "y")
+
+
+def test_aws_chunked_size_is_decoded(faulty_gateway, bucket):
+    g2 = faulty_gateway
+    body = (b"5;chunk-signature=" + b"0" * 64 + b"\r\nhello\r\n"
+            b"0;chunk-signature=" + b"0" * 64 + b"\r\n\r\n")
+    auth = ("AWS4-HMAC-SHA256 Credential=%s/20261125/us-east-1/s3/"
+            "aws4_request, SignedHeaders=host, Signature=%s" % (
+                g2.rgw.alice.access_key, "0" * 64))
+    r = requests.put(g2.url + "/%s/zarr/w/chunked/x" % bucket, data=body,
+                     headers={"Authorization": auth,
+                              "Content-Encoding": "aws-chunked",
+                              "x-amz-content-sha256":
+                                  "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                              "x-amz-decoded-content-length": "5"})
+    assert r.status_code == 200, r.text
+    assert len(body) != 5
+    want = tree_digests([("chunked/x", 5, "5d41402abc4b2a76b9719d911017c592")])
+    want["."] = want.pop("")
+    assert g2.tree(bucket, "w") == want
