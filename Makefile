@@ -9,11 +9,13 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
-CORE     = json digest path tree gate mtree hash sigv4 s3 s3op s3xml
+CORE     = json digest path tree gate outbox mtree hash sigv4 s3 s3op \
+           s3xml
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
-UNIT     = test_json test_digest test_path test_store test_gate test_mtree \
+UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
+           test_mtree \
            test_sigv4 test_s3_xml test_s3op test_s3xml
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 

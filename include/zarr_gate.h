@@ -86,6 +86,8 @@ typedef struct {
     zarr_proc_t           proc;
     const char           *prefix;        /* of the zarrs' keys: "zarr/" */
     size_t                prefix_len;
+    const char           *checksum_prefix;   /* recorded for the mirror */
+    size_t                checksum_prefix_len;
 
     /* out */
     int                   rc;            /* ZARR_OK or ZARR_ERR_CONFLICT */

@@ -312,6 +312,16 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         if (i == 0) {
             b->batch = cur;
         }
+
+        if (b->checksum_prefix) {
+            rc = zarr_tree_zmeta_put(g->s, g->txn, z->bucket, z->bucket_len,
+                                     z->zarr_id, z->zarr_id_len,
+                                     b->checksum_prefix,
+                                     b->checksum_prefix_len, g->err);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
+        }
     }
 
     rc = zarr_gate_counter(g, "next_intent", &g->next_intent);

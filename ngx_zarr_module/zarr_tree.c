@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "zarr_outbox.h"
 #include "zarr_path.h"
 #include "zarr_tree_int.h"
 
@@ -110,6 +111,7 @@ static int zarr_apply_resolve(zarr_apply_t *a, const char *dir,
     size_t dir_len, int create, zarr_err_t *err);
 static int zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels,
     zarr_err_t *err);
+static int zarr_apply_outbox(zarr_apply_t *a, size_t level, zarr_err_t *err);
 static int zarr_dir_is_empty(zarr_apply_t *a, uint64_t id, int *empty,
     zarr_err_t *err);
 static int zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root,
@@ -325,7 +327,9 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
         || (mrc = mdb_dbi_open(txn, "entries", dflags, &s->entries)) != 0
         || (mrc = mdb_dbi_open(txn, "meta", dflags, &s->meta)) != 0
         || (mrc = mdb_dbi_open(txn, "batches", dflags, &s->batches)) != 0
-        || (mrc = mdb_dbi_open(txn, "intents", dflags, &s->intents)) != 0)
+        || (mrc = mdb_dbi_open(txn, "intents", dflags, &s->intents)) != 0
+        || (mrc = mdb_dbi_open(txn, "outbox", dflags, &s->outbox)) != 0
+        || (mrc = mdb_dbi_open(txn, "zmeta", dflags, &s->zmeta)) != 0)
     {
         mdb_txn_abort(txn);
 
@@ -1574,7 +1578,7 @@ static int
 zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
     int create, zarr_err_t *err)
 {
-    int            rc, mrc;
+    int            rc, mrc, created;
     char           kbuf[ZARR_KEY_MAX];
     size_t         keep, i, start, end;
     MDB_val        k, v;
@@ -1621,6 +1625,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
                                    ZARR_TYPE_DIR, dir + start, i - start);
 
         mrc = mdb_get(a->txn, a->s->entries, &k, &v);
+        created = 0;
 
         if (mrc == 0) {
             if (zarr_dirrec_get(&v, &d) != ZARR_OK) {
@@ -1629,6 +1634,8 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
             }
 
         } else if (mrc == MDB_NOTFOUND) {
+            created = 1;
+
             if (!create) {
                 return ZARR_ERR_NOTFOUND;
             }
@@ -1674,6 +1681,13 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
         a->levels[a->nlevels].end = a->path.len;
         a->nlevels++;
 
+        if (created) {
+            rc = zarr_apply_outbox(a, a->nlevels - 1, err);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
+        }
+
         start = i + 1;
     }
 
@@ -1689,7 +1703,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
 static int
 zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 {
-    int            mrc;
+    int            rc, mrc;
     char           kbuf[ZARR_KEY_MAX];
     size_t         i, start;
     MDB_val        k, v;
@@ -1727,12 +1741,62 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
         }
 
         a->levels[i].dirty = 1;
+
+        rc = zarr_apply_outbox(a, i, err);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
     }
 
     if (!a->levels[0].dirty) {
         a->root.flags |= ZARR_DIR_DIRTY;
         a->root_changed = 1;
         a->levels[0].dirty = 1;
+
+        return zarr_apply_outbox(a, 0, err);
+    }
+
+    return ZARR_OK;
+}
+
+
+/*
+ * Queues level's directory for the mirror: its .checksum document is to
+ * be written (or deleted when the directory is gone).  The key is the
+ * directory's id, unique for ever: a directory deleted and made again is
+ * another entry; the mirror looks at the path's state when it sends.
+ */
+
+static int
+zarr_apply_outbox(zarr_apply_t *a, size_t level, zarr_err_t *err)
+{
+    int       mrc, i;
+    char      kbuf[ZARR_BUCKET_MAX + ZARR_ID_MAX + 2 + 8];
+    uint64_t  id;
+    MDB_val   k, v;
+
+    if (a->zkey.len + 1 + 8 > sizeof(kbuf)) {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "zarr key too long");
+    }
+
+    memcpy(kbuf, a->zkey.data, a->zkey.len);
+    kbuf[a->zkey.len] = '\0';
+
+    id = a->levels[level].id;
+
+    for (i = 7; i >= 0; i--) {
+        kbuf[a->zkey.len + 1 + i] = (char) (id & 0xff);
+        id >>= 8;
+    }
+
+    k.mv_data = kbuf;
+    k.mv_size = a->zkey.len + 1 + 8;
+    v.mv_data = a->path.data;
+    v.mv_size = a->levels[level].end;
+
+    mrc = mdb_put(a->txn, a->s->outbox, &k, &v, 0);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(a->s, err, mrc, "queueing a directory");
     }
 
     return ZARR_OK;
@@ -1904,9 +1968,244 @@ zarr_tree_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
             return zarr_tree_mdb_err(a->s, err, mrc, "deleting a directory");
         }
 
+        /* its .checksum object goes too */
+        rc = zarr_apply_outbox(a, a->nlevels - 1, err);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+
         a->nlevels--;
         a->path.len = a->levels[a->nlevels - 1].end;
     }
 
     return zarr_apply_mark_dirty(a, a->nlevels, err);
+}
+
+
+int
+zarr_tree_find_dir(zarr_store_t *s, MDB_txn *txn, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const char *dir, size_t dir_len, uint64_t *id, int *dirty,
+    zarr_dir_sum_t *sum, zarr_err_t *err)
+{
+    int            rc;
+    zarr_dirrec_t  root, d;
+
+    rc = zarr_get_root(s, txn, bucket, bucket_len, zarr_id, zarr_id_len,
+                       &root, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    d = root;
+
+    if (dir_len) {
+        rc = zarr_find_dir(s, txn, root.id, dir, dir_len, &d, err);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+    }
+
+    *id = d.id;
+    *dirty = d.flags & ZARR_DIR_DIRTY;
+    zarr_dirrec_sum(&d, sum);
+
+    return ZARR_OK;
+}
+
+
+/* records the zarr's checksum prefix when it is not the one recorded */
+
+int
+zarr_tree_zmeta_put(zarr_store_t *s, MDB_txn *txn, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const char *cprefix, size_t cprefix_len, zarr_err_t *err)
+{
+    int       mrc;
+    char      key[ZARR_BUCKET_MAX + ZARR_ID_MAX + 2];
+    char      val[1024 + 1];
+    MDB_val   k, v;
+
+    if (bucket_len > ZARR_BUCKET_MAX || zarr_id_len > ZARR_ID_MAX
+        || cprefix_len > 1024)
+    {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid zarr");
+    }
+
+    memcpy(key, bucket, bucket_len);
+    key[bucket_len] = '\0';
+    memcpy(key + bucket_len + 1, zarr_id, zarr_id_len);
+
+    k.mv_data = key;
+    k.mv_size = bucket_len + 1 + zarr_id_len;
+
+    val[0] = 'c';
+    memcpy(val + 1, cprefix, cprefix_len);
+
+    mrc = mdb_get(txn, s->zmeta, &k, &v);
+
+    if (mrc == 0 && v.mv_size == cprefix_len + 1
+        && memcmp(v.mv_data, val, cprefix_len + 1) == 0)
+    {
+        return ZARR_OK;
+    }
+
+    v.mv_data = val;
+    v.mv_size = cprefix_len + 1;
+
+    mrc = mdb_put(txn, s->zmeta, &k, &v, 0);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "writing zarr metadata");
+    }
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_queue_dirs(zarr_store_t *s, MDB_txn *txn, zarr_buf_t *zkey,
+    zarr_buf_t *path, uint64_t id, zarr_err_t *err)
+{
+    int          rc, mrc, i;
+    char         kbuf[ZARR_KEY_MAX], okey[ZARR_BUCKET_MAX + ZARR_ID_MAX + 10];
+    size_t       plen, name_len;
+    uint64_t     x;
+    MDB_cursor  *cur;
+    MDB_val      k, v;
+    zarr_dirrec_t  d;
+    char         name[ZARR_NAME_MAX];
+
+    /* this directory */
+
+    memcpy(okey, zkey->data, zkey->len);
+    okey[zkey->len] = '\0';
+    x = id;
+
+    for (i = 7; i >= 0; i--) {
+        okey[zkey->len + 1 + i] = (char) (x & 0xff);
+        x >>= 8;
+    }
+
+    k.mv_data = okey;
+    k.mv_size = zkey->len + 1 + 8;
+    v.mv_data = path->data;
+    v.mv_size = path->len;
+
+    mrc = mdb_put(txn, s->outbox, &k, &v, 0);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "queueing a directory");
+    }
+
+    /* and its subdirectories */
+
+    mrc = mdb_cursor_open(txn, s->entries, &cur);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
+    }
+
+    k.mv_data = kbuf;
+    k.mv_size = zarr_entry_key(kbuf, id, ZARR_TYPE_DIR, NULL, 0);
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = ZARR_OK;
+
+    while (mrc == 0) {
+        if (k.mv_size <= ZARR_ID_LEN + 1
+            || memcmp(k.mv_data, kbuf, ZARR_ID_LEN) != 0
+            || ((char *) k.mv_data)[ZARR_ID_LEN] != ZARR_TYPE_DIR)
+        {
+            break;
+        }
+
+        name_len = k.mv_size - ZARR_ID_LEN - 1;
+
+        if (name_len > ZARR_NAME_MAX || zarr_dirrec_get(&v, &d) != ZARR_OK) {
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt entry");
+            break;
+        }
+
+        memcpy(name, (char *) k.mv_data + ZARR_ID_LEN + 1, name_len);
+        plen = path->len;
+
+        if ((plen && zarr_buf_add(path, "/", 1) != 0)
+            || zarr_buf_add(path, name, name_len) != 0)
+        {
+            rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+            break;
+        }
+
+        rc = zarr_queue_dirs(s, txn, zkey, path, d.id, err);
+        path->len = plen;
+
+        if (rc != ZARR_OK) {
+            break;
+        }
+
+        /* the puts may have moved the cursor's page: find our place */
+        k.mv_data = kbuf;
+        k.mv_size = zarr_entry_key(kbuf, id, ZARR_TYPE_DIR, name, name_len);
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+        if (mrc == 0) {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+    }
+
+    if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = zarr_tree_mdb_err(s, err, mrc, "reading entries");
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+int
+zarr_outbox_queue_all(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_err_t *err)
+{
+    int            rc, mrc;
+    MDB_txn       *txn;
+    zarr_buf_t     zkey, path;
+    zarr_dirrec_t  root;
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    rc = zarr_get_root(s, txn, bucket, bucket_len, zarr_id, zarr_id_len,
+                       &root, err);
+    if (rc != ZARR_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    zarr_buf_init(&zkey);
+    zarr_buf_init(&path);
+
+    if (zarr_buf_reserve(&zkey, bucket_len + zarr_id_len + 1) != 0) {
+        mdb_txn_abort(txn);
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
+
+    rc = zarr_queue_dirs(s, txn, &zkey, &path, root.id, err);
+
+    zarr_buf_free(&zkey);
+    zarr_buf_free(&path);
+
+    if (rc != ZARR_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
 }

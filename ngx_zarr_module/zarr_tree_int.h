@@ -21,6 +21,8 @@ struct zarr_store_s {
     MDB_dbi             meta;
     MDB_dbi             batches;
     MDB_dbi             intents;
+    MDB_dbi             outbox;
+    MDB_dbi             zmeta;
     int                 flags;
     uint64_t            map_size;
     uint64_t            visited;      /* entries since the last trim */
@@ -39,6 +41,18 @@ int zarr_tree_mdb_err(zarr_store_t *s, zarr_err_t *err, int mrc,
 int zarr_tree_txn_begin(zarr_store_t *s, int rdonly, MDB_txn **txn,
     zarr_err_t *err);
 void zarr_tree_visit(zarr_store_t *s, uint64_t n);
+
+int zarr_tree_find_dir(zarr_store_t *s, MDB_txn *txn, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const char *dir, size_t dir_len, uint64_t *id, int *dirty,
+    zarr_dir_sum_t *sum, zarr_err_t *err);
+
+int zarr_tree_zmeta_put(zarr_store_t *s, MDB_txn *txn, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const char *cprefix, size_t cprefix_len, zarr_err_t *err);
+
+/* an internal result of zarr_outbox_done() */
+#define ZARR_ERR_STALE_DOC  200
 
 /* checks a mutation before any transaction (ZARR_ERR_INVALID) */
 int zarr_tree_check(const zarr_mutation_t *m, zarr_err_t *err);
