@@ -77,6 +77,10 @@ typedef struct {
 typedef int (*zarr_dir_cb)(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
 
+/* every file of a zarr, in the store's order (per directory, by name) */
+typedef int (*zarr_file_cb)(void *ctx, const char *path, size_t path_len,
+    const char *etag, size_t etag_len, uint64_t size);
+
 typedef int (*zarr_zarr_cb)(void *ctx, const char *bucket,
     size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
     const zarr_dir_sum_t *sum);
@@ -127,6 +131,11 @@ int zarr_store_walk(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_err_t *err);
 
 int zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
+    zarr_err_t *err);
+
+/* calls cb for every file of a zarr; ZARR_ERR_NOTFOUND: unknown zarr */
+int zarr_store_files(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_file_cb cb, void *ctx,
     zarr_err_t *err);
 
 int zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err);

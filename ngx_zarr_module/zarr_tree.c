@@ -2209,3 +2209,146 @@ zarr_outbox_queue_all(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
     return ZARR_OK;
 }
+
+
+typedef struct {
+    zarr_store_t     *s;
+    MDB_txn          *txn;
+    zarr_file_cb      cb;
+    void             *ctx;
+    zarr_buf_t        path;
+    zarr_err_t       *err;
+} zarr_files_t;
+
+
+static int
+zarr_files_dir(zarr_files_t *f, uint64_t id)
+{
+    int            rc, mrc;
+    char           kbuf[ZARR_KEY_MAX];
+    size_t         plen, name_len;
+    uint16_t       elen;
+    uint64_t       size;
+    MDB_cursor    *cur;
+    MDB_val        k, v;
+    zarr_dirrec_t  d;
+    char           name[ZARR_NAME_MAX];
+
+    mrc = mdb_cursor_open(f->txn, f->s->entries, &cur);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(f->s, f->err, mrc, "mdb_cursor_open()");
+    }
+
+    k.mv_data = kbuf;
+    k.mv_size = zarr_entry_key(kbuf, id, ZARR_TYPE_DIR, NULL, 0);
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = ZARR_OK;
+
+    while (mrc == 0) {
+        if (k.mv_size <= ZARR_ID_LEN + 1
+            || memcmp(k.mv_data, kbuf, ZARR_ID_LEN) != 0)
+        {
+            break;
+        }
+
+        name_len = k.mv_size - ZARR_ID_LEN - 1;
+        if (name_len > ZARR_NAME_MAX) {
+            rc = zarr_tree_err(f->err, ZARR_ERR_STORE, "corrupt entry");
+            break;
+        }
+
+        memcpy(name, (char *) k.mv_data + ZARR_ID_LEN + 1, name_len);
+        plen = f->path.len;
+
+        if ((plen && zarr_buf_add(&f->path, "/", 1) != 0)
+            || zarr_buf_add(&f->path, name, name_len) != 0)
+        {
+            rc = zarr_tree_err(f->err, ZARR_ERR_NOMEM, "out of memory");
+            break;
+        }
+
+        if (((char *) k.mv_data)[ZARR_ID_LEN] == ZARR_TYPE_DIR) {
+            if (zarr_dirrec_get(&v, &d) != ZARR_OK) {
+                rc = zarr_tree_err(f->err, ZARR_ERR_STORE, "corrupt entry");
+                break;
+            }
+
+            rc = zarr_files_dir(f, d.id);
+
+        } else {
+            if (v.mv_size < 10) {
+                rc = zarr_tree_err(f->err, ZARR_ERR_STORE, "corrupt entry");
+                break;
+            }
+
+            memcpy(&size, v.mv_data, 8);
+            memcpy(&elen, (char *) v.mv_data + 8, 2);
+
+            if (10 + (size_t) elen > v.mv_size) {
+                rc = zarr_tree_err(f->err, ZARR_ERR_STORE, "corrupt entry");
+                break;
+            }
+
+            if (f->cb(f->ctx, f->path.data, f->path.len,
+                      (char *) v.mv_data + 10, elen, size) != 0)
+            {
+                rc = zarr_tree_err(f->err, ZARR_ERR_INVALID, "stopped");
+            }
+        }
+
+        f->path.len = plen;
+
+        if (rc != ZARR_OK) {
+            break;
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = zarr_tree_mdb_err(f->s, f->err, mrc, "reading entries");
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+int
+zarr_store_files(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_file_cb cb, void *ctx,
+    zarr_err_t *err)
+{
+    int            rc;
+    MDB_txn       *txn;
+    zarr_files_t   f;
+    zarr_dirrec_t  root;
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    rc = zarr_get_root(s, txn, bucket, bucket_len, zarr_id, zarr_id_len,
+                       &root, err);
+
+    if (rc == ZARR_OK) {
+        memset(&f, 0, sizeof(zarr_files_t));
+        f.s = s;
+        f.txn = txn;
+        f.cb = cb;
+        f.ctx = ctx;
+        f.err = err;
+        zarr_buf_init(&f.path);
+
+        rc = zarr_files_dir(&f, root.id);
+
+        zarr_buf_free(&f.path);
+    }
+
+    mdb_txn_abort(txn);
+
+    return rc;
+}

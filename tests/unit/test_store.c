@@ -759,6 +759,63 @@ test_random_model(void **state)
 }
 
 
+typedef struct {
+    char      all[1024];
+    uint64_t  total;
+} files_t;
+
+
+static int
+files_cb(void *ctx, const char *path, size_t path_len, const char *etag,
+    size_t etag_len, uint64_t size)
+{
+    files_t  *f = ctx;
+    size_t    n;
+
+    n = strlen(f->all);
+    snprintf(f->all + n, sizeof(f->all) - n, "%.*s=%.*s;", (int) path_len,
+             path, (int) etag_len, etag);
+    f->total += size;
+
+    return 0;
+}
+
+
+static void
+test_files(void **state)
+{
+    char             *dir;
+    zarr_store_t     *s;
+    zarr_err_t        err;
+    files_t           f;
+    zarr_mutation_t   m[4];
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    s = open_store(dir, 16 << 20, 0);
+
+    m[0] = put("z", "b/c", "e1", 1);
+    m[1] = put("z", "a", "e2", 2);
+    m[2] = put("z", "b/a/x", "e3", 4);
+    m[3] = put("y", "q", "e4", 8);
+    apply(s, m, 4);
+
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(zarr_store_files(s, B, BL, "z", 1, files_cb, &f, &err),
+                     ZARR_OK);
+    /* per directory: subdirectories first, then files, by name */
+    assert_string_equal(f.all, "b/a/x=e3;b/c=e1;a=e2;");
+    assert_int_equal(f.total, 7);
+    assert_int_equal(zarr_store_files(s, B, BL, "none", 4, files_cb, &f,
+                                      &err), ZARR_ERR_NOTFOUND);
+
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 int
 main(void)
 {
@@ -771,6 +828,7 @@ main(void)
         cmocka_unit_test(test_map_full),
         cmocka_unit_test(test_invalid_group),
         cmocka_unit_test(test_random_model),
+        cmocka_unit_test(test_files),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
