@@ -156,6 +156,10 @@ int zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
 int zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z,
     zarr_err_t *err);
 
+/* how many batches are active */
+int zarr_gate_count_active(zarr_store_t *s, uint64_t now_ms, uint64_t *n,
+    zarr_err_t *err);
+
 /* calls cb for every intent, in id order (read-only) */
 int zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
     zarr_err_t *err);

@@ -52,9 +52,10 @@ int zarr_outbox_count(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
 /*
  * The mirror sent e: digest is the digest of the document it wrote, NULL
- * when it deleted the object (the directory did not exist).  The entry is
- * dropped when the directory is still in that state (clean with that
- * digest, or still absent); else it stays for the next round.
+ * when it deleted the object (the directory did not exist, or it is the
+ * root of an empty zarr).  The entry is dropped when the directory is
+ * still in that state (clean with that digest, or still absent or empty);
+ * else it stays for the next round.
  */
 int zarr_outbox_done(zarr_store_t *s, const zarr_outbox_entry_t *e,
     const char *digest, zarr_err_t *err);

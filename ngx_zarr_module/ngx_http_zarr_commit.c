@@ -57,6 +57,7 @@ typedef struct {
     ngx_queue_t                 running;
     ngx_uint_t                  busy;
     zarr_s3_t                  *s3;
+    ngx_uint_t                  commit_us;
 
     /* resolver */
     ngx_thread_task_t          *rtask;
@@ -213,6 +214,10 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
     }
 
     w->task = ngx_thread_task_alloc(cycle->pool, 0);
+    if (ngx_http_zarr_mirror_init(cycle, w->store, &c) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     w->rtask = ngx_thread_task_alloc(cycle->pool, 0);
 
     if (w->task == NULL || w->rtask == NULL) {
@@ -256,9 +261,11 @@ ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_zarr_mirror_exit();
+
     /* a task may still run in the pool: it owns the store then */
 
-    if (!w->busy && !w->rbusy) {
+    if (!w->busy && !w->rbusy && !ngx_http_zarr_mirror_busy()) {
         if (w->s3) {
             zarr_s3_destroy(w->s3);
         }
@@ -489,6 +496,7 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
     size_t                nb, nf, i, j;
     ngx_queue_t          *q;
     zarr_err_t            err;
+    struct timespec       t0, t1;
     zarr_begin_t         *b;
     zarr_finish_t        *f;
     ngx_http_zarr_job_t  *job;
@@ -541,8 +549,14 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
         }
     }
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+
     rc = zarr_gate_commit(w->store, f, nf, b, nb, ngx_http_zarr_now_ms(),
                           &err);
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->commit_us = (t1.tv_sec - t0.tv_sec) * 1000000
+                   + (t1.tv_nsec - t0.tv_nsec) / 1000;
 
     i = 0;
     j = 0;
@@ -589,6 +603,8 @@ ngx_http_zarr_commit_event(ngx_event_t *ev)
     ngx_http_zarr_job_t  *job;
 
     w->busy = 0;
+    ngx_http_zarr_stats_commit(w->commit_us);
+    w->commit_us = 0;
 
     while (!ngx_queue_empty(&w->running)) {
         q = ngx_queue_head(&w->running);
@@ -904,6 +920,7 @@ ngx_http_zarr_resolve_event(ngx_event_t *ev)
     ngx_http_zarr_worker_t *w = ev->data;
 
     w->rbusy = 0;
+    ngx_http_zarr_stats_resolved(w->resolved, w->failed);
 
     if (w->rrc != ZARR_OK) {
         ngx_log_error(NGX_LOG_CRIT, w->log, 0,

@@ -556,7 +556,8 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     /* one allocation for the arrays and every string they point to */
 
-    size = owner.len + zlcf->prefix.len + ctx->bucket.len;
+    size = owner.len + zlcf->prefix.len + zlcf->checksum_prefix.len
+           + ctx->bucket.len;
 
     for (i = 0; i < nkeys; i++) {
         size += keys[i].zarr_id_len + keys[i].path_len;
@@ -586,6 +587,11 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     job->begin.prefix = p;
     job->begin.prefix_len = zlcf->prefix.len;
     p = (char *) ngx_cpymem(p, zlcf->prefix.data, zlcf->prefix.len);
+
+    job->begin.checksum_prefix = p;
+    job->begin.checksum_prefix_len = zlcf->checksum_prefix.len;
+    p = (char *) ngx_cpymem(p, zlcf->checksum_prefix.data,
+                            zlcf->checksum_prefix.len);
 
     /* every key of a request is in the same bucket */
 

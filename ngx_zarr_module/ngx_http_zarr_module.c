@@ -26,6 +26,9 @@ static char *ngx_http_zarr_backend(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_zarr_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_zarr_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_zarr_init_process(ngx_cycle_t *cycle);
@@ -75,6 +78,20 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_zarr_credentials,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("zarr_mirror_delay"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_zarr_main_conf_t, mirror_delay),
+      NULL },
+
+    { ngx_string("zarr_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_zarr_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -328,6 +345,7 @@ ngx_http_zarr_create_main_conf(ngx_conf_t *cf)
      */
 
     zmcf->store_size = NGX_CONF_UNSET_SIZE;
+    zmcf->mirror_delay = NGX_CONF_UNSET_MSEC;
 
     return zmcf;
 }
@@ -339,6 +357,7 @@ ngx_http_zarr_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_zarr_main_conf_t *zmcf = conf;
 
     ngx_conf_init_size_value(zmcf->store_size, (size_t) 4 << 30);
+    ngx_conf_init_msec_value(zmcf->mirror_delay, 1000);
 
     if (zmcf->thread_pool_name.data == NULL) {
         ngx_str_set(&zmcf->thread_pool_name, "default");
@@ -436,6 +455,35 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_zarr_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* counts every request the gateway classified, by operation and result */
+
+static ngx_int_t
+ngx_http_zarr_log_handler(ngx_http_request_t *r)
+{
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    if (ctx) {
+        ngx_http_zarr_stats_request(ctx->op, ctx->result);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -729,6 +777,17 @@ ngx_http_zarr_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_zarr_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_zarr_log_handler;
+
+    if (ngx_http_zarr_stats_add(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_zarr_filter_init(cf);
 }

@@ -63,6 +63,7 @@ typedef struct {
     ngx_str_t                   secret_key;
     ngx_str_t                   region;
     ngx_flag_t                  enabled;       /* some zarr_gateway on */
+    ngx_msec_t                  mirror_delay;
 } ngx_http_zarr_main_conf_t;
 
 
@@ -165,6 +166,21 @@ void ngx_http_zarr_begin_done(ngx_http_request_t *r,
 ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);
 void ngx_http_zarr_finish_done(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
+
+/* ngx_http_zarr_mirror.c */
+ngx_int_t ngx_http_zarr_mirror_init(ngx_cycle_t *cycle, zarr_store_t *store,
+    const zarr_s3_conf_t *conf);
+ngx_uint_t ngx_http_zarr_mirror_busy(void);
+void ngx_http_zarr_mirror_exit(void);
+
+/* ngx_http_zarr_stats.c */
+ngx_int_t ngx_http_zarr_stats_add(ngx_conf_t *cf);
+void ngx_http_zarr_stats_request(ngx_uint_t op, ngx_uint_t result);
+void ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
+    ngx_uint_t failed);
+void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
+void ngx_http_zarr_stats_commit(ngx_uint_t us);
+ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_zarr_commit.c */
 ngx_int_t ngx_http_zarr_commit_init(ngx_cycle_t *cycle);

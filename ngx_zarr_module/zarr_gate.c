@@ -997,3 +997,47 @@ failed:
 
     return rc;
 }
+
+
+int
+zarr_gate_count_active(zarr_store_t *s, uint64_t now_ms, uint64_t *n,
+    zarr_err_t *err)
+{
+    int            rc, mrc;
+    MDB_txn       *txn;
+    MDB_cursor    *cur;
+    MDB_val        k, v;
+    zarr_batch_t   b;
+
+    *n = 0;
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    mrc = mdb_cursor_open(txn, s->batches, &cur);
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
+    }
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    while (mrc == 0) {
+        if (v.mv_size == sizeof(zarr_batch_t)) {
+            memcpy(&b, v.mv_data, sizeof(zarr_batch_t));
+
+            if (zarr_gate_active(&b, now_ms)) {
+                (*n)++;
+            }
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+
+    return ZARR_OK;
+}

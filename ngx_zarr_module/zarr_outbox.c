@@ -202,8 +202,13 @@ zarr_outbox_done(zarr_store_t *s, const zarr_outbox_entry_t *e,
         /* the directory is gone: sent right if a delete was sent */
         rc = digest == NULL ? ZARR_OK : ZARR_ERR_STALE_DOC;
 
+    } else if (rc == ZARR_OK && digest == NULL) {
+        /* an empty zarr has no .checksum either: its root is "gone" */
+        rc = (!dirty && e->dir_len == 0 && sum.count == 0)
+             ? ZARR_OK : ZARR_ERR_STALE_DOC;
+
     } else if (rc == ZARR_OK) {
-        rc = (digest != NULL && !dirty && strcmp(sum.digest, digest) == 0)
+        rc = (!dirty && strcmp(sum.digest, digest) == 0)
              ? ZARR_OK : ZARR_ERR_STALE_DOC;
     }
 

@@ -44,3 +44,35 @@ def tree_digests(files):
 
     walk(root, "")
     return out
+
+
+def tree_documents(files):
+    """{dir: .checksum document bytes} (DESIGN section 3), the root as ''."""
+    root = {"dirs": {}, "files": {}}
+    for path, size, etag in files:
+        node = root
+        parts = path.split("/")
+        for p in parts[:-1]:
+            node = node["dirs"].setdefault(p, {"dirs": {}, "files": {}})
+        node["files"][parts[-1]] = (size, etag)
+
+    out = {}
+
+    def walk(node, prefix):
+        dirs = []
+        for name in sorted(node["dirs"], key=lambda s: s.encode()):
+            d, s = walk(node["dirs"][name],
+                        prefix + "/" + name if prefix else name)
+            dirs.append({"digest": d, "name": name, "size": s})
+        files = [{"digest": etag, "name": name, "size": size}
+                 for name, (size, etag) in sorted(
+                     node["files"].items(), key=lambda kv: kv[0].encode())]
+        manifest = {"directories": dirs, "files": files}
+        d, s = _digest(manifest)
+        out[prefix] = json.dumps({"checksums": manifest, "digest": d,
+                                  "size": s}, separators=(",", ":"),
+                                 ensure_ascii=True).encode()
+        return d, s
+
+    walk(root, "")
+    return out

@@ -1,0 +1,401 @@
+
+/*
+ * The mirror: writes each directory's .checksum object (DESIGN section 3)
+ * from the persistent outbox, in worker 0 only, so that writes are
+ * ordered.  Every zarr_mirror_delay it flushes the tree (dirty digests are
+ * recomputed once for a whole burst), then sends the current document of
+ * every queued directory, or deletes the object of a directory that is
+ * gone.  Failures back off up to 30 s; the outbox survives restarts.
+ */
+
+
+#include "ngx_http_zarr_module.h"
+#include "zarr_outbox.h"
+
+
+#define NGX_HTTP_ZARR_MIRROR_BATCH    1000
+#define NGX_HTTP_ZARR_MIRROR_BACKOFF  30000
+
+
+typedef struct {
+    zarr_outbox_entry_t         e;
+    char                       *strings;
+} ngx_http_zarr_mirror_item_t;
+
+
+typedef struct {
+    zarr_store_t               *store;
+    ngx_thread_pool_t          *pool;
+    ngx_log_t                  *log;
+    ngx_thread_task_t          *task;
+    ngx_event_t                 timer;
+    ngx_msec_t                  delay;
+    ngx_msec_t                  backoff;
+    ngx_uint_t                  busy;
+    zarr_s3_t                  *s3;
+
+    /* the last round, written by the thread */
+    ngx_uint_t                  sent;
+    ngx_uint_t                  deleted;
+    ngx_uint_t                  failed;
+    ngx_uint_t                  more;
+    int                         rc;
+    zarr_err_t                  err;
+    char                        error[768];
+} ngx_http_zarr_mirror_t;
+
+
+static void ngx_http_zarr_mirror_timer(ngx_event_t *ev);
+static void ngx_http_zarr_mirror_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_mirror_event(ngx_event_t *ev);
+static int ngx_http_zarr_mirror_collect(void *ctx,
+    const zarr_outbox_entry_t *e);
+static int ngx_http_zarr_mirror_send(ngx_http_zarr_mirror_t *m,
+    zarr_outbox_entry_t *e);
+
+
+static ngx_http_zarr_mirror_t  ngx_http_zarr_mirror;
+
+
+ngx_int_t
+ngx_http_zarr_mirror_init(ngx_cycle_t *cycle, zarr_store_t *store,
+    const zarr_s3_conf_t *conf)
+{
+    char                        err[256];
+    ngx_http_zarr_mirror_t     *m;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_zarr_module);
+    m = &ngx_http_zarr_mirror;
+
+    ngx_memzero(m, sizeof(ngx_http_zarr_mirror_t));
+
+    if (ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    m->store = store;
+    m->pool = zmcf->thread_pool;
+    m->log = cycle->log;
+    m->delay = zmcf->mirror_delay;
+
+    m->s3 = zarr_s3_create(conf, err, sizeof(err));
+    if (m->s3 == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "zarr_backend \"%V\": %s", &zmcf->backend, err);
+        return NGX_ERROR;
+    }
+
+    m->task = ngx_thread_task_alloc(cycle->pool, 0);
+    if (m->task == NULL) {
+        return NGX_ERROR;
+    }
+
+    m->task->ctx = m;
+    m->task->handler = ngx_http_zarr_mirror_thread;
+    m->task->event.handler = ngx_http_zarr_mirror_event;
+    m->task->event.data = m;
+    m->task->event.log = cycle->log;
+
+    m->timer.handler = ngx_http_zarr_mirror_timer;
+    m->timer.data = m;
+    m->timer.log = cycle->log;
+    m->timer.cancelable = 1;
+
+    ngx_add_timer(&m->timer, m->delay);
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_http_zarr_mirror_busy(void)
+{
+    return ngx_http_zarr_mirror.busy;
+}
+
+
+void
+ngx_http_zarr_mirror_exit(void)
+{
+    if (ngx_http_zarr_mirror.s3 && !ngx_http_zarr_mirror.busy) {
+        zarr_s3_destroy(ngx_http_zarr_mirror.s3);
+        ngx_http_zarr_mirror.s3 = NULL;
+    }
+}
+
+
+static void
+ngx_http_zarr_mirror_timer(ngx_event_t *ev)
+{
+    ngx_http_zarr_mirror_t *m = ev->data;
+
+    if (ngx_exiting || m->busy) {
+        return;
+    }
+
+    m->busy = 1;
+
+    if (ngx_thread_task_post(m->pool, m->task) != NGX_OK) {
+        m->busy = 0;
+        ngx_add_timer(&m->timer, m->delay);
+    }
+}
+
+
+typedef struct {
+    ngx_http_zarr_mirror_item_t  *items;
+    size_t                        n;
+} ngx_http_zarr_mirror_list_t;
+
+
+static int
+ngx_http_zarr_mirror_collect(void *ctx, const zarr_outbox_entry_t *e)
+{
+    ngx_http_zarr_mirror_list_t *l = ctx;
+
+    char                         *p;
+    ngx_http_zarr_mirror_item_t  *it;
+
+    it = &l->items[l->n];
+
+    p = malloc(e->bucket_len + e->zarr_id_len + e->dir_len
+               + e->checksum_prefix_len + 4);
+    if (p == NULL) {
+        return 1;
+    }
+
+    it->strings = p;
+    it->e = *e;
+
+    it->e.bucket = p;
+    p = (char *) ngx_cpymem(p, e->bucket, e->bucket_len);
+    *p++ = '\0';
+    it->e.zarr_id = p;
+    p = (char *) ngx_cpymem(p, e->zarr_id, e->zarr_id_len);
+    *p++ = '\0';
+    it->e.dir = p;
+    p = (char *) ngx_cpymem(p, e->dir, e->dir_len);
+    *p++ = '\0';
+    it->e.checksum_prefix = p;
+    p = (char *) ngx_cpymem(p, e->checksum_prefix, e->checksum_prefix_len);
+    *p = '\0';
+
+    return ++l->n == NGX_HTTP_ZARR_MIRROR_BATCH;
+}
+
+
+/*
+ * Sends one directory's current state.  Returns 0, or -1 when the backend
+ * failed (m->error says how).  Thread code.
+ */
+
+static int
+ngx_http_zarr_mirror_send(ngx_http_zarr_mirror_t *m, zarr_outbox_entry_t *e)
+{
+    int                   rc, sent;
+    char                 *key, *p;
+    size_t                len;
+    zarr_buf_t            manifest, doc;
+    zarr_dir_sum_t        sum;
+    zarr_s3_request_t     req;
+    zarr_s3_response_t    resp;
+    zarr_sigv4_header_t   headers[2];
+
+    zarr_buf_init(&manifest);
+    zarr_buf_init(&doc);
+
+    rc = zarr_store_get_dir(m->store, e->bucket, e->bucket_len, e->zarr_id,
+                            e->zarr_id_len, e->dir, e->dir_len, &sum,
+                            &manifest, &m->err);
+
+    if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND) {
+        snprintf(m->error, sizeof(m->error), "%s", m->err.msg);
+        zarr_buf_free(&manifest);
+        return -1;
+    }
+
+    if (rc == ZARR_OK && e->dir_len == 0 && sum.count == 0) {
+        /* an empty zarr: its root's object goes like any empty directory */
+        rc = ZARR_ERR_NOTFOUND;
+    }
+
+    if (rc == ZARR_OK
+        && zarr_checksum_document(&doc, manifest.data, manifest.len, &sum)
+           != ZARR_OK)
+    {
+        snprintf(m->error, sizeof(m->error), "out of memory");
+        zarr_buf_free(&manifest);
+        return -1;
+    }
+
+    zarr_buf_free(&manifest);
+
+    /* <checksum prefix><zarr id>/<dir>/.checksum */
+
+    len = e->checksum_prefix_len + e->zarr_id_len + 1 + e->dir_len + 1 + 9;
+
+    key = malloc(len + 1);
+    if (key == NULL) {
+        zarr_buf_free(&doc);
+        snprintf(m->error, sizeof(m->error), "out of memory");
+        return -1;
+    }
+
+    p = key;
+    p = (char *) ngx_cpymem(p, e->checksum_prefix, e->checksum_prefix_len);
+    p = (char *) ngx_cpymem(p, e->zarr_id, e->zarr_id_len);
+    *p++ = '/';
+
+    if (e->dir_len) {
+        p = (char *) ngx_cpymem(p, e->dir, e->dir_len);
+        *p++ = '/';
+    }
+
+    p = (char *) ngx_cpymem(p, ".checksum", 9);
+    *p = '\0';
+
+    ngx_memzero(&req, sizeof(zarr_s3_request_t));
+    req.bucket = e->bucket;
+    req.key = key;
+    req.key_len = p - key;
+
+    if (rc == ZARR_OK) {
+        headers[0].name = "x-amz-acl";
+        headers[0].value = "bucket-owner-full-control";
+        headers[1].name = "content-type";
+        headers[1].value = "application/json";
+
+        req.method = "PUT";
+        req.headers = headers;
+        req.nheaders = 2;
+        req.body = doc.data;
+        req.body_len = doc.len;
+
+    } else {
+        req.method = "DELETE";
+    }
+
+    sent = zarr_s3_request(m->s3, &req, &resp);
+
+    free(key);
+    zarr_buf_free(&doc);
+
+    if (sent != ZARR_S3_OK
+        || !((resp.status >= 200 && resp.status < 300)
+             || (rc != ZARR_OK && resp.status == 404)))
+    {
+        snprintf(m->error, sizeof(m->error), "%s .checksum of \"%.63s/"
+                 "%.100s/%.100s\": HTTP %ld %.64s %.150s", req.method,
+                 e->bucket, e->zarr_id, e->dir, resp.error.status,
+                 resp.error.code, resp.error.message);
+        zarr_s3_response_free(&resp);
+        return -1;
+    }
+
+    zarr_s3_response_free(&resp);
+
+    if (rc == ZARR_OK) {
+        m->sent++;
+
+    } else {
+        m->deleted++;
+    }
+
+    if (zarr_outbox_done(m->store, e, rc == ZARR_OK ? sum.digest : NULL,
+                         &m->err)
+        != ZARR_OK)
+    {
+        snprintf(m->error, sizeof(m->error), "%s", m->err.msg);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_zarr_mirror_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_zarr_mirror_t *m = data;
+
+    size_t                       i;
+    ngx_http_zarr_mirror_list_t  l;
+
+    m->sent = 0;
+    m->deleted = 0;
+    m->failed = 0;
+    m->more = 0;
+    m->error[0] = '\0';
+
+    /* the digests of a whole burst are recomputed once, here */
+
+    m->rc = zarr_store_flush(m->store, NULL, 0, NULL, 0, &m->err);
+    if (m->rc != ZARR_OK) {
+        snprintf(m->error, sizeof(m->error), "%s", m->err.msg);
+        m->failed = 1;
+        return;
+    }
+
+    l.items = calloc(NGX_HTTP_ZARR_MIRROR_BATCH,
+                     sizeof(ngx_http_zarr_mirror_item_t));
+    l.n = 0;
+
+    if (l.items == NULL) {
+        m->failed = 1;
+        return;
+    }
+
+    m->rc = zarr_outbox_list(m->store, NULL, 0, NULL, 0,
+                             ngx_http_zarr_mirror_collect, &l, &m->err);
+
+    m->more = (l.n == NGX_HTTP_ZARR_MIRROR_BATCH);
+
+    for (i = 0; i < l.n; i++) {
+        if (ngx_http_zarr_mirror_send(m, &l.items[i].e) != 0) {
+            /* the backend fails: back off, keep the order */
+            m->failed = l.n - i;
+            break;
+        }
+    }
+
+    for (i = 0; i < l.n; i++) {
+        free(l.items[i].strings);
+    }
+
+    free(l.items);
+}
+
+
+static void
+ngx_http_zarr_mirror_event(ngx_event_t *ev)
+{
+    ngx_http_zarr_mirror_t *m = ev->data;
+
+    ngx_msec_t  next;
+
+    m->busy = 0;
+    ngx_http_zarr_stats_mirror(m->sent, m->deleted, m->failed != 0);
+
+    if (m->failed) {
+        m->backoff = m->backoff ? ngx_min(m->backoff * 2,
+                                          NGX_HTTP_ZARR_MIRROR_BACKOFF)
+                                : m->delay;
+
+        ngx_log_error(NGX_LOG_WARN, m->log, 0,
+                      "zarr mirror: %s; retrying in %M ms", m->error,
+                      m->backoff);
+        next = m->backoff;
+
+    } else {
+        m->backoff = 0;
+        next = m->more ? 1 : m->delay;
+    }
+
+    if (ngx_exiting) {
+        ngx_http_zarr_mirror_exit();
+        return;
+    }
+
+    ngx_add_timer(&m->timer, next);
+}
