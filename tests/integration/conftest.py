@@ -428,18 +428,53 @@ class Gateway(NamedTuple):
         assert r.returncode == 0, r.stderr
         return dict(l.rsplit("\t", 1) for l in r.stdout.splitlines())
 
-    def assert_consistent(self, bucket, zarr_id, timeout=0.0):
+    def assert_consistent(self, bucket, zarr_id, timeout=0.0, mirror=True):
         """The gateway's tree equals the backend's listing (waiting up to
-        timeout seconds, for the resolver)."""
+        timeout seconds, for the resolver); then every .checksum object
+        in the backend equals the document of the listing (waiting for the
+        mirror)."""
         deadline = time.monotonic() + timeout
         while True:
             want = self.listing(bucket, zarr_id)
             got = self.tree(bucket, zarr_id)
             if got is None and want == {".": EMPTY_DIGEST}:
-                return want
+                break
             if got == want or time.monotonic() >= deadline:
                 assert got == want
-                return want
+                break
+            time.sleep(0.2)
+        if mirror:
+            self.assert_mirror(bucket, zarr_id)
+        return want
+
+    def assert_mirror(self, bucket, zarr_id, timeout=15.0):
+        """{dir: bytes} of the zarr's .checksum objects, once they equal
+        the documents computed (zarr_ref) from the backend's listing."""
+        from zarr_ref import tree_documents
+        direct = s3_client(self.rgw, "gateway")
+
+        def objects(prefix):
+            out = []
+            for page in direct.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix):
+                out += [(o["Key"][len(prefix):], o["Size"],
+                         o["ETag"].strip('"'))
+                        for o in page.get("Contents", [])]
+            return out
+
+        deadline = time.monotonic() + timeout
+        while True:
+            files = objects(f"zarr/{zarr_id}/")
+            want = tree_documents(files) if files else {}
+            got = {}
+            cprefix = f"zarr-checksums/{zarr_id}/"
+            for key, _, _ in objects(cprefix):
+                d = key[:-len(".checksum")].rstrip("/")
+                got[d] = direct.get_object(Bucket=bucket, Key=cprefix + key)[
+                    "Body"].read()
+            if got == want or time.monotonic() >= deadline:
+                assert got == want
+                return got
             time.sleep(0.2)
 
     def error_log(self):
