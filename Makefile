@@ -27,7 +27,8 @@ DEPS_BUILD = gcc make nginx nginx-dev liblmdb-dev lmdb-utils libjansson-dev \
              libcurl4-openssl-dev libssl-dev libexpat1-dev libcmocka-dev
 DEPS_RGW   = radosgw ceph-mon ceph-osd ceph-common
 DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
-             python3-zarr python3-fsspec awscli s3cmd rclone valgrind \
+             python3-zarr python3-fsspec python3-prometheus-client \
+             awscli s3cmd rclone valgrind \
              procps curl
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
