@@ -193,3 +193,32 @@ def test_backend_outage_and_restart(gateway, bucket, outage, nginx_config):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_readme_tour_awscli_reads_checksum(gateway, bucket, tmp_path):
+    """README: write with awscli through the gateway, read the root's
+    .checksum back with `aws s3 cp ... -`."""
+    import os
+    gw = gateway()
+    src = tmp_path / "my.zarr"
+    (src / "arr").mkdir(parents=True)
+    (src / ".zgroup").write_text('{"zarr_format": 2}')
+    (src / "arr" / ".zarray").write_text("{}")
+    (src / "arr" / "0.0").write_bytes(b"chunk")
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=gw.rgw.alice.access_key,
+               AWS_SECRET_ACCESS_KEY=gw.rgw.alice.secret_key,
+               AWS_DEFAULT_REGION=gw.rgw.region,
+               AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    aws = ["/usr/bin/aws", "--endpoint-url", gw.url, "s3"]
+    subprocess.run(aws + ["cp", "--recursive", "--only-show-errors", str(src),
+                          "s3://%s/zarr/my-zarr/" % bucket], env=env,
+                   check=True)
+    docs = gw.assert_consistent(bucket, "my-zarr")
+    out = subprocess.run(aws + ["cp", "s3://%s/zarr-checksums/my-zarr/"
+                                ".checksum" % bucket, "-"], env=env,
+                         check=True, capture_output=True).stdout
+    want = gw.assert_mirror(bucket, "my-zarr")[""]
+    assert out == want
+    assert out.startswith(b'{"checksums":{"directories":[{"digest":"')
+    assert docs["."] in out.decode()
