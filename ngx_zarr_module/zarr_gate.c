@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     zarr_store_t    *s;
     MDB_txn         *txn;
+    int              rdonly;
     uint64_t         now;
     uint64_t         next_batch;
     uint64_t         next_intent;
@@ -45,6 +46,9 @@ typedef struct {
 } zarr_gate_t;
 
 
+static int zarr_gate_open(zarr_gate_t *g, zarr_store_t *s, int rdonly,
+    uint64_t now, const zarr_zref_t *z, zarr_batch_t *b, zarr_err_t *err);
+static int zarr_gate_close(zarr_gate_t *g, int rc);
 static int zarr_gate_counter(zarr_gate_t *g, const char *name,
     uint64_t *value);
 static int zarr_gate_counter_save(zarr_gate_t *g, const char *name,
@@ -59,6 +63,77 @@ static int zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b);
 static int zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown);
 static int zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a,
     zarr_finish_t *f);
+
+
+/*
+ * Starts a transaction for g; with z, makes z the current zarr and reads
+ * its batch record into b.  On failure nothing is left open.
+ */
+
+static int
+zarr_gate_open(zarr_gate_t *g, zarr_store_t *s, int rdonly, uint64_t now,
+    const zarr_zref_t *z, zarr_batch_t *b, zarr_err_t *err)
+{
+    int  rc;
+
+    memset(g, 0, sizeof(zarr_gate_t));
+    g->s = s;
+    g->rdonly = rdonly;
+    g->now = now;
+    g->err = err;
+    zarr_buf_init(&g->zkey);
+
+    rc = zarr_tree_txn_begin(s, rdonly, &g->txn, err);
+    if (rc != ZARR_OK) {
+        g->txn = NULL;
+        return rc;
+    }
+
+    if (z) {
+        rc = zarr_gate_zkey(g, z->bucket, z->bucket_len, z->zarr_id,
+                            z->zarr_id_len);
+
+        if (rc == ZARR_OK) {
+            rc = zarr_gate_get(g, b);
+        }
+
+        if (rc != ZARR_OK) {
+            return zarr_gate_close(g, rc);
+        }
+    }
+
+    return ZARR_OK;
+}
+
+
+/* ends g's transaction: commits a write that went well, else aborts */
+
+static int
+zarr_gate_close(zarr_gate_t *g, int rc)
+{
+    int  mrc;
+
+    zarr_buf_free(&g->zkey);
+
+    if (g->txn == NULL) {
+        return rc;
+    }
+
+    if (rc != ZARR_OK || g->rdonly) {
+        mdb_txn_abort(g->txn);
+        g->txn = NULL;
+        return rc;
+    }
+
+    mrc = mdb_txn_commit(g->txn);
+    g->txn = NULL;
+
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
+}
 
 
 static int
@@ -559,80 +634,52 @@ int
 zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
     zarr_begin_t *b, size_t nb, uint64_t now_ms, zarr_err_t *err)
 {
-    int            rc, mrc;
+    int            rc;
     size_t         i, n;
-    MDB_txn       *txn;
     zarr_gate_t    g;
     zarr_apply_t  *a;
 
-    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    rc = zarr_gate_open(&g, s, 0, now_ms, NULL, NULL, err);
     if (rc != ZARR_OK) {
         return rc;
     }
 
-    memset(&g, 0, sizeof(zarr_gate_t));
-    g.s = s;
-    g.txn = txn;
-    g.now = now_ms;
-    g.err = err;
-    zarr_buf_init(&g.zkey);
-
-    a = zarr_tree_apply_start(s, txn);
-    if (a == NULL) {
-        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
-        goto failed;
-    }
-
     n = 0;
 
-    for (i = 0; i < nf; i++) {
-        rc = zarr_gate_finish(&g, a, &f[i]);
-        if (rc != ZARR_OK) {
-            goto failed;
-        }
+    a = zarr_tree_apply_start(s, g.txn);
+    if (a == NULL) {
+        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
 
+    for (i = 0; rc == ZARR_OK && i < nf; i++) {
+        rc = zarr_gate_finish(&g, a, &f[i]);
         n += f[i].n + f[i].nintents;
     }
 
-    rc = zarr_tree_apply_end(a, err);
-    if (rc != ZARR_OK) {
-        goto failed;
+    if (rc == ZARR_OK) {
+        rc = zarr_tree_apply_end(a, err);
     }
 
-    for (i = 0; i < nb; i++) {
+    for (i = 0; rc == ZARR_OK && i < nb; i++) {
         rc = zarr_gate_begin(&g, &b[i]);
-        if (rc != ZARR_OK) {
-            goto failed;
-        }
-
         n += b[i].nintents + 1;
     }
 
-    if ((rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch))
-        != ZARR_OK
-        || (rc = zarr_gate_counter_save(&g, "next_intent", g.next_intent))
-           != ZARR_OK)
-    {
-        goto failed;
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch);
+    }
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_counter_save(&g, "next_intent", g.next_intent);
     }
 
     zarr_tree_apply_free(a);
-    zarr_buf_free(&g.zkey);
 
-    mrc = mdb_txn_commit(txn);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    rc = zarr_gate_close(&g, rc);
+
+    if (rc == ZARR_OK) {
+        zarr_tree_visit(s, n);
     }
-
-    zarr_tree_visit(s, n);
-
-    return ZARR_OK;
-
-failed:
-
-    mdb_txn_abort(txn);
-    zarr_tree_apply_free(a);
-    zarr_buf_free(&g.zkey);
 
     return rc;
 }
@@ -643,36 +690,20 @@ zarr_gate_batch(zarr_store_t *s, const zarr_zref_t *z, uint64_t now_ms,
     zarr_batch_t *batch, zarr_err_t *err)
 {
     int          rc;
-    MDB_txn     *txn;
     zarr_gate_t  g;
 
-    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    rc = zarr_gate_open(&g, s, 1, now_ms, z, batch, err);
     if (rc != ZARR_OK) {
         return rc;
     }
 
-    memset(&g, 0, sizeof(zarr_gate_t));
-    g.s = s;
-    g.txn = txn;
-    g.err = err;
-    zarr_buf_init(&g.zkey);
-
-    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
-                        z->zarr_id_len);
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_get(&g, batch);
-    }
-
-    if (rc == ZARR_OK && !zarr_gate_active(batch, now_ms)) {
+    if (!zarr_gate_active(batch, now_ms)) {
+        /* batch->seq stays valid: the resolver uses it */
         batch->id = 0;
         rc = ZARR_ERR_NOTFOUND;
     }
 
-    zarr_buf_free(&g.zkey);
-    mdb_txn_abort(txn);
-
-    return rc;
+    return zarr_gate_close(&g, rc);
 }
 
 
@@ -681,40 +712,23 @@ zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
     const char *owner, size_t owner_len, uint64_t timeout_ms,
     uint64_t now_ms, zarr_batch_t *batch, zarr_err_t *err)
 {
-    int           rc, mrc;
-    MDB_txn      *txn;
+    int           rc;
     zarr_gate_t   g;
 
     if (owner_len == 0 || owner_len > ZARR_OWNER_MAX) {
         return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid owner");
     }
 
-    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    rc = zarr_gate_open(&g, s, 0, now_ms, z, batch, err);
     if (rc != ZARR_OK) {
         return rc;
     }
 
-    memset(&g, 0, sizeof(zarr_gate_t));
-    g.s = s;
-    g.txn = txn;
-    g.now = now_ms;
-    g.err = err;
-    zarr_buf_init(&g.zkey);
-
-    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
-                        z->zarr_id_len);
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_get(&g, batch);
+    if (zarr_gate_active(batch, now_ms)) {
+        return zarr_gate_close(&g, ZARR_ERR_CONFLICT);
     }
 
-    if (rc == ZARR_OK && zarr_gate_active(batch, now_ms)) {
-        rc = ZARR_ERR_CONFLICT;
-    }
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_counter(&g, "next_batch", &g.next_batch);
-    }
+    rc = zarr_gate_counter(&g, "next_batch", &g.next_batch);
 
     if (rc == ZARR_OK) {
         batch->id = g.next_batch++;
@@ -733,74 +747,33 @@ zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
         rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch);
     }
 
-    zarr_buf_free(&g.zkey);
-
-    if (rc != ZARR_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-
-    mrc = mdb_txn_commit(txn);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
-    }
-
-    return ZARR_OK;
+    return zarr_gate_close(&g, rc);
 }
 
 
 int
 zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, zarr_err_t *err)
 {
-    int           rc, mrc;
-    MDB_txn      *txn;
+    int           rc;
     zarr_gate_t   g;
     zarr_batch_t  cur;
 
-    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    rc = zarr_gate_open(&g, s, 0, 0, z, &cur, err);
     if (rc != ZARR_OK) {
         return rc;
     }
 
-    memset(&g, 0, sizeof(zarr_gate_t));
-    g.s = s;
-    g.txn = txn;
-    g.err = err;
-    zarr_buf_init(&g.zkey);
-
-    rc = zarr_gate_zkey(&g, z->bucket, z->bucket_len, z->zarr_id,
-                        z->zarr_id_len);
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_get(&g, &cur);
+    if (cur.id == 0) {
+        return zarr_gate_close(&g, ZARR_ERR_NOTFOUND);
     }
 
-    if (rc == ZARR_OK && cur.id == 0) {
-        rc = ZARR_ERR_NOTFOUND;
-    }
+    /* the seq survives: the resolver must see that things moved */
+    cur.id = 0;
+    cur.inflight = 0;
+    cur.expires_ms = 0;
+    cur.seq++;
 
-    if (rc == ZARR_OK) {
-        /* the seq survives: the resolver must see that things moved */
-        cur.id = 0;
-        cur.inflight = 0;
-        cur.expires_ms = 0;
-        cur.seq++;
-        rc = zarr_gate_put(&g, &cur);
-    }
-
-    zarr_buf_free(&g.zkey);
-
-    if (rc != ZARR_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-
-    mrc = mdb_txn_commit(txn);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
-    }
-
-    return ZARR_OK;
+    return zarr_gate_close(&g, zarr_gate_put(&g, &cur));
 }
 
 
@@ -889,47 +862,39 @@ int
 zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
     const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err)
 {
-    int            rc, mrc;
-    char           key[8], *p;
-    MDB_txn       *txn;
-    MDB_val        k, v;
-    zarr_gate_t    g;
-    zarr_apply_t  *a;
-    zarr_batch_t   cur;
+    int               rc, mrc;
+    char              key[8], *p;
+    MDB_val           k, v;
+    zarr_gate_t       g;
+    zarr_apply_t     *a;
+    zarr_batch_t      cur;
     zarr_intentrec_t  in;
 
     if (m && (rc = zarr_tree_check(m, err)) != ZARR_OK) {
         return rc;
     }
 
-    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    rc = zarr_gate_open(&g, s, 0, now_ms, NULL, NULL, err);
     if (rc != ZARR_OK) {
         return rc;
     }
-
-    memset(&g, 0, sizeof(zarr_gate_t));
-    g.s = s;
-    g.txn = txn;
-    g.now = now_ms;
-    g.err = err;
-    zarr_buf_init(&g.zkey);
-    a = NULL;
 
     zarr_gate_key(key, intent_id);
     k.mv_data = key;
     k.mv_size = 8;
 
-    mrc = mdb_get(txn, s->intents, &k, &v);
+    mrc = mdb_get(g.txn, s->intents, &k, &v);
 
     if (mrc == MDB_NOTFOUND) {
-        rc = ZARR_OK;
-        goto failed;        /* someone resolved it: nothing to commit */
+        /* someone resolved it: nothing to do */
+        g.rdonly = 1;
+        return zarr_gate_close(&g, ZARR_OK);
     }
 
     if (mrc != 0 || v.mv_size < sizeof(zarr_intentrec_t)) {
-        rc = zarr_tree_mdb_err(s, err, mrc ? mrc : MDB_CORRUPTED,
-                               "reading an intent");
-        goto failed;
+        return zarr_gate_close(&g, zarr_tree_mdb_err(s, err,
+                                       mrc ? mrc : MDB_CORRUPTED,
+                                       "reading an intent"));
     }
 
     p = v.mv_data;
@@ -939,8 +904,8 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
     if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
                      + in.prefix_len + in.zarr_id_len + in.path_len)
     {
-        rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
-        goto failed;
+        return zarr_gate_close(&g, zarr_tree_err(err, ZARR_ERR_STORE,
+                                                 "corrupt intent"));
     }
 
     rc = zarr_gate_zkey(&g, p, in.bucket_len,
@@ -950,52 +915,30 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
         rc = zarr_gate_get(&g, &cur);
     }
 
-    if (rc != ZARR_OK) {
-        goto failed;
-    }
-
-    if (cur.seq != seq) {
+    if (rc == ZARR_OK && cur.seq != seq) {
         rc = zarr_tree_err(err, ZARR_ERR_STALE, "the zarr changed meanwhile");
-        goto failed;
     }
 
-    if (m) {
-        a = zarr_tree_apply_start(s, txn);
+    a = NULL;
+
+    if (rc == ZARR_OK && m) {
+        a = zarr_tree_apply_start(s, g.txn);
 
         if (a == NULL) {
             rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
-            goto failed;
-        }
 
-        if ((rc = zarr_tree_apply_one(a, m, err)) != ZARR_OK
-            || (rc = zarr_tree_apply_end(a, err)) != ZARR_OK)
-        {
-            goto failed;
+        } else if ((rc = zarr_tree_apply_one(a, m, err)) == ZARR_OK) {
+            rc = zarr_tree_apply_end(a, err);
         }
     }
 
-    rc = zarr_gate_release(&g, intent_id, 0);
-    if (rc != ZARR_OK) {
-        goto failed;
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_release(&g, intent_id, 0);
     }
 
     zarr_tree_apply_free(a);
-    zarr_buf_free(&g.zkey);
 
-    mrc = mdb_txn_commit(txn);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
-    }
-
-    return ZARR_OK;
-
-failed:
-
-    mdb_txn_abort(txn);
-    zarr_tree_apply_free(a);
-    zarr_buf_free(&g.zkey);
-
-    return rc;
+    return zarr_gate_close(&g, rc);
 }
 
 

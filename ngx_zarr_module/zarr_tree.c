@@ -659,7 +659,8 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             }
 
             if (v.mv_size < 10) {
-                rc = zarr_tree_err(c->err, ZARR_ERR_STORE, "corrupt file record");
+                rc = zarr_tree_err(c->err, ZARR_ERR_STORE,
+                                   "corrupt file record");
                 goto done;
             }
 
@@ -669,14 +670,16 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             etag_len = elen;
 
             if (10 + etag_len > v.mv_size) {
-                rc = zarr_tree_err(c->err, ZARR_ERR_STORE, "corrupt file record");
+                rc = zarr_tree_err(c->err, ZARR_ERR_STORE,
+                                   "corrupt file record");
                 goto done;
             }
 
             rc = zarr_manifest_add_file(&m, name, name_len, fv + 10,
                                         etag_len, fsize);
             if (rc != ZARR_OK) {
-                rc = zarr_tree_err(c->err, rc, "cannot add a file to a manifest");
+                rc = zarr_tree_err(c->err, rc,
+                                   "cannot add a file to a manifest");
                 goto done;
             }
         }
@@ -808,7 +811,8 @@ zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root, const char *dir,
         }
 
         if (zarr_dirrec_get(&v, d) != ZARR_OK) {
-            return zarr_tree_err(err, ZARR_ERR_STORE, "corrupt directory record");
+            return zarr_tree_err(err, ZARR_ERR_STORE,
+                                 "corrupt directory record");
         }
 
         id = d->id;
@@ -1215,7 +1219,8 @@ zarr_store_create_zarr(zarr_store_t *s, const char *bucket,
         || memchr(bucket, '\0', bucket_len) != NULL
         || memchr(zarr_id, '/', zarr_id_len) != NULL)
     {
-        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid bucket or zarr id");
+        return zarr_tree_err(err, ZARR_ERR_INVALID,
+                             "invalid bucket or zarr id");
     }
 
     rc = zarr_tree_txn_begin(s, 0, &txn, err);
