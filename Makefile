@@ -75,10 +75,16 @@ integration: all $(TOOL_BINS)
 
 test: unit integration
 
-# the gateway tests with every nginx process under valgrind memcheck (slow;
-# the kill -9 test is left out: valgrind outlives its process there)
+# the unit tests under valgrind (leaks too), then the gateway tests with
+# every nginx process under memcheck (slow; the kill -9 test is left out:
+# valgrind outlives its process there)
 VALGRIND_DIR = $(abspath $(BUILD))/valgrind
-valgrind: all $(TOOL_BINS)
+valgrind: all $(TOOL_BINS) $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do \
+	    echo "== valgrind $$t"; \
+	    ZARR_VECTORS=tests/zarr_checksum_vectors.json valgrind -q \
+	        --leak-check=full --error-exitcode=99 $$t > /dev/null; \
+	done
 	rm -rf $(VALGRIND_DIR)
 	ZARR_NGINX=$(abspath tests/integration/valgrind-nginx.sh) \
 	ZARR_VALGRIND_DIR=$(VALGRIND_DIR) \

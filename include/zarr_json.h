@@ -18,6 +18,7 @@ typedef struct {
     char       *data;
     size_t      len;
     size_t      cap;
+    int         failed;     /* zarr_buf_put() ran out of memory */
 } zarr_buf_t;
 
 
@@ -27,6 +28,15 @@ int zarr_buf_reserve(zarr_buf_t *b, size_t more);
 int zarr_buf_add(zarr_buf_t *b, const void *p, size_t n);
 int zarr_buf_add_str(zarr_buf_t *b, const char *s);
 int zarr_buf_add_u64(zarr_buf_t *b, uint64_t v);
+
+/*
+ * The same for long builders that check once at the end: a failure is
+ * remembered in b->failed and later puts do nothing; the data stays
+ * NUL-terminated (not counted in len).
+ */
+void zarr_buf_put(zarr_buf_t *b, const char *s, size_t n);
+void zarr_buf_puts(zarr_buf_t *b, const char *s);
+void zarr_buf_reset(zarr_buf_t *b);
 
 /*
  * Appends s as a quoted JSON string.  Returns 0, -1 on allocation

@@ -20,6 +20,7 @@ zarr_buf_init(zarr_buf_t *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->failed = 0;
 }
 
 
@@ -72,6 +73,42 @@ zarr_buf_add(zarr_buf_t *b, const void *p, size_t n)
     }
 
     return 0;
+}
+
+
+void
+zarr_buf_put(zarr_buf_t *b, const char *s, size_t n)
+{
+    if (b->failed || n == 0) {
+        return;
+    }
+
+    if (zarr_buf_reserve(b, n + 1) != 0) {
+        b->failed = 1;
+        return;
+    }
+
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+
+void
+zarr_buf_puts(zarr_buf_t *b, const char *s)
+{
+    zarr_buf_put(b, s, strlen(s));
+}
+
+
+void
+zarr_buf_reset(zarr_buf_t *b)
+{
+    b->len = 0;
+
+    if (b->data) {
+        b->data[0] = '\0';
+    }
 }
 
 

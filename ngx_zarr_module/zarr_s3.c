@@ -15,6 +15,7 @@
 
 #include "zarr_hash.h"
 #include "zarr_sigv4.h"
+#include "zarr_json.h"
 #include "zarr_s3.h"
 
 
@@ -29,12 +30,6 @@
 #define ZARR_S3_DEFAULT_TIMEOUT          300000
 
 
-typedef struct {
-    char          *data;
-    size_t         len;
-    size_t         cap;
-    int            failed;
-} zarr_s3_buf_t;
 
 
 typedef enum {
@@ -71,11 +66,11 @@ struct zarr_s3_list_parser_s {
     int                   seen_contents;
     int                   complete;    /* the whole body was well-formed */
 
-    zarr_s3_buf_t         text;
+    zarr_buf_t         text;
 
     /* the <Contents> being read */
-    zarr_s3_buf_t         key;
-    zarr_s3_buf_t         etag;
+    zarr_buf_t         key;
+    zarr_buf_t         etag;
     uint64_t              size;
     int                   have_key;
     int                   have_size;
@@ -100,7 +95,7 @@ struct zarr_s3_s {
 typedef struct {
     zarr_s3_t              *s3;
     zarr_s3_response_t     *resp;
-    zarr_s3_buf_t           body;
+    zarr_buf_t           body;
 
     /* when set, a 2xx body is streamed into it instead of kept */
     zarr_s3_list_parser_t  *parser;
@@ -111,9 +106,6 @@ typedef struct {
 } zarr_s3_transfer_t;
 
 
-static void zarr_s3_buf_add(zarr_s3_buf_t *b, const char *s, size_t n);
-static void zarr_s3_buf_adds(zarr_s3_buf_t *b, const char *s);
-static void zarr_s3_buf_reset(zarr_s3_buf_t *b);
 static void zarr_s3_set_error(zarr_s3_error_t *err, long status,
     const char *code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -151,57 +143,6 @@ static struct curl_slist *zarr_s3_add_header(struct curl_slist *list,
 
 
 /* string buffer */
-
-
-static void
-zarr_s3_buf_add(zarr_s3_buf_t *b, const char *s, size_t n)
-{
-    char    *p;
-    size_t   cap;
-
-    if (b->failed || n == 0) {
-        return;
-    }
-
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap ? b->cap : 256;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-
-        p = realloc(b->data, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-
-        b->data = p;
-        b->cap = cap;
-    }
-
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-
-static void
-zarr_s3_buf_adds(zarr_s3_buf_t *b, const char *s)
-{
-    zarr_s3_buf_add(b, s, strlen(s));
-}
-
-
-static void
-zarr_s3_buf_reset(zarr_s3_buf_t *b)
-{
-    b->len = 0;
-
-    if (b->data) {
-        b->data[0] = '\0';
-    }
-}
 
 
 static void
@@ -314,8 +255,8 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
             p->seen_contents = 1;
             p->have_key = 0;
             p->have_size = 0;
-            zarr_s3_buf_reset(&p->key);
-            zarr_s3_buf_reset(&p->etag);
+            zarr_buf_reset(&p->key);
+            zarr_buf_reset(&p->etag);
 
         } else if (strcmp(local, "IsTruncated") == 0) {
             field = ZARR_S3_FIELD_TRUNCATED;
@@ -342,7 +283,7 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
 
     if (field != ZARR_S3_FIELD_NONE) {
         p->field = field;
-        zarr_s3_buf_reset(&p->text);
+        zarr_buf_reset(&p->text);
     }
 }
 
@@ -385,7 +326,7 @@ zarr_s3_xml_text(void *data, const XML_Char *s, int len)
         return;
     }
 
-    zarr_s3_buf_add(&p->text, s, (size_t) len);
+    zarr_buf_put(&p->text, s, (size_t) len);
 }
 
 
@@ -423,14 +364,14 @@ zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
     switch (field) {
 
     case ZARR_S3_FIELD_KEY:
-        zarr_s3_buf_reset(&p->key);
-        zarr_s3_buf_add(&p->key, t, n);
+        zarr_buf_reset(&p->key);
+        zarr_buf_put(&p->key, t, n);
         p->have_key = 1;
         break;
 
     case ZARR_S3_FIELD_ETAG:
-        zarr_s3_buf_reset(&p->etag);
-        zarr_s3_buf_add(&p->etag, t, n);
+        zarr_buf_reset(&p->etag);
+        zarr_buf_put(&p->etag, t, n);
         break;
 
     case ZARR_S3_FIELD_SIZE:
@@ -850,7 +791,7 @@ zarr_s3_parse_endpoint(zarr_s3_t *s3, const char *endpoint, char *err,
     int            rc;
     char          *scheme, *host, *port, *path, *query, *user;
     CURLU         *u;
-    zarr_s3_buf_t  b;
+    zarr_buf_t  b;
 
     scheme = NULL;
     host = NULL;
@@ -902,12 +843,12 @@ zarr_s3_parse_endpoint(zarr_s3_t *s3, const char *endpoint, char *err,
         port = NULL;
     }
 
-    memset(&b, 0, sizeof(zarr_s3_buf_t));
-    zarr_s3_buf_adds(&b, host);
+    memset(&b, 0, sizeof(zarr_buf_t));
+    zarr_buf_puts(&b, host);
 
     if (port) {
-        zarr_s3_buf_add(&b, ":", 1);
-        zarr_s3_buf_adds(&b, port);
+        zarr_buf_put(&b, ":", 1);
+        zarr_buf_puts(&b, port);
     }
 
     if (b.failed) {
@@ -918,10 +859,10 @@ zarr_s3_parse_endpoint(zarr_s3_t *s3, const char *endpoint, char *err,
 
     s3->host = b.data;
 
-    memset(&b, 0, sizeof(zarr_s3_buf_t));
-    zarr_s3_buf_adds(&b, strcasecmp(scheme, "https") == 0 ? "https://"
+    memset(&b, 0, sizeof(zarr_buf_t));
+    zarr_buf_puts(&b, strcasecmp(scheme, "https") == 0 ? "https://"
                                                           : "http://");
-    zarr_s3_buf_adds(&b, s3->host);
+    zarr_buf_puts(&b, s3->host);
 
     if (b.failed) {
         free(b.data);
@@ -1046,7 +987,7 @@ zarr_s3_write(char *ptr, size_t size, size_t nmemb, void *userdata)
         return 0;
     }
 
-    zarr_s3_buf_add(&t->body, ptr, n);
+    zarr_buf_put(&t->body, ptr, n);
 
     return t->body.failed ? 0 : n;
 }
@@ -1143,26 +1084,26 @@ zarr_s3_add_header(struct curl_slist *list, const char *name,
     const char *value, int *failed)
 {
     struct curl_slist  *l;
-    zarr_s3_buf_t       b;
+    zarr_buf_t       b;
 
     if (*failed) {
         return list;
     }
 
-    memset(&b, 0, sizeof(zarr_s3_buf_t));
-    zarr_s3_buf_adds(&b, name);
+    memset(&b, 0, sizeof(zarr_buf_t));
+    zarr_buf_puts(&b, name);
 
     /* "Name;" sends an empty header, "Name:" would remove it */
 
     if (value == NULL) {
-        zarr_s3_buf_add(&b, ":", 1);
+        zarr_buf_put(&b, ":", 1);
 
     } else if (*value == '\0') {
-        zarr_s3_buf_add(&b, ";", 1);
+        zarr_buf_put(&b, ";", 1);
 
     } else {
-        zarr_s3_buf_add(&b, ": ", 2);
-        zarr_s3_buf_adds(&b, value);
+        zarr_buf_put(&b, ": ", 2);
+        zarr_buf_puts(&b, value);
     }
 
     if (b.failed) {
@@ -1193,7 +1134,7 @@ zarr_s3_perform(zarr_s3_t *s3, const zarr_s3_request_t *req,
     size_t                i;
     CURL                 *c;
     CURLcode              code;
-    zarr_s3_buf_t         path, url;
+    zarr_buf_t         path, url;
     zarr_s3_transfer_t    t;
     struct curl_slist    *list;
     zarr_sigv4_creds_t    creds;
@@ -1205,8 +1146,8 @@ zarr_s3_perform(zarr_s3_t *s3, const zarr_s3_request_t *req,
     resp->content_length = -1;
 
     memset(&t, 0, sizeof(zarr_s3_transfer_t));
-    memset(&path, 0, sizeof(zarr_s3_buf_t));
-    memset(&url, 0, sizeof(zarr_s3_buf_t));
+    memset(&path, 0, sizeof(zarr_buf_t));
+    memset(&url, 0, sizeof(zarr_buf_t));
     memset(&sig, 0, sizeof(zarr_sigv4_result_t));
 
     query = NULL;
@@ -1227,14 +1168,14 @@ zarr_s3_perform(zarr_s3_t *s3, const zarr_s3_request_t *req,
 
     /* the raw path: "/", "/bucket" or "/bucket/key" */
 
-    zarr_s3_buf_add(&path, "/", 1);
+    zarr_buf_put(&path, "/", 1);
 
     if (req->bucket && *req->bucket) {
-        zarr_s3_buf_adds(&path, req->bucket);
+        zarr_buf_puts(&path, req->bucket);
 
         if (req->key_len > 0) {
-            zarr_s3_buf_add(&path, "/", 1);
-            zarr_s3_buf_add(&path, req->key, req->key_len);
+            zarr_buf_put(&path, "/", 1);
+            zarr_buf_put(&path, req->key, req->key_len);
         }
     }
 
@@ -1318,13 +1259,13 @@ zarr_s3_perform(zarr_s3_t *s3, const zarr_s3_request_t *req,
         goto done;
     }
 
-    zarr_s3_buf_adds(&url, s3->base);
-    zarr_s3_buf_add(&url, enc,
+    zarr_buf_puts(&url, s3->base);
+    zarr_buf_put(&url, enc,
                     zarr_sigv4_uri_encode(enc, path.data, path.len, 1));
 
     if (*query) {
-        zarr_s3_buf_add(&url, "?", 1);
-        zarr_s3_buf_adds(&url, query);
+        zarr_buf_put(&url, "?", 1);
+        zarr_buf_puts(&url, query);
     }
 
     /* headers: exactly those signed, plus curl defaults switched off */

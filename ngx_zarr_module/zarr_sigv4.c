@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "zarr_hash.h"
+#include "zarr_json.h"
 #include "zarr_sigv4.h"
 
 
@@ -18,12 +19,6 @@
 #define ZARR_SIGV4_TERMINATOR "aws4_request"
 
 
-typedef struct {
-    char          *data;
-    size_t         len;
-    size_t         cap;
-    int            failed;
-} zarr_sigv4_buf_t;
 
 
 typedef struct {
@@ -41,11 +36,9 @@ typedef struct {
 } zarr_sigv4_hdr_t;
 
 
-static void zarr_sigv4_buf_add(zarr_sigv4_buf_t *b, const char *s, size_t n);
-static void zarr_sigv4_buf_adds(zarr_sigv4_buf_t *b, const char *s);
-static void zarr_sigv4_buf_add_encoded(zarr_sigv4_buf_t *b, const char *s,
+static void zarr_sigv4_buf_add_encoded(zarr_buf_t *b, const char *s,
     size_t n, int keep_slash);
-static char *zarr_sigv4_buf_detach(zarr_sigv4_buf_t *b);
+static char *zarr_sigv4_buf_detach(zarr_buf_t *b);
 static int zarr_sigv4_pair_cmp(const void *one, const void *two);
 static int zarr_sigv4_hdr_cmp(const void *one, const void *two);
 static int zarr_sigv4_is_tchar(unsigned char c);
@@ -56,52 +49,12 @@ static int zarr_sigv4_valid_date(const char *s);
 static void zarr_sigv4_digits(char *out, int v, int n);
 static void zarr_sigv4_free_hdrs(zarr_sigv4_hdr_t *hdrs, size_t n);
 static int zarr_sigv4_build_headers(const zarr_sigv4_request_t *req,
-    zarr_sigv4_buf_t *canonical, zarr_sigv4_buf_t *signed_headers,
+    zarr_buf_t *canonical, zarr_buf_t *signed_headers,
     const char **error);
 
 
 static void
-zarr_sigv4_buf_add(zarr_sigv4_buf_t *b, const char *s, size_t n)
-{
-    char    *p;
-    size_t   cap;
-
-    if (b->failed || n == 0) {
-        return;
-    }
-
-    if (b->len + n + 1 > b->cap) {
-        cap = b->cap ? b->cap : 256;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-
-        p = realloc(b->data, cap);
-        if (p == NULL) {
-            b->failed = 1;
-            return;
-        }
-
-        b->data = p;
-        b->cap = cap;
-    }
-
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-
-static void
-zarr_sigv4_buf_adds(zarr_sigv4_buf_t *b, const char *s)
-{
-    zarr_sigv4_buf_add(b, s, strlen(s));
-}
-
-
-static void
-zarr_sigv4_buf_add_encoded(zarr_sigv4_buf_t *b, const char *s, size_t n,
+zarr_sigv4_buf_add_encoded(zarr_buf_t *b, const char *s, size_t n,
     int keep_slash)
 {
     size_t   i, start;
@@ -116,18 +69,18 @@ zarr_sigv4_buf_add_encoded(zarr_sigv4_buf_t *b, const char *s, size_t n,
             continue;
         }
 
-        zarr_sigv4_buf_add(b, s + start, i - start);
+        zarr_buf_put(b, s + start, i - start);
         zarr_sigv4_uri_encode(esc, s + i, 1, keep_slash);
-        zarr_sigv4_buf_add(b, esc, 3);
+        zarr_buf_put(b, esc, 3);
         start = i + 1;
     }
 
-    zarr_sigv4_buf_add(b, s + start, n - start);
+    zarr_buf_put(b, s + start, n - start);
 }
 
 
 static char *
-zarr_sigv4_buf_detach(zarr_sigv4_buf_t *b)
+zarr_sigv4_buf_detach(zarr_buf_t *b)
 {
     char  *p;
 
@@ -219,7 +172,7 @@ zarr_sigv4_canonical_query(const zarr_sigv4_param_t *params, size_t nparams)
 {
     char               *out;
     size_t              i, n;
-    zarr_sigv4_buf_t    b;
+    zarr_buf_t    b;
     zarr_sigv4_pair_t  *pairs;
 
     if (nparams == 0) {
@@ -258,16 +211,16 @@ zarr_sigv4_canonical_query(const zarr_sigv4_param_t *params, size_t nparams)
 
     qsort(pairs, nparams, sizeof(zarr_sigv4_pair_t), zarr_sigv4_pair_cmp);
 
-    memset(&b, 0, sizeof(zarr_sigv4_buf_t));
+    memset(&b, 0, sizeof(zarr_buf_t));
 
     for (i = 0; i < nparams; i++) {
         if (i > 0) {
-            zarr_sigv4_buf_add(&b, "&", 1);
+            zarr_buf_put(&b, "&", 1);
         }
 
-        zarr_sigv4_buf_add(&b, pairs[i].name, pairs[i].name_len);
-        zarr_sigv4_buf_add(&b, "=", 1);
-        zarr_sigv4_buf_add(&b, pairs[i].value, pairs[i].value_len);
+        zarr_buf_put(&b, pairs[i].name, pairs[i].name_len);
+        zarr_buf_put(&b, "=", 1);
+        zarr_buf_put(&b, pairs[i].value, pairs[i].value_len);
     }
 
     out = zarr_sigv4_buf_detach(&b);
@@ -435,7 +388,7 @@ zarr_sigv4_free_hdrs(zarr_sigv4_hdr_t *hdrs, size_t n)
 
 static int
 zarr_sigv4_build_headers(const zarr_sigv4_request_t *req,
-    zarr_sigv4_buf_t *canonical, zarr_sigv4_buf_t *signed_headers,
+    zarr_buf_t *canonical, zarr_buf_t *signed_headers,
     const char **error)
 {
     int                i, rc, host;
@@ -527,23 +480,23 @@ zarr_sigv4_build_headers(const zarr_sigv4_request_t *req,
         i = (k > 0 && strcmp(hdrs[k].name, hdrs[k - 1].name) == 0);
 
         if (i) {
-            zarr_sigv4_buf_add(canonical, ",", 1);
+            zarr_buf_put(canonical, ",", 1);
 
         } else {
             if (k > 0) {
-                zarr_sigv4_buf_add(canonical, "\n", 1);
-                zarr_sigv4_buf_add(signed_headers, ";", 1);
+                zarr_buf_put(canonical, "\n", 1);
+                zarr_buf_put(signed_headers, ";", 1);
             }
 
-            zarr_sigv4_buf_adds(canonical, hdrs[k].name);
-            zarr_sigv4_buf_add(canonical, ":", 1);
-            zarr_sigv4_buf_adds(signed_headers, hdrs[k].name);
+            zarr_buf_puts(canonical, hdrs[k].name);
+            zarr_buf_put(canonical, ":", 1);
+            zarr_buf_puts(signed_headers, hdrs[k].name);
         }
 
-        zarr_sigv4_buf_adds(canonical, hdrs[k].value);
+        zarr_buf_puts(canonical, hdrs[k].value);
     }
 
-    zarr_sigv4_buf_add(canonical, "\n", 1);
+    zarr_buf_put(canonical, "\n", 1);
 
     if (canonical->failed || signed_headers->failed) {
         *error = "out of memory";
@@ -606,14 +559,14 @@ zarr_sigv4_sign(const zarr_sigv4_request_t *req,
     char                hash[ZARR_SHA256_HEX_LEN + 1];
     const char         *service;
     unsigned char       key[ZARR_SHA256_LEN], mac[ZARR_SHA256_LEN];
-    zarr_sigv4_buf_t    cr, sts, hdrs, sh, auth;
+    zarr_buf_t    cr, sts, hdrs, sh, auth;
 
     memset(res, 0, sizeof(zarr_sigv4_result_t));
-    memset(&cr, 0, sizeof(zarr_sigv4_buf_t));
-    memset(&sts, 0, sizeof(zarr_sigv4_buf_t));
-    memset(&hdrs, 0, sizeof(zarr_sigv4_buf_t));
-    memset(&sh, 0, sizeof(zarr_sigv4_buf_t));
-    memset(&auth, 0, sizeof(zarr_sigv4_buf_t));
+    memset(&cr, 0, sizeof(zarr_buf_t));
+    memset(&sts, 0, sizeof(zarr_buf_t));
+    memset(&hdrs, 0, sizeof(zarr_buf_t));
+    memset(&sh, 0, sizeof(zarr_buf_t));
+    memset(&auth, 0, sizeof(zarr_buf_t));
 
     service = creds->service ? creds->service : "s3";
 
@@ -651,17 +604,17 @@ zarr_sigv4_sign(const zarr_sigv4_request_t *req,
 
     /* the canonical request */
 
-    zarr_sigv4_buf_adds(&cr, req->method);
-    zarr_sigv4_buf_add(&cr, "\n", 1);
+    zarr_buf_puts(&cr, req->method);
+    zarr_buf_put(&cr, "\n", 1);
 
     if (req->path_len == 0) {
-        zarr_sigv4_buf_add(&cr, "/", 1);
+        zarr_buf_put(&cr, "/", 1);
 
     } else {
         zarr_sigv4_buf_add_encoded(&cr, req->path, req->path_len, 1);
     }
 
-    zarr_sigv4_buf_add(&cr, "\n", 1);
+    zarr_buf_put(&cr, "\n", 1);
 
     query = zarr_sigv4_canonical_query(req->params, req->nparams);
     if (query == NULL) {
@@ -669,19 +622,19 @@ zarr_sigv4_sign(const zarr_sigv4_request_t *req,
         goto failed;
     }
 
-    zarr_sigv4_buf_adds(&cr, query);
-    zarr_sigv4_buf_add(&cr, "\n", 1);
+    zarr_buf_puts(&cr, query);
+    zarr_buf_put(&cr, "\n", 1);
     free(query);
 
     if (zarr_sigv4_build_headers(req, &hdrs, &sh, &res->error) != 0) {
         goto failed;
     }
 
-    zarr_sigv4_buf_add(&cr, hdrs.data, hdrs.len);
-    zarr_sigv4_buf_add(&cr, "\n", 1);
-    zarr_sigv4_buf_add(&cr, sh.data, sh.len);
-    zarr_sigv4_buf_add(&cr, "\n", 1);
-    zarr_sigv4_buf_adds(&cr, req->payload_hash);
+    zarr_buf_put(&cr, hdrs.data, hdrs.len);
+    zarr_buf_put(&cr, "\n", 1);
+    zarr_buf_put(&cr, sh.data, sh.len);
+    zarr_buf_put(&cr, "\n", 1);
+    zarr_buf_puts(&cr, req->payload_hash);
 
     if (cr.failed) {
         res->error = "out of memory";
@@ -695,16 +648,16 @@ zarr_sigv4_sign(const zarr_sigv4_request_t *req,
         goto failed;
     }
 
-    zarr_sigv4_buf_adds(&sts, ZARR_SIGV4_ALGORITHM "\n");
-    zarr_sigv4_buf_adds(&sts, req->amz_date);
-    zarr_sigv4_buf_add(&sts, "\n", 1);
-    zarr_sigv4_buf_adds(&sts, date);
-    zarr_sigv4_buf_add(&sts, "/", 1);
-    zarr_sigv4_buf_adds(&sts, creds->region);
-    zarr_sigv4_buf_add(&sts, "/", 1);
-    zarr_sigv4_buf_adds(&sts, service);
-    zarr_sigv4_buf_adds(&sts, "/" ZARR_SIGV4_TERMINATOR "\n");
-    zarr_sigv4_buf_adds(&sts, hash);
+    zarr_buf_puts(&sts, ZARR_SIGV4_ALGORITHM "\n");
+    zarr_buf_puts(&sts, req->amz_date);
+    zarr_buf_put(&sts, "\n", 1);
+    zarr_buf_puts(&sts, date);
+    zarr_buf_put(&sts, "/", 1);
+    zarr_buf_puts(&sts, creds->region);
+    zarr_buf_put(&sts, "/", 1);
+    zarr_buf_puts(&sts, service);
+    zarr_buf_puts(&sts, "/" ZARR_SIGV4_TERMINATOR "\n");
+    zarr_buf_puts(&sts, hash);
 
     if (sts.failed) {
         res->error = "out of memory";
@@ -728,18 +681,18 @@ zarr_sigv4_sign(const zarr_sigv4_request_t *req,
     zarr_hex_encode(mac, sizeof(mac), res->signature);
     memcpy(res->amz_date, req->amz_date, ZARR_SIGV4_DATE_LEN + 1);
 
-    zarr_sigv4_buf_adds(&auth, ZARR_SIGV4_ALGORITHM " Credential=");
-    zarr_sigv4_buf_adds(&auth, creds->access_key);
-    zarr_sigv4_buf_add(&auth, "/", 1);
-    zarr_sigv4_buf_adds(&auth, date);
-    zarr_sigv4_buf_add(&auth, "/", 1);
-    zarr_sigv4_buf_adds(&auth, creds->region);
-    zarr_sigv4_buf_add(&auth, "/", 1);
-    zarr_sigv4_buf_adds(&auth, service);
-    zarr_sigv4_buf_adds(&auth, "/" ZARR_SIGV4_TERMINATOR ",SignedHeaders=");
-    zarr_sigv4_buf_add(&auth, sh.data, sh.len);
-    zarr_sigv4_buf_adds(&auth, ",Signature=");
-    zarr_sigv4_buf_adds(&auth, res->signature);
+    zarr_buf_puts(&auth, ZARR_SIGV4_ALGORITHM " Credential=");
+    zarr_buf_puts(&auth, creds->access_key);
+    zarr_buf_put(&auth, "/", 1);
+    zarr_buf_puts(&auth, date);
+    zarr_buf_put(&auth, "/", 1);
+    zarr_buf_puts(&auth, creds->region);
+    zarr_buf_put(&auth, "/", 1);
+    zarr_buf_puts(&auth, service);
+    zarr_buf_puts(&auth, "/" ZARR_SIGV4_TERMINATOR ",SignedHeaders=");
+    zarr_buf_put(&auth, sh.data, sh.len);
+    zarr_buf_puts(&auth, ",Signature=");
+    zarr_buf_puts(&auth, res->signature);
 
     res->authorization = zarr_sigv4_buf_detach(&auth);
     res->signed_headers = zarr_sigv4_buf_detach(&sh);

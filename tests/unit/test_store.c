@@ -473,7 +473,7 @@ model_digest(char (*etags)[16], size_t n, const char *fmt,
 static void
 test_two_processes(void **state)
 {
-    char             *dir, path[64], etag[16], d[ZARR_DIGEST_MAX];
+    char             *dir, d[ZARR_DIGEST_MAX];
     char              want[ZARR_DIGEST_MAX];
     char              etags[1000][16];
     int               child, status;
@@ -497,25 +497,30 @@ test_two_processes(void **state)
         if (pids[child] == 0) {
             zarr_err_t  err;
             size_t      bad;
+            char        cpaths[10][64], ctags[10][16];
+
 
             if (zarr_store_open(&s, dir, 64 << 20, 0, &err) != ZARR_OK) {
+                free(dir);
                 _exit(10);
             }
 
             for (i = child; i < 1000; i += 20) {
                 for (j = 0; j < 10; j++) {
-                    snprintf(path, sizeof(path), "d%zu/f%zu",
+                    snprintf(cpaths[j], sizeof(cpaths[j]), "d%zu/f%zu",
                              (i + 2 * j) % 7, i + 2 * j);
-                    snprintf(etag, sizeof(etag), "e%zu", i + 2 * j);
-                    m[j] = put("z", strdup(path), strdup(etag), i + 2 * j);
+                    snprintf(ctags[j], sizeof(ctags[j]), "e%zu", i + 2 * j);
+                    m[j] = put("z", cpaths[j], ctags[j], i + 2 * j);
                 }
 
                 if (zarr_store_apply(s, m, 10, &bad, &err) != ZARR_OK) {
+                    free(dir);
                     _exit(11);
                 }
             }
 
             zarr_store_close(s);
+            free(dir);
             _exit(0);
         }
     }
