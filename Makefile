@@ -19,7 +19,8 @@ UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_sigv4 test_s3_xml test_s3op test_s3xml
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
-BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing
+BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
+             $(BUILD)/bench/bench_put
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)
@@ -32,7 +33,8 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              procps curl
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
-.PHONY: all module zarrctl deps test unit integration valgrind bench run \
+.PHONY: all module zarrctl deps test unit integration valgrind bench \
+        bench-put run \
         clean
 
 all: module zarrctl
@@ -98,6 +100,10 @@ valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 
 bench: $(BENCH_BINS) zarrctl
 	tests/bench/run.sh $(BUILD)
+
+# PUT throughput through plain proxy_pass vs the gateway (RGW and a stub)
+bench-put: all $(BENCH_BINS)
+	tests/bench/put_ratio.sh $(BUILD)
 
 run: all
 	scripts/run.sh

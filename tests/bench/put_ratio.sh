@@ -1,0 +1,508 @@
+#!/usr/bin/env bash
+# Benchmark 9: PUT of small objects (4 KiB) with 32 concurrent keep-alive
+# connections through (A) plain nginx proxy_pass and (B) nginx with ngx_zarr,
+# to the same backend, A and B interleaved in one run; reports throughput,
+# ratio B/A and p50/p99 latency.  Two backends:
+#   rgw   a throwaway Ceph RGW (scripts/rgw.sh)      target ratio >= 0.95
+#   stub  a separate nginx answering every request with 200 and an ETag,
+#         discarding the body (the module's own cost) target ratio >= 0.8
+# After the RGW rounds, the gateway's tree of its zarr is compared with the
+# checksum of RGW's listing of the same prefix.
+#
+# usage: tests/bench/put_ratio.sh [BUILD_DIR]
+# needs: BUILD_DIR/nginx/ngx_http_zarr_module.so (make module),
+#        BUILD_DIR/zarrctl, BUILD_DIR/bench/bench_put
+#        (make zarrctl build/bench/bench_put), nginx, radosgw & co,
+#        python3-boto3; run as root or as a user that can run RGW.
+#
+# Environment knobs:
+#   ROUNDS=5              measured rounds per side and backend
+#   SECONDS_PER_ROUND=10  length of a round
+#   THREADS=32            concurrent connections (bench_put threads)
+#   SIZE=4096             object size in bytes
+#   WARMUP=5              seconds of warm-up per side before the rounds
+#   ROUND_WARMUP=1        seconds at the start of every round on its fresh
+#                         connections, not counted
+#   ORDER=abba            round order: abba (A,B then B,A, ...: cancels a
+#                         linear drift of the backend) or ab (A,B,A,B,...)
+#   BACKENDS="rgw stub"   which backends, in this order
+#   WORKERS=2             worker_processes of the nginx under test
+#   STUB_WORKERS=1        worker_processes of the stub backend
+#   BATCH_TIMEOUT=60s     zarr_batch_timeout of the gateway
+#   RGW_STORE=memstore    (or bluestore) and RGW_MEMSTORE_BYTES (default here
+#                         8 GiB; memstore takes ~55 KB per small object)
+#   BENCH_DIR=/var/tmp    where the temporary directory goes (on disk: the
+#                         gateway's LMDB fsyncs are real)
+#   PERF=1                after the rounds of each backend, one extra gateway
+#                         round under `perf record -a -g` (not counted);
+#                         prints the CPU split by command and the top symbols
+#   KEEP_BENCH_DIR=1      keep the temporary directory (logs, latencies)
+#   ZARR_NGINX            nginx binary (default /usr/sbin/nginx)
+
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+module=$build/nginx/ngx_http_zarr_module.so
+bench_put=$build/bench/bench_put
+zarrctl=$build/zarrctl
+nginx_bin=${ZARR_NGINX:-/usr/sbin/nginx}
+py=/usr/bin/python3
+
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-10}
+THREADS=${THREADS:-32}
+SIZE=${SIZE:-4096}
+WARMUP=${WARMUP:-5}
+ROUND_WARMUP=${ROUND_WARMUP:-1}
+ORDER=${ORDER:-abba}
+BACKENDS=${BACKENDS:-rgw stub}
+WORKERS=${WORKERS:-2}
+STUB_WORKERS=${STUB_WORKERS:-1}
+BATCH_TIMEOUT=${BATCH_TIMEOUT:-60s}
+export RGW_STORE=${RGW_STORE:-memstore}
+export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-8589934592}
+BUCKET=bench-put
+CLK_TCK=$(getconf CLK_TCK)
+
+die() {
+    echo "put_ratio.sh: error: $*" >&2
+    exit 1
+}
+
+for f in "$module" "$bench_put" "$zarrctl"; do
+    [ -f "$f" ] || die "$f is missing: make module zarrctl $build/bench/bench_put"
+done
+[ -x "$nginx_bin" ] || die "$nginx_bin not found"
+case $ORDER in ab | abba) ;; *) die "ORDER must be ab or abba" ;; esac
+for b in $BACKENDS; do
+    case $b in rgw | stub) ;; *) die "unknown backend '$b'" ;; esac
+done
+
+work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/zarr-put-XXXXXX")
+rgw_dir=$work/rgw
+masters=""          # pid files of the nginx instances we started
+rgw_started=
+
+# shellcheck disable=SC2317  # called from the trap
+cleanup() {
+    trap - EXIT INT TERM
+    local pf pid _
+    for pf in $masters; do
+        [ -s "$pf" ] || continue
+        pid=$(cat "$pf")
+        kill -TERM "$pid" 2>/dev/null || continue
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ -n "$rgw_started" ]; then
+        "$repo/scripts/rgw.sh" stop "$rgw_dir" >/dev/null 2>&1 || true
+    fi
+    if [ -n "${KEEP_BENCH_DIR:-}" ]; then
+        echo "put_ratio.sh: kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    $py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    $py - "$1" <<'EOF'
+import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+}
+
+# start_nginx PREFIX PORT: the config is PREFIX/nginx.conf
+start_nginx() {
+    local prefix=$1 port=$2
+    "$nginx_bin" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" ||
+        { tail -n 20 "$prefix/error.log" >&2; die "nginx in $prefix did not start"; }
+    masters="$masters $prefix/nginx.pid"
+    wait_port "$port" || die "nginx in $prefix does not listen on $port"
+}
+
+# render TEMPLATE PREFIX PORT BACKEND_PORT
+render() {
+    local template=$1 prefix=$2 port=$3 backend_port=$4
+    mkdir -p "$prefix"
+    sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$prefix|g" \
+        -e "s|@USER@|$(id -un)|g" -e "s|@WORKERS@|$WORKERS|g" \
+        -e "s|@LISTEN_PORT@|$port|g" -e "s|@RGW_PORT@|$backend_port|g" \
+        -e "s|@CREDENTIALS@|$rgw_dir/gateway.cred|g" \
+        -e "s|@BATCH_TIMEOUT@|$BATCH_TIMEOUT|g" \
+        "$template" >"$prefix/nginx.conf"
+}
+
+start_stub() {
+    local prefix=$1 port=$2
+    mkdir -p "$prefix"
+    cat >"$prefix/nginx.conf" <<EOF
+# stub S3 backend: every request gets 200, an ETag and no body; the request
+# body is read and discarded (ngx_http_send_response discards it), the
+# connection stays alive
+user $(id -un);
+worker_processes $STUB_WORKERS;
+pid $prefix/nginx.pid;
+error_log $prefix/error.log notice;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $prefix/client_body_temp;
+    proxy_temp_path $prefix/proxy_temp;
+    fastcgi_temp_path $prefix/fastcgi_temp;
+    uwsgi_temp_path $prefix/uwsgi_temp;
+    scgi_temp_path $prefix/scgi_temp;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$port;
+        client_max_body_size 0;
+        underscores_in_headers on;
+        ignore_invalid_headers off;
+        large_client_header_buffers 8 64k;
+        location / {
+            add_header ETag '"0123456789abcdef0123456789abcdef"' always;
+            return 200;
+        }
+    }
+}
+EOF
+    start_nginx "$prefix" "$port"
+}
+
+# sum of utime+stime (clock ticks) of the given pids, all their threads
+ticks() {
+    local p sum=0 t
+    for p in "$@"; do
+        t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
+}
+
+# busy ticks of the whole machine (all CPUs)
+sys_ticks() {
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat
+}
+
+# pids of an nginx instance: the master and its children
+nginx_pids() {
+    local m
+    m=$(cat "$1/nginx.pid")
+    echo "$m $(pgrep -P "$m" | tr '\n' ' ')"
+}
+
+rgw_pids() {
+    cat "$rgw_dir"/run/mon.a.pid "$rgw_dir"/run/osd.0.pid \
+        "$rgw_dir"/run/client.rgw.a.pid 2>/dev/null | tr '\n' ' '
+}
+
+# PUT requests radosgw has served so far (its perf counter rgw.put)
+rgw_puts() {
+    timeout 20 ceph --admin-daemon "$rgw_dir/run/client.rgw.a.asok" perf dump rgw 2>/dev/null |
+        $py -c 'import json, sys; print(json.load(sys.stdin)["rgw"]["put"])' 2>/dev/null ||
+        echo 0
+}
+
+# field NAME from the result line of a bench_put output file
+field() {
+    sed -n "s/^result .*\<$2=\([^ ]*\).*/\1/p" "$1"
+}
+
+echo "== machine"
+echo "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "cpu       $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "cores     $(nproc)"
+echo "memory    $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
+echo "kernel    $(uname -r)"
+echo "loadavg   $(cut -d' ' -f1-3 /proc/loadavg) (before start)"
+echo "nginx     $("$nginx_bin" -v 2>&1 | sed 's/.*: //')"
+echo "radosgw   $(dpkg-query -W -f='${Version}' radosgw 2>/dev/null || echo '?')"
+echo "commit    $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
+echo "module    $module ($(stat -c %y "$module" | cut -d. -f1), sha256 $(sha256sum "$module" | cut -c1-12))"
+echo "knobs     ROUNDS=$ROUNDS SECONDS_PER_ROUND=$SECONDS_PER_ROUND THREADS=$THREADS SIZE=$SIZE WARMUP=$WARMUP ROUND_WARMUP=$ROUND_WARMUP ORDER=$ORDER WORKERS=$WORKERS STUB_WORKERS=$STUB_WORKERS BATCH_TIMEOUT=$BATCH_TIMEOUT RGW_STORE=$RGW_STORE"
+echo "work dir  $work ($(df -T "$work" | awk 'NR==2 {print $2}'))"
+
+# ---- RGW: always started, it provides the gateway's credentials file
+echo
+echo "== starting RGW, the stub and the nginx instances"
+rgw_port=$(free_port)
+rgw_started=1
+"$repo/scripts/rgw.sh" start "$rgw_dir" "$rgw_port"
+# shellcheck disable=SC1091
+. "$rgw_dir/credentials.env"
+export AWS_ACCESS_KEY_ID=$ALICE_ACCESS_KEY
+export AWS_SECRET_ACCESS_KEY=$ALICE_SECRET_KEY
+export AWS_REGION=$RGW_REGION
+
+$py - "$RGW_ENDPOINT" "$BUCKET" <<'EOF'
+import sys, boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1],
+                  config=Config(s3={"addressing_style": "path"}))
+s3.create_bucket(Bucket=sys.argv[2])
+EOF
+
+stub_port=$(free_port)
+start_stub "$work/stub" "$stub_port"
+
+declare -A port prefix
+for b in $BACKENDS; do
+    case $b in rgw) bport=$rgw_port ;; stub) bport=$stub_port ;; esac
+    for side in a b; do
+        p=$(free_port)
+        pre=$work/nginx-$side-$b
+        case $side in
+        a) render "$repo/conf/nginx-proxy.conf.template" "$pre" "$p" "$bport" ;;
+        b) render "$repo/conf/nginx-gateway.conf.template" "$pre" "$p" "$bport" ;;
+        esac
+        start_nginx "$pre" "$p"
+        port[$side-$b]=$p
+        prefix[$side-$b]=$pre
+    done
+done
+echo "rgw :$rgw_port  stub :$stub_port  $(for k in "${!port[@]}"; do printf '%s :%s  ' "$k" "${port[$k]}"; done)"
+
+tag=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+declare -A zid
+for b in $BACKENDS; do
+    zid[a-$b]=put-a-$b-$tag
+    zid[b-$b]=put-b-$b-$tag
+done
+
+# run_side SIDE BACKEND FIRST_N SECONDS WARMUP OUT: one bench_put run
+run_side() {
+    local side=$1 b=$2 first=$3 secs=$4 warm=$5 out=$6
+    local rc=0
+    "$bench_put" -e "http://127.0.0.1:${port[$side-$b]}" -b "$BUCKET" \
+        -z "${zid[$side-$b]}" -t "$THREADS" -S "$SIZE" -d "$secs" \
+        -w "$warm" -k "$first" -L "$out.lat" >"$out" 2>&1 || rc=$?
+    if [ "$rc" != 0 ] && ! grep -q '^result ' "$out"; then
+        cat "$out" >&2
+        die "bench_put failed (exit $rc)"
+    fi
+}
+
+label() {
+    case $1 in a) echo "A proxy  " ;; b) echo "B gateway" ;; esac
+}
+
+declare -A sum_req sum_sec sum_err sum_warm
+results=$work/results
+mkdir -p "$results"
+
+for b in $BACKENDS; do
+    case $b in
+    rgw) read -ra backend_pids <<<"$(rgw_pids)" ;;
+    stub) read -ra backend_pids <<<"$(nginx_pids "$work/stub")" ;;
+    esac
+
+    echo
+    echo "== backend $b: $ROUNDS rounds x ${SECONDS_PER_ROUND}s per side, $THREADS connections, $SIZE-byte PUTs"
+    echo "   zarr ids: A ${zid[a-$b]}  B ${zid[b-$b]}"
+
+    for side in a b; do
+        run_side "$side" "$b" 0 "$WARMUP" 0 "$results/$b-$side-warmup"
+        sum_warm[$side-$b]=$(field "$results/$b-$side-warmup" requests)
+        sum_req[$side-$b]=0
+        sum_sec[$side-$b]=0
+        sum_err[$side-$b]=$(field "$results/$b-$side-warmup" errors)
+        echo "   warm-up $(label $side): $(field "$results/$b-$side-warmup" rps)/s, errors ${sum_err[$side-$b]}"
+    done
+
+    echo
+    hdr=
+    [ "$b" = rgw ] && hdr="  RGW PUTs per client PUT"
+    printf '   %-5s %-9s %8s %8s %8s %6s  %s%s\n' round side "req/s" "p50 ms" "p99 ms" errors \
+        "CPU, % of one core: client nginx backend other" "$hdr"
+    echo "   (CPU over each run; other = the rest of the machine: kernel threads, softirq,"
+    echo "   other processes; other well above ~15 means outside interference)"
+    for r in $(seq 1 "$ROUNDS"); do
+        if [ "$ORDER" = abba ] && [ $((r % 2)) = 0 ]; then
+            sides="b a"
+        else
+            sides="a b"
+        fi
+        for side in $sides; do
+            out=$results/$b-$side-$r
+            read -ra npids <<<"$(nginx_pids "${prefix[$side-$b]}")"
+            if [ "$b" = rgw ]; then p0=$(rgw_puts); fi
+            n0=$(ticks "${npids[@]}"); k0=$(ticks "${backend_pids[@]}"); s0=$(sys_ticks)
+            run_side "$side" "$b" $((r * 1000000)) "$SECONDS_PER_ROUND" \
+                "$ROUND_WARMUP" "$out"
+            n1=$(ticks "${npids[@]}"); k1=$(ticks "${backend_pids[@]}"); s1=$(sys_ticks)
+            rps=$(field "$out" rps)
+            secs=$(field "$out" seconds)
+            req=$(field "$out" requests)
+            err=$(($(field "$out" errors) + $(field "$out" warmup_errors)))
+            ccpu=$(field "$out" client_cpu_s)
+            extra=
+            if [ "$b" = rgw ]; then
+                p1=$(rgw_puts)
+                extra=$(awk -v p=$((p1 - p0)) -v n=$((req + $(field "$out" warmup_requests))) \
+                    'BEGIN {printf "   %.3f", n ? p / n : 0}')
+            fi
+            sum_req[$side-$b]=$((${sum_req[$side-$b]} + req))
+            sum_err[$side-$b]=$((${sum_err[$side-$b]} + err))
+            sum_sec[$side-$b]=$(awk -v x="${sum_sec[$side-$b]}" -v y="$secs" 'BEGIN {print x + y}')
+            sum_warm[$side-$b]=$((${sum_warm[$side-$b]} + $(field "$out" warmup_requests)))
+            # CPU shares over the whole bench_put run (warm-up included)
+            wall=$(awk -v x="$secs" -v y="$ROUND_WARMUP" 'BEGIN {print x + y}')
+            cpu=$($py - "$CLK_TCK" "$wall" "$ccpu" $((n1 - n0)) $((k1 - k0)) $((s1 - s0)) <<'EOF'
+import sys
+hz, wall, client = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+ng, be, tot = (int(x) / hz for x in sys.argv[4:7])
+other = max(tot - client - ng - be, 0)
+print("%6.0f %6.0f %6.0f %6.0f" % tuple(100 * x / wall for x in (client, ng, be, other)))
+EOF
+)
+            printf '   %-5s %-9s %8s %8s %8s %6s  %s%s\n' "$r" "$(label "$side")" \
+                "$rps" "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" "$err" "$cpu" "$extra"
+            if [ "$err" != 0 ]; then
+                grep -E '^(status|first failure)' "$out" | sed 's/^/         /'
+            fi
+        done
+    done
+
+    # totals: throughput over all rounds, percentiles over all latencies
+    echo
+    echo "   totals over $ROUNDS rounds:"
+    for side in a b; do
+        $py - "$(label "$side")" "${sum_req[$side-$b]}" "${sum_sec[$side-$b]}" \
+            "${sum_err[$side-$b]}" "$results/$b-$side"-[0-9]*.lat <<'EOF'
+import sys
+name, req, sec, err = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+lat = []
+for f in sys.argv[5:]:
+    with open(f) as fh:
+        lat.extend(int(x) for x in fh)
+lat.sort()
+def pct(p):
+    import math
+    return lat[max(1, math.ceil(p / 100 * len(lat))) - 1] / 1000 if lat else 0
+print("   %s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  requests %d  errors %s"
+      % (name, req / sec, pct(50), pct(99), req, err))
+EOF
+    done
+    $py - "$b" "$ROUNDS" "$results" <<'EOF'
+import sys, re
+b, rounds, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def res(side, r):
+    with open("%s/%s-%s-%d" % (d, b, side, r)) as f:
+        for line in f:
+            if line.startswith("result "):
+                return dict(kv.split("=") for kv in line.split()[1:])
+ratios, ra, rb, sa, sb = [], 0, 0, 0.0, 0.0
+for r in range(1, rounds + 1):
+    a, g = res("a", r), res("b", r)
+    ratios.append(float(g["rps"]) / float(a["rps"]))
+    ra += int(a["requests"]); sa += float(a["seconds"])
+    rb += int(g["requests"]); sb += float(g["seconds"])
+total = (rb / sb) / (ra / sa)
+target = 0.95 if b == "rgw" else 0.8
+print("   ratio B/A per round: %s" % " ".join("%.3f" % x for x in ratios))
+print("   ratio B/A total:     %.3f  (min %.3f, max %.3f; target >= %.2f: %s)"
+      % (total, min(ratios), max(ratios), target,
+         "met" if total >= target else "NOT met"))
+EOF
+
+    if [ -n "${PERF:-}" ]; then
+        echo
+        echo "   perf: one extra gateway round (not counted), perf record -a -g"
+        perf record -a -g -o "$results/perf-$b.data" -- sleep "$SECONDS_PER_ROUND" \
+            >"$results/perf-$b.log" 2>&1 &
+        perf_pid=$!
+        run_side b "$b" 9000000 "$SECONDS_PER_ROUND" 0 "$results/$b-b-perf"
+        wait "$perf_pid" || true
+        echo "   req/s under perf: $(field "$results/$b-b-perf" rps)"
+        sum_warm[b-$b]=$((${sum_warm[b-$b]} + $(field "$results/$b-b-perf" requests)))
+        echo "   CPU by command:"
+        { perf report -i "$results/perf-$b.data" --stdio --no-children \
+            --sort comm -g none 2>/dev/null || true; } |
+            grep -E '^ +[0-9.]+%' | sed -n '1,15s/^/     /p'
+        echo "   top symbols in nginx processes (share of nginx samples):"
+        { perf report -i "$results/perf-$b.data" --stdio --no-children \
+            --comm nginx --percentage relative --sort dso,sym -g none \
+            2>/dev/null || true; } |
+            grep -E '^ +[0-9.]+%' | sed -n '1,30s/^/     /p'
+        echo "   nginx samples by DSO (share of all samples):"
+        { perf report -i "$results/perf-$b.data" --stdio --no-children \
+            --sort comm,dso -g none 2>/dev/null || true; } |
+            awk '$2 == "nginx"' | sed -n '1,12s/^/     /p'
+    fi
+
+    echo
+    echo "   gateway metrics (B, whole run incl. warm-up; GET /zarr-metrics):"
+    { curl -s --max-time 10 "http://127.0.0.1:${port[b-$b]}/zarr-metrics" || true; } |
+        $py -c '
+import re, sys
+m = {}
+for line in sys.stdin:
+    if line.startswith("#") or not line.strip():
+        continue
+    name, value = line.rsplit(None, 1)
+    m[name] = float(value)
+if not m:
+    print("     (no metrics location)")
+    sys.exit(0)
+puts = sum(v for k, v in m.items() if k.startswith("zarr_requests_total{op=\"put\""))
+n, t = m.get("zarr_commit_seconds_count", 0), m.get("zarr_commit_seconds_sum", 0)
+print("     PUTs seen %d: %s" % (puts, ", ".join("%s %d" % (re.search("result=\"(\\w+)", k).group(1), v)
+      for k, v in m.items() if k.startswith("zarr_requests_total{op=\"put\"") and v)))
+if n:
+    print("     LMDB group commits %d (%.2f per PUT), mean %.3f ms, total %.1f s" % (n, n / max(puts, 1), 1000 * t / n, t))
+for k in ("zarr_mirror_writes_total{kind=\"put\"}", "zarr_mirror_writes_total{kind=\"delete\"}",
+          "zarr_mirror_errors_total", "zarr_mirror_backlog", "zarr_conflicts_total",
+          "zarr_backend_errors_total", "zarr_intents_resolved_total"):
+    if k in m:
+        print("     %s %d" % (k, m[k]))
+'
+
+    echo
+    echo "   error.log lines at warn or above:"
+    for pre in "${prefix[a-$b]}" "${prefix[b-$b]}"; do
+        n=$(grep -cE '\[(warn|error|crit|alert|emerg)\]' "$pre/error.log" || true)
+        echo "     $(basename "$pre"): $n"
+        { grep -E '\[(warn|error|crit|alert|emerg)\]' "$pre/error.log" || true; } |
+            sed -n '1,5s/^/       /p'
+    done
+
+    # the gateway's tree of its zarr against the backend
+    expected=$((${sum_warm[b-$b]} + ${sum_req[b-$b]}))
+    echo
+    echo "   gateway store (zarrctl store list, zarr B); PUTs sent to B: $expected, non-2xx: ${sum_err[b-$b]}"
+    "$zarrctl" store --store "${prefix[b-$b]}/store" list |
+        grep -F "${zid[b-$b]}" | sed 's/^/     /' || echo "     (zarr not in the store)"
+    if [ "$b" = rgw ]; then
+        gw=$("$zarrctl" store --store "${prefix[b-rgw]}/store" digest "$BUCKET" "${zid[b-rgw]}" 2>&1) || true
+        be=$("$zarrctl" checksum --s3 "s3://$BUCKET/zarr/${zid[b-rgw]}/" --endpoint "$RGW_ENDPOINT" 2>&1) || true
+        echo "   gateway tree digest:   $gw"
+        echo "   RGW listing checksum:  $be"
+        if [ -n "$gw" ] && [ "$gw" = "$be" ]; then
+            echo "   consistent: yes"
+        else
+            echo "   consistent: no"
+        fi
+    fi
+done
+
+echo
+echo "loadavg   $(cut -d' ' -f1-3 /proc/loadavg) (at the end; counts this benchmark's own threads)"
