@@ -265,7 +265,9 @@ ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
 
     /* a task may still run in the pool: it owns the store then */
 
-    if (!w->busy && !w->rbusy && !ngx_http_zarr_mirror_busy()) {
+    if (!w->busy && !w->rbusy && !ngx_http_zarr_mirror_busy()
+        && !ngx_http_zarr_api_busy())
+    {
         if (w->s3) {
             zarr_s3_destroy(w->s3);
         }

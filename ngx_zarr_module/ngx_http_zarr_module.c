@@ -28,6 +28,9 @@ static char *ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+/* zarr_api (ngx_http_zarr_api.c) */
+static char *ngx_http_zarr_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_zarr_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_zarr_init_module(ngx_cycle_t *cycle);
@@ -91,6 +94,14 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
     { ngx_string("zarr_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_zarr_metrics,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* zarr_api: the JSON admin API (ngx_http_zarr_api.c) */
+    { ngx_string("zarr_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_zarr_api,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -465,6 +476,20 @@ ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_zarr_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* zarr_api: the JSON admin API (ngx_http_zarr_api.c) */
+
+static char *
+ngx_http_zarr_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_zarr_api_handler;
 
     return NGX_CONF_OK;
 }

@@ -8,6 +8,7 @@
  *                            until the tree update is committed
  *   ngx_http_zarr_commit.c   the worker's group commits and resolver, run
  *                            in the thread pool
+ *   ngx_http_zarr_api.c      the JSON admin API (zarr_api)
  */
 
 
@@ -181,6 +182,25 @@ void ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
 void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
 void ngx_http_zarr_stats_commit(ngx_uint_t us);
 ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
+
+/* ngx_http_zarr_stats.c: the shared counters, for the admin API */
+typedef struct {
+    uint64_t                    mutations;     /* zarr mutations, ok */
+    uint64_t                    conflicts;
+    uint64_t                    backend_errors;
+    uint64_t                    mirror_puts;
+    uint64_t                    mirror_deletes;
+    uint64_t                    mirror_errors;
+    uint64_t                    resolved;
+    uint64_t                    resolve_errors;
+    uint64_t                    commits;
+} ngx_http_zarr_counters_t;
+
+ngx_int_t ngx_http_zarr_stats_get(ngx_http_zarr_counters_t *c);
+
+/* ngx_http_zarr_api.c */
+ngx_int_t ngx_http_zarr_api_handler(ngx_http_request_t *r);
+ngx_uint_t ngx_http_zarr_api_busy(void);
 
 /* ngx_http_zarr_commit.c */
 ngx_int_t ngx_http_zarr_commit_init(ngx_cycle_t *cycle);

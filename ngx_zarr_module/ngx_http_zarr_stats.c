@@ -334,3 +334,38 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
 
     return ngx_http_output_filter(r, &out);
 }
+
+
+/* --- for ngx_http_zarr_api.c (GET v1/status): a copy of the counters --- */
+
+ngx_int_t
+ngx_http_zarr_stats_get(ngx_http_zarr_counters_t *c)
+{
+    ngx_uint_t              op;
+    ngx_http_zarr_stats_t  *s;
+
+    ngx_memzero(c, sizeof(ngx_http_zarr_counters_t));
+
+    s = ngx_http_zarr_stats;
+
+    if (s == NULL) {
+        return NGX_DECLINED;
+    }
+
+    for (op = ZARR_S3OP_PUT_OBJECT; op <= ZARR_S3OP_DELETE_OBJECTS; op++) {
+        c->mutations += s->requests[op][NGX_HTTP_ZARR_RESULT_OK];
+    }
+
+    c->conflicts = s->conflicts;
+    c->backend_errors = s->backend_errors;
+    c->mirror_puts = s->mirror_puts;
+    c->mirror_deletes = s->mirror_deletes;
+    c->mirror_errors = s->mirror_errors;
+    c->resolved = s->resolved;
+    c->resolve_errors = s->resolve_errors;
+    c->commits = s->commits;
+
+    return NGX_OK;
+}
+
+/* --- end of the ngx_http_zarr_api.c accessor --- */

@@ -470,8 +470,12 @@ class Gateway(NamedTuple):
             cprefix = f"zarr-checksums/{zarr_id}/"
             for key, _, _ in objects(cprefix):
                 d = key[:-len(".checksum")].rstrip("/")
-                got[d] = direct.get_object(Bucket=bucket, Key=cprefix + key)[
-                    "Body"].read()
+                try:
+                    got[d] = direct.get_object(
+                        Bucket=bucket, Key=cprefix + key)["Body"].read()
+                except direct.exceptions.NoSuchKey:
+                    # the mirror deleted it between the list and the read
+                    got[d] = None
             if got == want or time.monotonic() >= deadline:
                 assert got == want
                 return got

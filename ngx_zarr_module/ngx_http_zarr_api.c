@@ -1,0 +1,2703 @@
+
+/*
+ * The JSON admin API (DESIGN section 7), the content handler of a
+ * location with "zarr_api"; see docs/api.md.
+ *
+ * Reads (status, lists, digests, checksum documents, batches) are short
+ * LMDB read transactions run inline.  Writes (create, batch open and
+ * end, reconcile) run in the thread pool: the task is malloc()ed, the
+ * request is suspended (r->main->blocked) meanwhile, and a pool cleanup
+ * marks the task aborted should the request go all the same, so that the
+ * completion handler then only frees it.  Thread code uses libc, LMDB and
+ * libcurl only; each task that talks to the backend has its own client.
+ * "batch/complete" waits for the zarr's mirror backlog on a timer.
+ */
+
+
+#include <openssl/rand.h>
+#include <jansson.h>
+
+#include "ngx_http_zarr_module.h"
+#include "zarr_outbox.h"
+#include "zarr_path.h"
+
+
+#define NGX_HTTP_ZARR_API_BODY_MAX       (64 * 1024)
+#define NGX_HTTP_ZARR_API_LIMIT          100
+#define NGX_HTTP_ZARR_API_LIMIT_MAX      1000
+#define NGX_HTTP_ZARR_API_APPLY_MAX      1000
+#define NGX_HTTP_ZARR_API_POLL           100
+#define NGX_HTTP_ZARR_API_WAIT           60000
+#define NGX_HTTP_ZARR_API_TIMEOUT_MAX    86400
+
+#define NGX_HTTP_ZARR_API_JSON_FLAGS     (JSON_COMPACT|JSON_PRESERVE_ORDER)
+
+
+typedef enum {
+    NGX_HTTP_ZARR_API_STATUS = 0,
+    NGX_HTTP_ZARR_API_ZARRS,
+    NGX_HTTP_ZARR_API_ZARR,
+    NGX_HTTP_ZARR_API_CHECKSUM,
+    NGX_HTTP_ZARR_API_BATCH,
+    NGX_HTTP_ZARR_API_COMPLETE,
+    NGX_HTTP_ZARR_API_RECONCILE
+} ngx_http_zarr_api_route_e;
+
+
+typedef enum {
+    NGX_HTTP_ZARR_API_TASK_CREATE = 0,
+    NGX_HTTP_ZARR_API_TASK_OPEN,
+    NGX_HTTP_ZARR_API_TASK_END,
+    NGX_HTTP_ZARR_API_TASK_RECONCILE
+} ngx_http_zarr_api_task_e;
+
+
+/* a task's failure that is not the store's: the HTTP status to answer */
+#define NGX_HTTP_ZARR_API_BACKEND        1000
+
+
+typedef struct {
+    ngx_uint_t                  methods;
+    const char                 *allow;
+} ngx_http_zarr_api_route_t;
+
+
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_uint_t                  route;
+    ngx_str_t                   bucket;
+    ngx_str_t                   zarr_id;
+    json_t                     *body;
+
+    /* batch/complete */
+    ngx_event_t                 poll;
+    ngx_msec_t                  started;
+    uint64_t                    batch_id;
+    ngx_str_t                   expected;
+    zarr_dir_sum_t              sum;
+    unsigned                    has_expected:1;
+    unsigned                    match:1;
+} ngx_http_zarr_api_ctx_t;
+
+
+typedef struct ngx_http_zarr_api_task_s  ngx_http_zarr_api_task_t;
+
+typedef ngx_int_t (*ngx_http_zarr_api_done_pt)(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+
+
+/*
+ * One thread task, malloc()ed with its strings: it may outlive its
+ * request (r is NULL then).
+ */
+struct ngx_http_zarr_api_task_s {
+    ngx_thread_task_t           task;
+    ngx_http_request_t         *r;
+    ngx_http_zarr_api_ctx_t    *ctx;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_zarr_api_done_pt   done;
+    ngx_uint_t                  kind;
+
+    /* in */
+    zarr_store_t               *store;
+    char                       *strings;
+    zarr_zref_t                 z;
+    const char                 *owner;
+    size_t                      owner_len;
+    uint64_t                    timeout_ms;
+    const char                 *prefix;           /* zarr_prefix */
+    size_t                      prefix_len;
+    const char                 *checksum_prefix;
+    size_t                      checksum_prefix_len;
+    zarr_s3_conf_t              s3conf;
+
+    /* out */
+    int                         rc;
+    zarr_err_t                  err;
+    zarr_batch_t                batch;
+
+    /* reconcile */
+    uint64_t                    added;
+    uint64_t                    removed;
+    uint64_t                    changed;
+    uint64_t                    skipped;
+    uint64_t                    stale;
+    zarr_dir_sum_t              before;
+    zarr_dir_sum_t              after;
+    ngx_uint_t                  status;           /* backend failure */
+};
+
+
+/* reconcile: a zarr's files, from the store or from a listing */
+
+typedef struct {
+    const char                 *path;
+    size_t                      path_len;
+    const char                 *etag;
+    size_t                      etag_len;
+    uint64_t                    size;
+    size_t                      path_off;
+    size_t                      etag_off;
+} ngx_http_zarr_api_file_t;
+
+
+typedef struct {
+    ngx_http_zarr_api_file_t   *files;
+    size_t                      n;
+    size_t                      cap;
+    zarr_buf_t                  strings;
+    size_t                      cut;              /* listing: key prefix */
+    uint64_t                    skipped;
+    int                         nomem;
+    int                         checksums;        /* .checksum listing */
+} ngx_http_zarr_api_files_t;
+
+
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_str_t                   bucket;
+    ngx_str_t                   after;
+    ngx_uint_t                  limit;
+    ngx_uint_t                  n;
+    ngx_str_t                  *ids;
+    zarr_dir_sum_t             *sums;
+    unsigned                    seen:1;
+    unsigned                    nomem:1;
+} ngx_http_zarr_api_list_t;
+
+
+static ngx_uint_t ngx_http_zarr_api_route(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const char **msg);
+static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
+static ngx_int_t ngx_http_zarr_api_valid_bucket(u_char *p, size_t len);
+static void ngx_http_zarr_api_body_handler(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_zarr_api_read_body(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const char **msg);
+static ngx_int_t ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_http_zarr_api_ctx_t *ngx_http_zarr_api_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_zarr_api_ctx_cleanup(void *data);
+
+static ngx_int_t ngx_http_zarr_api_status(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_list(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static int ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const zarr_dir_sum_t *sum);
+static ngx_int_t ngx_http_zarr_api_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_create_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_info(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_checksum(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_batch_get(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_batch_open(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_open_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_batch_cancel(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_cancel_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_complete(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_complete_step(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static void ngx_http_zarr_api_poll_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_zarr_api_complete_send(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t status);
+static ngx_int_t ngx_http_zarr_api_complete_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+
+static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
+    ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
+    ngx_http_zarr_api_done_pt done, ngx_str_t *owner);
+static void ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_task_post(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_task_abort(void *data);
+static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
+
+static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l,
+    const char *path, size_t path_len, const char *etag, size_t etag_len,
+    uint64_t size);
+static void ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l);
+static void ngx_http_zarr_api_files_free(ngx_http_zarr_api_files_t *l);
+static int ngx_http_zarr_api_file_cmp(const void *a, const void *b);
+static int ngx_http_zarr_api_store_file(void *data, const char *path,
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size);
+static int ngx_http_zarr_api_listed(const zarr_s3_object_t *obj,
+    void *data);
+static int ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t,
+    zarr_mutation_t *m, u_char *kinds, size_t n);
+static int ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t,
+    zarr_s3_t *s3);
+static int ngx_http_zarr_api_backend_err(ngx_http_zarr_api_task_t *t,
+    const char *what, const zarr_s3_error_t *e);
+
+static json_t *ngx_http_zarr_api_string(const char *p, size_t len);
+static json_t *ngx_http_zarr_api_batch_json(const zarr_batch_t *b);
+static ngx_int_t ngx_http_zarr_api_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len);
+static ngx_int_t ngx_http_zarr_api_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, json_t *j);
+static ngx_int_t ngx_http_zarr_api_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *code, const char *fmt, ...);
+static ngx_int_t ngx_http_zarr_api_store_error(ngx_http_request_t *r,
+    int rc, zarr_err_t *err);
+static ngx_int_t ngx_http_zarr_api_not_found(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_unavailable(ngx_http_request_t *r);
+static ngx_int_t ngx_http_zarr_api_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+
+
+static ngx_http_zarr_api_route_t  ngx_http_zarr_api_routes[] = {
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST, "GET, HEAD, POST" },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST|NGX_HTTP_DELETE,
+      "GET, HEAD, POST, DELETE" },
+    { NGX_HTTP_POST, "POST" },
+    { NGX_HTTP_POST, "POST" }
+};
+
+
+/* thread tasks under way in this worker */
+static ngx_uint_t  ngx_http_zarr_api_tasks;
+
+
+ngx_uint_t
+ngx_http_zarr_api_busy(void)
+{
+    return ngx_http_zarr_api_tasks;
+}
+
+
+ngx_int_t
+ngx_http_zarr_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  status;
+    const char                 *msg;
+    ngx_pool_cleanup_t         *cln;
+    ngx_table_elt_t            *h;
+    ngx_http_zarr_api_ctx_t    *ctx;
+    ngx_http_zarr_api_route_t  *route;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_zarr_api_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the context is found again through its cleanup (see get_ctx) */
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_zarr_api_ctx_cleanup;
+    cln->data = ctx;
+
+    ctx->r = r;
+
+    status = ngx_http_zarr_api_route(r, ctx, &msg);
+
+    if (status) {
+        return ngx_http_zarr_api_error(r, status, status == NGX_HTTP_NOT_FOUND
+                                       ? "not_found" : "bad_request",
+                                       "%s", msg);
+    }
+
+    route = &ngx_http_zarr_api_routes[ctx->route];
+
+    if (!(r->method & route->methods)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        h->value.data = (u_char *) route->allow;
+        h->value.len = ngx_strlen(route->allow);
+
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_ALLOWED,
+                                       "method_not_allowed",
+                                       "method %V not allowed here; "
+                                       "allowed: %s", &r->method_name,
+                                       route->allow);
+    }
+
+    if (r->method == NGX_HTTP_POST
+        && ctx->route != NGX_HTTP_ZARR_API_RECONCILE)
+    {
+        if (r->headers_in.content_length_n > NGX_HTTP_ZARR_API_BODY_MAX) {
+            return ngx_http_zarr_api_error(r,
+                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                           "bad_request",
+                                           "the request body is larger "
+                                           "than %d bytes",
+                                           NGX_HTTP_ZARR_API_BODY_MAX);
+        }
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_zarr_api_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_zarr_api_dispatch(r, ctx);
+}
+
+
+static ngx_http_zarr_api_ctx_t *
+ngx_http_zarr_api_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *c;
+
+    for (c = r->pool->cleanup; c; c = c->next) {
+        if (c->handler == ngx_http_zarr_api_ctx_cleanup) {
+            return c->data;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_zarr_api_ctx_cleanup(void *data)
+{
+    ngx_http_zarr_api_ctx_t *ctx = data;
+
+    if (ctx->poll.timer_set) {
+        ngx_del_timer(&ctx->poll);
+    }
+
+    if (ctx->body) {
+        json_decref(ctx->body);
+        ctx->body = NULL;
+    }
+}
+
+
+/*
+ * The path after the location's prefix:
+ *   v1/status
+ *   v1/buckets/{b}/zarrs[/{id}[/checksum|/batch[/complete]|/reconcile]]
+ * Returns 0, or an HTTP status with *msg.
+ */
+
+static ngx_uint_t
+ngx_http_zarr_api_route(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx,
+    const char **msg)
+{
+    u_char                    *p, *last, *s;
+    ngx_str_t                  seg[8];
+    ngx_uint_t                 n;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    p = r->uri.data;
+    last = r->uri.data + r->uri.len;
+
+    if (
+#if (NGX_PCRE)
+        clcf->regex == NULL &&
+#endif
+        r->uri.len >= clcf->name.len
+        && ngx_strncmp(r->uri.data, clcf->name.data, clcf->name.len) == 0)
+    {
+        p += clcf->name.len;
+
+    } else {
+        /* a regex location: from the first "/v1/" on */
+        s = ngx_strlcasestrn(p, last, (u_char *) "/v1/", 4 - 1);
+        p = s ? s + 1 : last;
+    }
+
+    if (p < last && *p == '/') {
+        p++;
+    }
+
+    for (n = 0; n < 8; n++) {
+        seg[n].data = p;
+
+        while (p < last && *p != '/') {
+            p++;
+        }
+
+        seg[n].len = p - seg[n].data;
+
+        if (p == last) {
+            n++;
+            break;
+        }
+
+        p++;
+    }
+
+    if (p != last || n < 2 || seg[0].len != 2
+        || ngx_strncmp(seg[0].data, "v1", 2) != 0)
+    {
+        goto unknown;
+    }
+
+    if (n == 2 && seg[1].len == 6
+        && ngx_strncmp(seg[1].data, "status", 6) == 0)
+    {
+        ctx->route = NGX_HTTP_ZARR_API_STATUS;
+        return 0;
+    }
+
+    if (n < 4
+        || seg[1].len != 7 || ngx_strncmp(seg[1].data, "buckets", 7) != 0
+        || seg[3].len != 5 || ngx_strncmp(seg[3].data, "zarrs", 5) != 0)
+    {
+        goto unknown;
+    }
+
+    ctx->bucket = seg[2];
+
+    if (n == 4) {
+        ctx->route = NGX_HTTP_ZARR_API_ZARRS;
+
+    } else if (n == 5) {
+        ctx->route = NGX_HTTP_ZARR_API_ZARR;
+
+    } else if (n == 6 && seg[5].len == 8
+               && ngx_strncmp(seg[5].data, "checksum", 8) == 0)
+    {
+        ctx->route = NGX_HTTP_ZARR_API_CHECKSUM;
+
+    } else if (n == 6 && seg[5].len == 5
+               && ngx_strncmp(seg[5].data, "batch", 5) == 0)
+    {
+        ctx->route = NGX_HTTP_ZARR_API_BATCH;
+
+    } else if (n == 7 && seg[5].len == 5
+               && ngx_strncmp(seg[5].data, "batch", 5) == 0
+               && seg[6].len == 8
+               && ngx_strncmp(seg[6].data, "complete", 8) == 0)
+    {
+        ctx->route = NGX_HTTP_ZARR_API_COMPLETE;
+
+    } else if (n == 6 && seg[5].len == 9
+               && ngx_strncmp(seg[5].data, "reconcile", 9) == 0)
+    {
+        ctx->route = NGX_HTTP_ZARR_API_RECONCILE;
+
+    } else {
+        goto unknown;
+    }
+
+    if (ngx_http_zarr_api_valid_bucket(ctx->bucket.data, ctx->bucket.len)
+        != NGX_OK)
+    {
+        *msg = "invalid bucket name";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (n >= 5) {
+        ctx->zarr_id = seg[4];
+
+        if (ngx_http_zarr_api_valid_id(ctx->zarr_id.data, ctx->zarr_id.len)
+            != NGX_OK)
+        {
+            *msg = "invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
+                   "not \".\" or \"..\"";
+            return NGX_HTTP_BAD_REQUEST;
+        }
+    }
+
+    return 0;
+
+unknown:
+
+    *msg = "no such endpoint";
+    return NGX_HTTP_NOT_FOUND;
+}
+
+
+/* a zarr id: one valid key segment of at most ZARR_ID_MAX bytes */
+
+static ngx_int_t
+ngx_http_zarr_api_valid_id(u_char *p, size_t len)
+{
+    size_t  off;
+
+    if (len == 0 || len > ZARR_ID_MAX
+        || ngx_strlchr(p, p + len, '/') != NULL
+        || zarr_path_check((char *) p, len, &off) != ZARR_PATH_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_valid_bucket(u_char *p, size_t len)
+{
+    if (len == 0 || len > ZARR_BUCKET_MAX
+        || ngx_strlchr(p, p + len, '\0') != NULL
+        || zarr_utf8_valid_prefix((char *) p, len) != len)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_api_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                 rc;
+    ngx_uint_t                status;
+    const char               *msg;
+    ngx_http_zarr_api_ctx_t  *ctx;
+
+    ctx = ngx_http_zarr_api_get_ctx(r);
+
+    if (ctx == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    status = ngx_http_zarr_api_read_body(r, ctx, &msg);
+
+    if (status) {
+        rc = ngx_http_zarr_api_error(r, status, status == 500
+                                     ? "internal_error" : "bad_request",
+                                     "%s", msg);
+
+    } else {
+        rc = ngx_http_zarr_api_dispatch(r, ctx);
+    }
+
+    if (ctx->body) {
+        json_decref(ctx->body);
+        ctx->body = NULL;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * The request body as a JSON object in ctx->body (NULL when the body is
+ * empty).  Returns 0, or an HTTP status with *msg.
+ */
+
+static ngx_uint_t
+ngx_http_zarr_api_read_body(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const char **msg)
+{
+    u_char        *data, *p;
+    size_t         len, size;
+    ssize_t        n;
+    ngx_buf_t     *b;
+    ngx_chain_t   *cl;
+    json_error_t   jerr;
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            len += ngx_buf_size(cl->buf);
+        }
+    }
+
+    if (len > NGX_HTTP_ZARR_API_BODY_MAX) {
+        *msg = "the request body is too large";
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    data = ngx_pnalloc(r->pool, len + 1);
+    if (data == NULL) {
+        *msg = "out of memory";
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = data;
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (ngx_buf_size(b) == 0) {
+            continue;
+        }
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        /* a body larger than client_body_buffer_size: a small file */
+
+        size = (size_t) (b->file_last - b->file_pos);
+
+        n = ngx_read_file(b->file, p, size, b->file_pos);
+
+        if (n != (ssize_t) size) {
+            *msg = "cannot read the request body";
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        p += size;
+    }
+
+    len = p - data;
+
+    while (len && (data[len - 1] == ' ' || data[len - 1] == '\n'
+                   || data[len - 1] == '\r' || data[len - 1] == '\t'))
+    {
+        len--;
+    }
+
+    if (len == 0) {
+        ctx->body = NULL;
+        return 0;
+    }
+
+    ctx->body = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES,
+                           &jerr);
+
+    if (ctx->body == NULL) {
+        *msg = "the request body is not valid JSON";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (!json_is_object(ctx->body)) {
+        *msg = "the request body must be a JSON object";
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    if (ngx_http_zarr_get_store() == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    switch (ctx->route) {
+
+    case NGX_HTTP_ZARR_API_STATUS:
+        return ngx_http_zarr_api_status(r, ctx);
+
+    case NGX_HTTP_ZARR_API_ZARRS:
+        if (r->method == NGX_HTTP_POST) {
+            return ngx_http_zarr_api_create(r, ctx);
+        }
+
+        return ngx_http_zarr_api_list(r, ctx);
+
+    case NGX_HTTP_ZARR_API_ZARR:
+        return ngx_http_zarr_api_info(r, ctx);
+
+    case NGX_HTTP_ZARR_API_CHECKSUM:
+        return ngx_http_zarr_api_checksum(r, ctx);
+
+    case NGX_HTTP_ZARR_API_BATCH:
+        if (r->method == NGX_HTTP_POST) {
+            return ngx_http_zarr_api_batch_open(r, ctx);
+        }
+
+        if (r->method == NGX_HTTP_DELETE) {
+            return ngx_http_zarr_api_batch_cancel(r, ctx);
+        }
+
+        return ngx_http_zarr_api_batch_get(r, ctx);
+
+    case NGX_HTTP_ZARR_API_COMPLETE:
+        return ngx_http_zarr_api_complete(r, ctx);
+
+    default: /* NGX_HTTP_ZARR_API_RECONCILE */
+        return ngx_http_zarr_api_reconcile(r, ctx);
+    }
+}
+
+
+/* GET v1/status */
+
+static ngx_int_t
+ngx_http_zarr_api_status(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                        rc;
+    json_t                    *j;
+    uint64_t                   backlog, batches;
+    zarr_err_t                 err;
+    zarr_store_t              *store;
+    zarr_store_stat_t          st;
+    ngx_http_zarr_counters_t   c;
+
+    store = ngx_http_zarr_get_store();
+
+    rc = zarr_store_stat(store, &st, &err);
+
+    if (rc == ZARR_OK) {
+        rc = zarr_outbox_count(store, NULL, 0, NULL, 0, &backlog, &err);
+    }
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_count_active(store, ngx_http_zarr_now_ms(), &batches,
+                                    &err);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    (void) ngx_http_zarr_stats_get(&c);
+
+    j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+                  "s:{s:I,s:I,s:I}}",
+                  "zarrs", (json_int_t) st.zarrs,
+                  "active_batches", (json_int_t) batches,
+                  "mirror_backlog", (json_int_t) backlog,
+                  "mutations", (json_int_t) c.mutations,
+                  "conflicts", (json_int_t) c.conflicts,
+                  "backend_errors", (json_int_t) c.backend_errors,
+                  "mirror_puts", (json_int_t) c.mirror_puts,
+                  "mirror_deletes", (json_int_t) c.mirror_deletes,
+                  "mirror_errors", (json_int_t) c.mirror_errors,
+                  "intents_resolved", (json_int_t) c.resolved,
+                  "intent_resolve_errors", (json_int_t) c.resolve_errors,
+                  "commits", (json_int_t) c.commits,
+                  "lmdb",
+                      "map_size", (json_int_t) st.map_size,
+                      "used", (json_int_t) st.used,
+                      "entries", (json_int_t) st.entries);
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
+}
+
+
+/* GET v1/buckets/{b}/zarrs?after=&limit= */
+
+static ngx_int_t
+ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                        rc;
+    json_t                    *j, *zarrs, *item, *batch, *next;
+    ngx_int_t                  limit;
+    ngx_str_t                  arg;
+    ngx_uint_t                 i, n;
+    zarr_err_t                 err;
+    zarr_zref_t                z;
+    zarr_batch_t               b;
+    zarr_store_t              *store;
+    ngx_http_zarr_api_list_t   l;
+
+    store = ngx_http_zarr_get_store();
+
+    ngx_memzero(&l, sizeof(ngx_http_zarr_api_list_t));
+    l.r = r;
+    l.bucket = ctx->bucket;
+    l.limit = NGX_HTTP_ZARR_API_LIMIT;
+
+    rc = ngx_http_zarr_api_arg(r, "limit", &arg);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_DECLINED) {
+        limit = rc == NGX_OK ? ngx_atoi(arg.data, arg.len) : NGX_ERROR;
+
+        if (limit <= 0) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "limit must be a positive "
+                                           "integer (at most %d)",
+                                           NGX_HTTP_ZARR_API_LIMIT_MAX);
+        }
+
+        l.limit = ngx_min((ngx_uint_t) limit, NGX_HTTP_ZARR_API_LIMIT_MAX);
+    }
+
+    rc = ngx_http_zarr_api_arg(r, "after", &l.after);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request",
+                                       "bad escape in \"after\"");
+    }
+
+    /* one more than asked: whether more remain */
+
+    l.ids = ngx_pcalloc(r->pool, (l.limit + 1) * sizeof(ngx_str_t));
+    l.sums = ngx_pcalloc(r->pool, (l.limit + 1) * sizeof(zarr_dir_sum_t));
+
+    if (l.ids == NULL || l.sums == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = zarr_store_list(store, ngx_http_zarr_api_list_zarr, &l, &err);
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    if (l.nomem) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    j = json_object();
+    zarrs = json_array();
+
+    if (j == NULL || zarrs == NULL || json_object_set_new(j, "zarrs", zarrs))
+    {
+        json_decref(j);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_min(l.n, l.limit);
+
+    for (i = 0; i < n; i++) {
+        z.bucket = (char *) ctx->bucket.data;
+        z.bucket_len = ctx->bucket.len;
+        z.zarr_id = (char *) l.ids[i].data;
+        z.zarr_id_len = l.ids[i].len;
+
+        rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
+
+        if (rc == ZARR_OK) {
+            batch = ngx_http_zarr_api_batch_json(&b);
+
+        } else if (rc == ZARR_ERR_NOTFOUND) {
+            batch = json_null();
+
+        } else {
+            json_decref(j);
+            return ngx_http_zarr_api_store_error(r, rc, &err);
+        }
+
+        item = json_pack("{s:o,s:s,s:I,s:I,s:o}",
+                         "zarr_id",
+                         ngx_http_zarr_api_string((char *) l.ids[i].data,
+                                                  l.ids[i].len),
+                         "digest", l.sums[i].digest,
+                         "file_count", (json_int_t) l.sums[i].count,
+                         "size", (json_int_t) l.sums[i].size,
+                         "batch", batch);
+
+        if (item == NULL || json_array_append_new(zarrs, item) != 0) {
+            json_decref(j);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (l.n > l.limit) {
+        next = ngx_http_zarr_api_string((char *) l.ids[n - 1].data,
+                                        l.ids[n - 1].len);
+    } else {
+        next = json_null();
+    }
+
+    if (json_object_set_new(j, "next", next) != 0) {
+        json_decref(j);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
+}
+
+
+/* the store lists zarrs by bucket, then id, in byte order */
+
+static int
+ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const zarr_dir_sum_t *sum)
+{
+    ngx_http_zarr_api_list_t *l = data;
+
+    u_char  *p;
+
+    if (bucket_len != l->bucket.len
+        || ngx_memcmp(bucket, l->bucket.data, bucket_len) != 0)
+    {
+        /* past the bucket: done */
+        return l->seen;
+    }
+
+    l->seen = 1;
+
+    if (l->after.len
+        && zarr_name_cmp(zarr_id, zarr_id_len, (char *) l->after.data,
+                         l->after.len) <= 0)
+    {
+        return 0;
+    }
+
+    p = ngx_pnalloc(l->r->pool, zarr_id_len);
+    if (p == NULL) {
+        l->nomem = 1;
+        return 1;
+    }
+
+    ngx_memcpy(p, zarr_id, zarr_id_len);
+
+    l->ids[l->n].data = p;
+    l->ids[l->n].len = zarr_id_len;
+    l->sums[l->n] = *sum;
+
+    return ++l->n > l->limit;
+}
+
+
+/* POST v1/buckets/{b}/zarrs {"zarr_id": ...} */
+
+static ngx_int_t
+ngx_http_zarr_api_create(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
+{
+    u_char                    *p, uuid[16];
+    json_t                    *v;
+    ngx_http_zarr_api_task_t  *t;
+
+    v = ctx->body ? json_object_get(ctx->body, "zarr_id") : NULL;
+
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v)
+            || ngx_http_zarr_api_valid_id((u_char *) json_string_value(v),
+                                          json_string_length(v))
+               != NGX_OK)
+        {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "invalid zarr_id: a string of 1 "
+                                           "to %d bytes of UTF-8, no \"/\", "
+                                           "not \".\" or \"..\"",
+                                           ZARR_ID_MAX);
+        }
+
+        ctx->zarr_id.len = json_string_length(v);
+        ctx->zarr_id.data = ngx_pnalloc(r->pool, ctx->zarr_id.len);
+        if (ctx->zarr_id.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->zarr_id.data, json_string_value(v),
+                   ctx->zarr_id.len);
+
+    } else {
+        /* a random UUID (version 4), as DANDI makes them */
+
+        if (RAND_bytes(uuid, 16) != 1) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                           "internal_error",
+                                           "RAND_bytes() failed");
+        }
+
+        uuid[6] = (uuid[6] & 0x0f) | 0x40;
+        uuid[8] = (uuid[8] & 0x3f) | 0x80;
+
+        p = ngx_pnalloc(r->pool, 36);
+        if (p == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->zarr_id.data = p;
+        p = ngx_hex_dump(p, uuid, 4);
+        *p++ = '-';
+        p = ngx_hex_dump(p, uuid + 4, 2);
+        *p++ = '-';
+        p = ngx_hex_dump(p, uuid + 6, 2);
+        *p++ = '-';
+        p = ngx_hex_dump(p, uuid + 8, 2);
+        *p++ = '-';
+        p = ngx_hex_dump(p, uuid + 10, 6);
+        ctx->zarr_id.len = p - ctx->zarr_id.data;
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_CREATE,
+                                      ngx_http_zarr_api_create_done, NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_create_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t  *j;
+
+    if (t->rc == ZARR_ERR_EXISTS) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                       "zarr \"%V/%V\" exists",
+                                       &t->ctx->bucket, &t->ctx->zarr_id);
+    }
+
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    j = json_pack("{s:o,s:s}",
+                  "zarr_id", ngx_http_zarr_api_string(t->z.zarr_id,
+                                                      t->z.zarr_id_len),
+                  "digest", ZARR_EMPTY_DIGEST);
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_CREATED, j);
+}
+
+
+/* GET v1/buckets/{b}/zarrs/{id} */
+
+static ngx_int_t
+ngx_http_zarr_api_info(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
+{
+    int              rc;
+    json_t          *j, *batch;
+    uint64_t         pending;
+    zarr_err_t       err;
+    zarr_zref_t      z;
+    zarr_store_t    *store;
+    zarr_batch_t     b;
+    zarr_dir_sum_t   sum;
+
+    store = ngx_http_zarr_get_store();
+
+    rc = zarr_store_get_zarr(store, (char *) ctx->bucket.data,
+                             ctx->bucket.len, (char *) ctx->zarr_id.data,
+                             ctx->zarr_id.len, &sum, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_not_found(r, ctx);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    z.bucket = (char *) ctx->bucket.data;
+    z.bucket_len = ctx->bucket.len;
+    z.zarr_id = (char *) ctx->zarr_id.data;
+    z.zarr_id_len = ctx->zarr_id.len;
+
+    rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
+
+    if (rc == ZARR_OK) {
+        batch = ngx_http_zarr_api_batch_json(&b);
+
+    } else if (rc == ZARR_ERR_NOTFOUND) {
+        batch = json_null();
+
+    } else {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    rc = zarr_outbox_count(store, z.bucket, z.bucket_len, z.zarr_id,
+                           z.zarr_id_len, &pending, &err);
+
+    if (rc != ZARR_OK) {
+        json_decref(batch);
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    j = json_pack("{s:o,s:o,s:s,s:I,s:I,s:o,s:I}",
+                  "bucket", ngx_http_zarr_api_string(z.bucket, z.bucket_len),
+                  "zarr_id", ngx_http_zarr_api_string(z.zarr_id,
+                                                      z.zarr_id_len),
+                  "digest", sum.digest,
+                  "file_count", (json_int_t) sum.count,
+                  "size", (json_int_t) sum.size,
+                  "batch", batch,
+                  "mirror_pending", (json_int_t) pending);
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
+}
+
+
+/* GET v1/buckets/{b}/zarrs/{id}/checksum?path=D */
+
+static ngx_int_t
+ngx_http_zarr_api_checksum(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int              rc;
+    ngx_int_t        n;
+    ngx_str_t        path;
+    zarr_err_t       err;
+    zarr_buf_t       doc;
+    zarr_dir_sum_t   sum;
+
+    n = ngx_http_zarr_api_arg(r, "path", &path);
+
+    if (n == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (n == NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request",
+                                       "bad escape in \"path\"");
+    }
+
+    /* "a/b/" is "a/b" */
+    while (path.len && path.data[path.len - 1] == '/') {
+        path.len--;
+    }
+
+    zarr_buf_init(&doc);
+
+    rc = zarr_store_checksum_doc(ngx_http_zarr_get_store(),
+                                 (char *) ctx->bucket.data, ctx->bucket.len,
+                                 (char *) ctx->zarr_id.data,
+                                 ctx->zarr_id.len, (char *) path.data,
+                                 path.len, &doc, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        zarr_buf_free(&doc);
+
+        /* which one is missing: the zarr, or the directory? */
+
+        rc = zarr_store_get_zarr(ngx_http_zarr_get_store(),
+                                 (char *) ctx->bucket.data, ctx->bucket.len,
+                                 (char *) ctx->zarr_id.data,
+                                 ctx->zarr_id.len, &sum, &err);
+
+        if (rc != ZARR_OK) {
+            return ngx_http_zarr_api_not_found(r, ctx);
+        }
+
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "no directory \"%V\" in zarr "
+                                       "\"%V/%V\"", &path, &ctx->bucket,
+                                       &ctx->zarr_id);
+    }
+
+    if (rc != ZARR_OK) {
+        zarr_buf_free(&doc);
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    n = ngx_http_zarr_api_send(r, NGX_HTTP_OK, (u_char *) doc.data, doc.len);
+
+    zarr_buf_free(&doc);
+
+    return n;
+}
+
+
+/* GET v1/buckets/{b}/zarrs/{id}/batch */
+
+static ngx_int_t
+ngx_http_zarr_api_batch_get(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int            rc;
+    zarr_err_t     err;
+    zarr_zref_t    z;
+    zarr_batch_t   b;
+
+    z.bucket = (char *) ctx->bucket.data;
+    z.bucket_len = ctx->bucket.len;
+    z.zarr_id = (char *) ctx->zarr_id.data;
+    z.zarr_id_len = ctx->zarr_id.len;
+
+    rc = zarr_gate_batch(ngx_http_zarr_get_store(), &z,
+                         ngx_http_zarr_now_ms(), &b, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "zarr \"%V/%V\" has no active batch",
+                                       &ctx->bucket, &ctx->zarr_id);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                                       ngx_http_zarr_api_batch_json(&b));
+}
+
+
+/* POST v1/buckets/{b}/zarrs/{id}/batch {"owner": .., "timeout": s} */
+
+static ngx_int_t
+ngx_http_zarr_api_batch_open(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                        rc;
+    json_t                    *owner, *timeout;
+    double                     secs;
+    ngx_str_t                  o;
+    zarr_err_t                 err;
+    zarr_dir_sum_t             sum;
+    ngx_http_zarr_api_task_t  *t;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    owner = ctx->body ? json_object_get(ctx->body, "owner") : NULL;
+    timeout = ctx->body ? json_object_get(ctx->body, "timeout") : NULL;
+
+    if (owner == NULL || !json_is_string(owner)
+        || json_string_length(owner) == 0
+        || json_string_length(owner) > ZARR_OWNER_MAX
+        || ngx_strlchr((u_char *) json_string_value(owner),
+                       (u_char *) json_string_value(owner)
+                       + json_string_length(owner), '\0')
+           != NULL)
+    {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request",
+                                       "\"owner\" must be a string of 1 to "
+                                       "%d bytes (the batch owner, by "
+                                       "default an access key id)",
+                                       ZARR_OWNER_MAX);
+    }
+
+    secs = (double) zlcf->batch_timeout / 1000;
+
+    if (timeout && !json_is_null(timeout)) {
+        if (!json_is_number(timeout)
+            || json_number_value(timeout) <= 0
+            || json_number_value(timeout) > NGX_HTTP_ZARR_API_TIMEOUT_MAX)
+        {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "\"timeout\" must be a number of "
+                                           "seconds, more than 0 and at "
+                                           "most %d",
+                                           NGX_HTTP_ZARR_API_TIMEOUT_MAX);
+        }
+
+        secs = json_number_value(timeout);
+    }
+
+    /* the zarr must be known: register a new one first */
+
+    rc = zarr_store_get_zarr(ngx_http_zarr_get_store(),
+                             (char *) ctx->bucket.data, ctx->bucket.len,
+                             (char *) ctx->zarr_id.data, ctx->zarr_id.len,
+                             &sum, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_not_found(r, ctx);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    o.data = (u_char *) json_string_value(owner);
+    o.len = json_string_length(owner);
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_OPEN,
+                                      ngx_http_zarr_api_open_done, &o);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->timeout_ms = (uint64_t) (secs * 1000 + 0.5);
+
+    if (t->timeout_ms == 0) {
+        t->timeout_ms = 1;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_open_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t  *j;
+
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        j = json_pack("{s:s,s:s,s:o}",
+                      "error", "conflict",
+                      "message", "another batch is active on this zarr",
+                      "batch", ngx_http_zarr_api_batch_json(&t->batch));
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
+    }
+
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_CREATED,
+                                     ngx_http_zarr_api_batch_json(&t->batch));
+}
+
+
+/* DELETE v1/buckets/{b}/zarrs/{id}/batch: cancel, or take over */
+
+static ngx_int_t
+ngx_http_zarr_api_batch_cancel(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                        rc;
+    zarr_err_t                 err;
+    zarr_zref_t                z;
+    zarr_batch_t               b;
+    ngx_http_zarr_api_task_t  *t;
+
+    z.bucket = (char *) ctx->bucket.data;
+    z.bucket_len = ctx->bucket.len;
+    z.zarr_id = (char *) ctx->zarr_id.data;
+    z.zarr_id_len = ctx->zarr_id.len;
+
+    rc = zarr_gate_batch(ngx_http_zarr_get_store(), &z,
+                         ngx_http_zarr_now_ms(), &b, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "zarr \"%V/%V\" has no active batch",
+                                       &ctx->bucket, &ctx->zarr_id);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_END,
+                                      ngx_http_zarr_api_cancel_done, NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_cancel_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    if (t->rc != ZARR_OK && t->rc != ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "zarr api: batch of \"%V/%V\" cancelled",
+                  &t->ctx->bucket, &t->ctx->zarr_id);
+
+    return NGX_HTTP_NO_CONTENT;
+}
+
+
+/*
+ * POST v1/buckets/{b}/zarrs/{id}/batch/complete {"expected_digest": ..}:
+ * waits until the batch has no request in flight and the zarr's mirror
+ * backlog is empty, then compares and ends the batch.
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_complete(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    json_t  *v;
+
+    v = ctx->body ? json_object_get(ctx->body, "expected_digest") : NULL;
+
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "\"expected_digest\" must be a "
+                                           "string");
+        }
+
+        ctx->expected.len = json_string_length(v);
+        ctx->expected.data = ngx_pnalloc(r->pool, ctx->expected.len + 1);
+        if (ctx->expected.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->expected.data, json_string_value(v),
+                   ctx->expected.len + 1);
+        ctx->has_expected = 1;
+    }
+
+    ctx->started = ngx_current_msec;
+
+    ctx->poll.handler = ngx_http_zarr_api_poll_handler;
+    ctx->poll.data = ctx;
+    ctx->poll.log = r->connection->log;
+
+    return ngx_http_zarr_api_complete_step(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_complete_step(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                        rc, active;
+    uint64_t                   pending;
+    zarr_err_t                 err;
+    zarr_zref_t                z;
+    zarr_store_t              *store;
+    zarr_batch_t               b;
+    ngx_http_zarr_api_task_t  *t;
+
+    store = ngx_http_zarr_get_store();
+
+    if (store == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    z.bucket = (char *) ctx->bucket.data;
+    z.bucket_len = ctx->bucket.len;
+    z.zarr_id = (char *) ctx->zarr_id.data;
+    z.zarr_id_len = ctx->zarr_id.len;
+
+    rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
+
+    if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    active = (rc == ZARR_OK);
+
+    if (ctx->batch_id == 0) {
+        if (!active) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND,
+                                           "not_found",
+                                           "zarr \"%V/%V\" has no active "
+                                           "batch", &ctx->bucket,
+                                           &ctx->zarr_id);
+        }
+
+        ctx->batch_id = b.id;
+
+    } else if (active && b.id != ctx->batch_id) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                       "the batch ended while waiting for "
+                                       "the mirror and another one "
+                                       "started");
+    }
+
+    rc = zarr_outbox_count(store, z.bucket, z.bucket_len, z.zarr_id,
+                           z.zarr_id_len, &pending, &err);
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    if (pending || (active && b.inflight)) {
+        if (ngx_exiting
+            || ngx_current_msec - ctx->started >= NGX_HTTP_ZARR_API_WAIT)
+        {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "unavailable",
+                                           "the mirror of zarr \"%V/%V\" "
+                                           "has not caught up (%uL "
+                                           "directories pending, %uL "
+                                           "requests in flight); retry",
+                                           &ctx->bucket, &ctx->zarr_id,
+                                           pending,
+                                           active ? b.inflight : 0);
+        }
+
+        ngx_add_timer(&ctx->poll, NGX_HTTP_ZARR_API_POLL);
+        r->main->count++;
+
+        return NGX_DONE;
+    }
+
+    rc = zarr_store_get_zarr(store, z.bucket, z.bucket_len, z.zarr_id,
+                             z.zarr_id_len, &ctx->sum, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        /* a batch, but no file committed yet */
+        ngx_memzero(&ctx->sum, sizeof(zarr_dir_sum_t));
+        ngx_cpystrn((u_char *) ctx->sum.digest, (u_char *) ZARR_EMPTY_DIGEST,
+                    sizeof(ctx->sum.digest));
+
+    } else if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    ctx->match = ctx->has_expected
+                 && ngx_strcmp(ctx->expected.data, ctx->sum.digest) == 0;
+
+    if (ctx->has_expected && !ctx->match) {
+        /* the batch stays: the client fixes its upload and completes */
+        return ngx_http_zarr_api_complete_send(r, ctx,
+                                               NGX_HTTP_PRECONDITION_FAILED);
+    }
+
+    if (!active) {
+        /* it expired while we waited: nothing to end */
+        return ngx_http_zarr_api_complete_send(r, ctx, NGX_HTTP_OK);
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_END,
+                                      ngx_http_zarr_api_complete_done, NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static void
+ngx_http_zarr_api_poll_handler(ngx_event_t *ev)
+{
+    ngx_int_t                 rc;
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_zarr_api_ctx_t  *ctx;
+
+    ctx = ev->data;
+    r = ctx->r;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    rc = ngx_http_zarr_api_complete_step(r, ctx);
+
+    /* drops the reference the wait took */
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_complete_send(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t status)
+{
+    json_t  *j;
+
+    if (status == NGX_HTTP_PRECONDITION_FAILED) {
+        j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}",
+                      "error", "digest_mismatch",
+                      "message", "the zarr's digest is not the expected "
+                                 "one; the batch stays open",
+                      "digest", ctx->sum.digest,
+                      "file_count", (json_int_t) ctx->sum.count,
+                      "size", (json_int_t) ctx->sum.size,
+                      "match", 0);
+
+    } else {
+        j = json_pack("{s:s,s:I,s:I,s:o}",
+                      "digest", ctx->sum.digest,
+                      "file_count", (json_int_t) ctx->sum.count,
+                      "size", (json_int_t) ctx->sum.size,
+                      "match", ctx->has_expected ? json_boolean(ctx->match)
+                                                 : json_null());
+    }
+
+    return ngx_http_zarr_api_send_json(r, status, j);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_complete_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    if (t->rc != ZARR_OK && t->rc != ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    return ngx_http_zarr_api_complete_send(r, t->ctx, NGX_HTTP_OK);
+}
+
+
+/* POST v1/buckets/{b}/zarrs/{id}/reconcile */
+
+static ngx_int_t
+ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
+
+    if (zmcf->backend.data == NULL || zmcf->access_key.data == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx,
+                                      NGX_HTTP_ZARR_API_TASK_RECONCILE,
+                                      ngx_http_zarr_api_reconcile_done,
+                                      NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t  *j;
+
+    if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "zarr api: reconcile of \"%V/%V\": %s",
+                      &t->ctx->bucket, &t->ctx->zarr_id, t->err.msg);
+
+        return ngx_http_zarr_api_error(r, t->status,
+                                       t->status == NGX_HTTP_NOT_FOUND
+                                       ? "not_found" : "backend_error",
+                                       "%s", t->err.msg);
+    }
+
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "zarr api: reconciled \"%V/%V\": %uL added, %uL removed, "
+                  "%uL changed, %uL skipped, %uL stale .checksum removed, "
+                  "digest %s -> %s", &t->ctx->bucket, &t->ctx->zarr_id,
+                  t->added, t->removed, t->changed, t->skipped, t->stale,
+                  t->before.digest, t->after.digest);
+
+    j = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s,s:I}",
+                  "added", (json_int_t) t->added,
+                  "removed", (json_int_t) t->removed,
+                  "changed", (json_int_t) t->changed,
+                  "skipped", (json_int_t) t->skipped,
+                  "digest_before", t->before.digest,
+                  "digest_after", t->after.digest,
+                  "stale_checksums_removed", (json_int_t) t->stale);
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
+}
+
+
+/* thread tasks */
+
+static ngx_http_zarr_api_task_t *
+ngx_http_zarr_api_task_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
+    ngx_http_zarr_api_done_pt done, ngx_str_t *owner)
+{
+    char                       *p;
+    size_t                      len;
+    ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_loc_conf_t   *zlcf;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+    zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
+
+    t = ngx_calloc(sizeof(ngx_http_zarr_api_task_t), r->connection->log);
+    if (t == NULL) {
+        return NULL;
+    }
+
+    len = ctx->bucket.len + ctx->zarr_id.len + zlcf->prefix.len
+          + zlcf->checksum_prefix.len + (owner ? owner->len : 0) + 5;
+
+    t->strings = ngx_alloc(len, r->connection->log);
+    if (t->strings == NULL) {
+        ngx_free(t);
+        return NULL;
+    }
+
+    /* NUL-terminated copies: the thread must not read the request's */
+
+    p = t->strings;
+
+    t->z.bucket = p;
+    t->z.bucket_len = ctx->bucket.len;
+    p = (char *) ngx_cpymem(p, ctx->bucket.data, ctx->bucket.len);
+    *p++ = '\0';
+
+    t->z.zarr_id = p;
+    t->z.zarr_id_len = ctx->zarr_id.len;
+    p = (char *) ngx_cpymem(p, ctx->zarr_id.data, ctx->zarr_id.len);
+    *p++ = '\0';
+
+    t->prefix = p;
+    t->prefix_len = zlcf->prefix.len;
+    p = (char *) ngx_cpymem(p, zlcf->prefix.data, zlcf->prefix.len);
+    *p++ = '\0';
+
+    t->checksum_prefix = p;
+    t->checksum_prefix_len = zlcf->checksum_prefix.len;
+    p = (char *) ngx_cpymem(p, zlcf->checksum_prefix.data,
+                            zlcf->checksum_prefix.len);
+    *p++ = '\0';
+
+    if (owner) {
+        t->owner = p;
+        t->owner_len = owner->len;
+        p = (char *) ngx_cpymem(p, owner->data, owner->len);
+        *p = '\0';
+    }
+
+    t->kind = kind;
+    t->done = done;
+    t->ctx = ctx;
+    t->store = ngx_http_zarr_get_store();
+
+    /* the configuration outlives the worker's tasks */
+    t->s3conf.endpoint = (char *) zmcf->backend.data;
+    t->s3conf.access_key = (char *) zmcf->access_key.data;
+    t->s3conf.secret_key = (char *) zmcf->secret_key.data;
+    t->s3conf.region = zmcf->region.len ? (char *) zmcf->region.data : NULL;
+    t->s3conf.connect_timeout_ms = 5000;
+    t->s3conf.timeout_ms = 60000;
+
+    return t;
+}
+
+
+static void
+ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t)
+{
+    ngx_free(t->strings);
+    ngx_free(t);
+}
+
+
+/*
+ * Posts t; returns NGX_DONE with a reference on the request taken until
+ * the task comes back (ngx_http_zarr_api_task_event), or an answer.
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_task_post(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        ngx_http_zarr_api_task_free(t);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->r = r;
+    t->cln = cln;
+
+    t->task.ctx = t;
+    t->task.handler = ngx_http_zarr_api_thread;
+    t->task.event.handler = ngx_http_zarr_api_task_event;
+    t->task.event.data = t;
+
+    /* not the connection's log: the connection may go first */
+    t->task.event.log = ngx_cycle->log;
+
+    if (zmcf->thread_pool == NULL
+        || ngx_thread_task_post(zmcf->thread_pool, &t->task) != NGX_OK)
+    {
+        ngx_http_zarr_api_task_free(t);
+        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "unavailable",
+                                       "the thread pool is busy; retry");
+    }
+
+    cln->handler = ngx_http_zarr_api_task_abort;
+    cln->data = t;
+
+    ngx_http_zarr_api_tasks++;
+
+    r->main->blocked++;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* the request goes: its task, still in a thread, frees itself on return */
+
+static void
+ngx_http_zarr_api_task_abort(void *data)
+{
+    ngx_http_zarr_api_task_t *t = data;
+
+    t->r = NULL;
+    t->ctx = NULL;
+}
+
+
+static void
+ngx_http_zarr_api_task_event(ngx_event_t *ev)
+{
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_zarr_api_task_t  *t;
+
+    t = ev->data;
+    r = t->r;
+
+    ngx_http_zarr_api_tasks--;
+
+    if (r == NULL) {
+        ngx_http_zarr_api_task_free(t);
+        return;
+    }
+
+    t->cln->handler = NULL;
+
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+
+    rc = t->done(r, t);
+
+    ngx_http_zarr_api_task_free(t);
+
+    /* drops the task's reference */
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* thread code from here on: libc, LMDB and libcurl only */
+
+static void
+ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_zarr_api_task_t *t = data;
+
+    switch (t->kind) {
+
+    case NGX_HTTP_ZARR_API_TASK_CREATE:
+        t->rc = zarr_store_create_zarr(t->store, t->z.bucket,
+                                       t->z.bucket_len, t->z.zarr_id,
+                                       t->z.zarr_id_len, &t->err);
+        break;
+
+    case NGX_HTTP_ZARR_API_TASK_OPEN:
+        t->rc = zarr_gate_batch_open(t->store, &t->z, t->owner,
+                                     t->owner_len, t->timeout_ms,
+                                     ngx_http_zarr_now_ms(), &t->batch,
+                                     &t->err);
+        break;
+
+    case NGX_HTTP_ZARR_API_TASK_END:
+        t->rc = zarr_gate_batch_end(t->store, &t->z, &t->err);
+        break;
+
+    default: /* NGX_HTTP_ZARR_API_TASK_RECONCILE */
+        ngx_http_zarr_api_reconcile_thread(t);
+        break;
+    }
+}
+
+
+/*
+ * Reconcile: the tree of the zarr becomes what the backend lists.  The
+ * store is read before the backend is listed, so that a write the gateway
+ * commits meanwhile is at worst applied twice, never undone.
+ */
+
+static void
+ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
+{
+    int                         rc, known, c;
+    char                        msg[256], *prefix;
+    size_t                      i, j, n;
+    u_char                     *kinds;
+    zarr_s3_t                  *s3;
+    zarr_mutation_t            *m, *mu;
+    zarr_s3_error_t             e;
+    ngx_http_zarr_api_file_t   *sf, *bf;
+    ngx_http_zarr_api_files_t   store, backend;
+
+    memset(&store, 0, sizeof(ngx_http_zarr_api_files_t));
+    memset(&backend, 0, sizeof(ngx_http_zarr_api_files_t));
+    zarr_buf_init(&store.strings);
+    zarr_buf_init(&backend.strings);
+
+    s3 = NULL;
+    m = NULL;
+    kinds = NULL;
+    prefix = NULL;
+
+    t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                t->z.zarr_id, t->z.zarr_id_len, &t->before,
+                                &t->err);
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        known = 0;
+        memset(&t->before, 0, sizeof(zarr_dir_sum_t));
+        strcpy(t->before.digest, ZARR_EMPTY_DIGEST);
+
+    } else if (t->rc == ZARR_OK) {
+        known = 1;
+
+        t->rc = zarr_store_files(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len,
+                                 ngx_http_zarr_api_store_file, &store,
+                                 &t->err);
+        if (t->rc != ZARR_OK) {
+            goto done;
+        }
+
+    } else {
+        goto done;
+    }
+
+    if (store.nomem) {
+        goto nomem;
+    }
+
+    /* the backend's listing under <zarr_prefix><id>/ */
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        t->rc = NGX_HTTP_ZARR_API_BACKEND;
+        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(t->err.msg, sizeof(t->err.msg), "zarr_backend: %s", msg);
+        goto done;
+    }
+
+    n = t->prefix_len + t->z.zarr_id_len + 1;
+
+    prefix = malloc(n + 1);
+    if (prefix == NULL) {
+        goto nomem;
+    }
+
+    memcpy(prefix, t->prefix, t->prefix_len);
+    memcpy(prefix + t->prefix_len, t->z.zarr_id, t->z.zarr_id_len);
+    prefix[n - 1] = '/';
+    prefix[n] = '\0';
+
+    backend.cut = n;
+
+    memset(&e, 0, sizeof(zarr_s3_error_t));
+
+    rc = zarr_s3_list(s3, t->z.bucket, prefix, n, ngx_http_zarr_api_listed,
+                      &backend, &e);
+
+    if (backend.nomem) {
+        goto nomem;
+    }
+
+    if (rc != ZARR_S3_OK) {
+        ngx_http_zarr_api_backend_err(t, "listing", &e);
+        goto done;
+    }
+
+    ngx_http_zarr_api_files_done(&store);
+    ngx_http_zarr_api_files_done(&backend);
+
+    t->skipped = backend.skipped;
+
+    /* the difference, as mutations */
+
+    m = calloc(store.n + backend.n + 1, sizeof(zarr_mutation_t));
+    kinds = calloc(store.n + backend.n + 1, 1);
+
+    if (m == NULL || kinds == NULL) {
+        goto nomem;
+    }
+
+    i = 0;
+    j = 0;
+    n = 0;
+
+    while (i < store.n || j < backend.n) {
+        sf = i < store.n ? &store.files[i] : NULL;
+        bf = j < backend.n ? &backend.files[j] : NULL;
+
+        if (sf && bf) {
+            c = zarr_name_cmp(sf->path, sf->path_len, bf->path,
+                              bf->path_len);
+        } else {
+            c = sf ? -1 : 1;
+        }
+
+        mu = &m[n];
+        mu->bucket = t->z.bucket;
+        mu->bucket_len = t->z.bucket_len;
+        mu->zarr_id = t->z.zarr_id;
+        mu->zarr_id_len = t->z.zarr_id_len;
+
+        if (c < 0) {
+            /* gone from the backend */
+            mu->op = ZARR_MUT_DELETE;
+            mu->path = sf->path;
+            mu->path_len = sf->path_len;
+            kinds[n++] = 'r';
+            i++;
+            continue;
+        }
+
+        if (c == 0) {
+            i++;
+            j++;
+
+            if (sf->size == bf->size && sf->etag_len == bf->etag_len
+                && memcmp(sf->etag, bf->etag, sf->etag_len) == 0)
+            {
+                continue;
+            }
+
+            kinds[n] = 'c';
+
+        } else {
+            kinds[n] = 'a';
+            j++;
+        }
+
+        mu->op = ZARR_MUT_PUT;
+        mu->path = bf->path;
+        mu->path_len = bf->path_len;
+        mu->etag = bf->etag;
+        mu->etag_len = bf->etag_len;
+        mu->size = bf->size;
+        n++;
+    }
+
+    if (!known) {
+        t->rc = zarr_store_create_zarr(t->store, t->z.bucket,
+                                       t->z.bucket_len, t->z.zarr_id,
+                                       t->z.zarr_id_len, &t->err);
+
+        if (t->rc != ZARR_OK && t->rc != ZARR_ERR_EXISTS) {
+            goto done;
+        }
+    }
+
+    t->rc = ngx_http_zarr_api_apply(t, m, kinds, n);
+    if (t->rc != ZARR_OK) {
+        goto done;
+    }
+
+    t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                t->z.zarr_id, t->z.zarr_id_len, &t->after,
+                                &t->err);
+    if (t->rc != ZARR_OK) {
+        goto done;
+    }
+
+    /* every .checksum object is written again */
+
+    t->rc = zarr_outbox_queue_all(t->store, t->z.bucket, t->z.bucket_len,
+                                  t->z.zarr_id, t->z.zarr_id_len, &t->err);
+    if (t->rc != ZARR_OK) {
+        goto done;
+    }
+
+    if (ngx_http_zarr_api_stale(t, s3) != 0) {
+        goto done;
+    }
+
+    t->rc = ZARR_OK;
+
+    goto done;
+
+nomem:
+
+    t->rc = ZARR_ERR_NOMEM;
+    snprintf(t->err.msg, sizeof(t->err.msg), "out of memory");
+
+done:
+
+    if (s3) {
+        zarr_s3_destroy(s3);
+    }
+
+    free(prefix);
+    free(m);
+    free(kinds);
+    ngx_http_zarr_api_files_free(&store);
+    ngx_http_zarr_api_files_free(&backend);
+}
+
+
+/*
+ * Applies n mutations in groups; a mutation the store refuses (a key the
+ * gateway would have refused) is left out and counted as skipped.
+ */
+
+static int
+ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t, zarr_mutation_t *m,
+    u_char *kinds, size_t n)
+{
+    int     rc;
+    size_t  start, len, bad, i;
+
+    start = 0;
+
+    while (start < n) {
+        len = n - start;
+
+        if (len > NGX_HTTP_ZARR_API_APPLY_MAX) {
+            len = NGX_HTTP_ZARR_API_APPLY_MAX;
+        }
+
+        rc = zarr_store_apply(t->store, m + start, len, &bad, &t->err);
+
+        if (rc == ZARR_ERR_INVALID && bad < len) {
+            memmove(&m[start + bad], &m[start + bad + 1],
+                    (n - start - bad - 1) * sizeof(zarr_mutation_t));
+            memmove(&kinds[start + bad], &kinds[start + bad + 1],
+                    n - start - bad - 1);
+            n--;
+            t->skipped++;
+            continue;
+        }
+
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+
+        for (i = start; i < start + len; i++) {
+            switch (kinds[i]) {
+            case 'a':
+                t->added++;
+                break;
+            case 'c':
+                t->changed++;
+                break;
+            default:
+                t->removed++;
+                break;
+            }
+        }
+
+        start += len;
+    }
+
+    return ZARR_OK;
+}
+
+
+/*
+ * Deletes the .checksum objects under <checksum_prefix><id>/ whose
+ * directory the tree does not have.  Returns 0, or -1 with t->rc set.
+ */
+
+static int
+ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
+{
+    int                         rc;
+    char                       *prefix, *key;
+    size_t                      i, n;
+    zarr_s3_error_t             e;
+    zarr_dir_sum_t              sum;
+    zarr_s3_request_t           req;
+    zarr_s3_response_t          resp;
+    ngx_http_zarr_api_files_t   l;
+
+    memset(&l, 0, sizeof(ngx_http_zarr_api_files_t));
+    zarr_buf_init(&l.strings);
+    l.checksums = 1;
+
+    key = NULL;
+    n = t->checksum_prefix_len + t->z.zarr_id_len + 1;
+
+    prefix = malloc(n + 1);
+    if (prefix == NULL) {
+        goto nomem;
+    }
+
+    memcpy(prefix, t->checksum_prefix, t->checksum_prefix_len);
+    memcpy(prefix + t->checksum_prefix_len, t->z.zarr_id, t->z.zarr_id_len);
+    prefix[n - 1] = '/';
+    prefix[n] = '\0';
+
+    l.cut = n;
+
+    memset(&e, 0, sizeof(zarr_s3_error_t));
+
+    rc = zarr_s3_list(s3, t->z.bucket, prefix, n, ngx_http_zarr_api_listed,
+                      &l, &e);
+
+    if (l.nomem) {
+        goto nomem;
+    }
+
+    if (rc != ZARR_S3_OK) {
+        ngx_http_zarr_api_backend_err(t, "listing .checksum objects", &e);
+        goto failed;
+    }
+
+    ngx_http_zarr_api_files_done(&l);
+
+    for (i = 0; i < l.n; i++) {
+        /* "<dir>/.checksum": the root's is never stale */
+
+        rc = zarr_store_get_dir(t->store, t->z.bucket, t->z.bucket_len,
+                                t->z.zarr_id, t->z.zarr_id_len,
+                                l.files[i].path, l.files[i].path_len, &sum,
+                                NULL, &t->err);
+
+        if (rc == ZARR_OK) {
+            continue;
+        }
+
+        if (rc != ZARR_ERR_NOTFOUND) {
+            t->rc = rc;
+            goto failed;
+        }
+
+        free(key);
+
+        key = malloc(n + l.files[i].path_len + sizeof("/.checksum"));
+        if (key == NULL) {
+            goto nomem;
+        }
+
+        memcpy(key, prefix, n);
+        memcpy(key + n, l.files[i].path, l.files[i].path_len);
+        memcpy(key + n + l.files[i].path_len, "/.checksum",
+               sizeof("/.checksum"));
+
+        memset(&req, 0, sizeof(zarr_s3_request_t));
+        req.method = "DELETE";
+        req.bucket = t->z.bucket;
+        req.key = key;
+        req.key_len = n + l.files[i].path_len + sizeof("/.checksum") - 1;
+
+        rc = zarr_s3_request(s3, &req, &resp);
+
+        if (rc != ZARR_S3_OK
+            || ((resp.status < 200 || resp.status >= 300)
+                && resp.status != 404))
+        {
+            ngx_http_zarr_api_backend_err(t, "deleting a stale .checksum",
+                                          &resp.error);
+            zarr_s3_response_free(&resp);
+            goto failed;
+        }
+
+        if (resp.status != 404) {
+            t->stale++;
+        }
+
+        zarr_s3_response_free(&resp);
+    }
+
+    free(key);
+    free(prefix);
+    ngx_http_zarr_api_files_free(&l);
+
+    return 0;
+
+nomem:
+
+    t->rc = ZARR_ERR_NOMEM;
+    snprintf(t->err.msg, sizeof(t->err.msg), "out of memory");
+
+failed:
+
+    free(key);
+    free(prefix);
+    ngx_http_zarr_api_files_free(&l);
+
+    return -1;
+}
+
+
+static int
+ngx_http_zarr_api_backend_err(ngx_http_zarr_api_task_t *t, const char *what,
+    const zarr_s3_error_t *e)
+{
+    t->rc = NGX_HTTP_ZARR_API_BACKEND;
+
+    if (e->status == 404 && strcmp(e->code, "NoSuchBucket") == 0) {
+        t->status = NGX_HTTP_NOT_FOUND;
+        snprintf(t->err.msg, sizeof(t->err.msg), "no such bucket at the "
+                 "backend");
+        return -1;
+    }
+
+    t->status = NGX_HTTP_BAD_GATEWAY;
+    snprintf(t->err.msg, sizeof(t->err.msg), "backend %s failed: HTTP %ld "
+             "%.64s %.300s", what, e->status, e->code, e->message);
+
+    return -1;
+}
+
+
+static int
+ngx_http_zarr_api_store_file(void *data, const char *path, size_t path_len,
+    const char *etag, size_t etag_len, uint64_t size)
+{
+    return ngx_http_zarr_api_files_add(data, path, path_len, etag, etag_len,
+                                       size);
+}
+
+
+static int
+ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
+{
+    ngx_http_zarr_api_files_t *l = data;
+
+    size_t       len, off;
+    const char  *rel;
+
+    if (obj->key_len < l->cut) {
+        return 0;
+    }
+
+    rel = obj->key + l->cut;
+    len = obj->key_len - l->cut;
+
+    if (l->checksums) {
+        /* "<dir>/.checksum"; other objects are none of our business */
+
+        if (len <= 10 || memcmp(rel + len - 10, "/.checksum", 10) != 0) {
+            return 0;
+        }
+
+        return ngx_http_zarr_api_files_add(l, rel, len - 10, "", 0, 0);
+    }
+
+    if (len == 0 || zarr_path_check(rel, len, &off) != ZARR_PATH_OK
+        || obj->etag_len > ZARR_ETAG_MAX)
+    {
+        /* a key the gateway would refuse: not part of the tree */
+        l->skipped++;
+        return 0;
+    }
+
+    return ngx_http_zarr_api_files_add(l, rel, len, obj->etag, obj->etag_len,
+                                       obj->size);
+}
+
+
+static int
+ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l, const char *path,
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size)
+{
+    size_t                     cap;
+    ngx_http_zarr_api_file_t  *f;
+
+    if (l->n == l->cap) {
+        cap = l->cap ? 2 * l->cap : 256;
+
+        f = realloc(l->files, cap * sizeof(ngx_http_zarr_api_file_t));
+        if (f == NULL) {
+            l->nomem = 1;
+            return 1;
+        }
+
+        l->files = f;
+        l->cap = cap;
+    }
+
+    f = &l->files[l->n];
+
+    /* offsets: the strings' buffer moves as it grows */
+
+    f->path_off = l->strings.len;
+    f->path_len = path_len;
+    f->etag_len = etag_len;
+    f->size = size;
+
+    if (zarr_buf_add(&l->strings, path, path_len) != 0
+        || zarr_buf_add(&l->strings, "", 1) != 0)
+    {
+        l->nomem = 1;
+        return 1;
+    }
+
+    f->etag_off = l->strings.len;
+
+    if (zarr_buf_add(&l->strings, etag, etag_len) != 0
+        || zarr_buf_add(&l->strings, "", 1) != 0)
+    {
+        l->nomem = 1;
+        return 1;
+    }
+
+    l->n++;
+
+    return 0;
+}
+
+
+/* pointers from the offsets, sorted by path */
+
+static void
+ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        l->files[i].path = l->strings.data + l->files[i].path_off;
+        l->files[i].etag = l->strings.data + l->files[i].etag_off;
+    }
+
+    if (l->n > 1) {
+        qsort(l->files, l->n, sizeof(ngx_http_zarr_api_file_t),
+              ngx_http_zarr_api_file_cmp);
+    }
+}
+
+
+static void
+ngx_http_zarr_api_files_free(ngx_http_zarr_api_files_t *l)
+{
+    free(l->files);
+    zarr_buf_free(&l->strings);
+}
+
+
+static int
+ngx_http_zarr_api_file_cmp(const void *a, const void *b)
+{
+    const ngx_http_zarr_api_file_t  *fa = a, *fb = b;
+
+    return zarr_name_cmp(fa->path, fa->path_len, fb->path, fb->path_len);
+}
+
+
+/* helpers */
+
+/* a JSON string; null for bytes that are not UTF-8 (never expected) */
+
+static json_t *
+ngx_http_zarr_api_string(const char *p, size_t len)
+{
+    json_t  *s;
+
+    s = json_stringn(p, len);
+
+    return s ? s : json_null();
+}
+
+
+static json_t *
+ngx_http_zarr_api_batch_json(const zarr_batch_t *b)
+{
+    uint64_t  now, left;
+
+    now = ngx_http_zarr_now_ms();
+    left = b->expires_ms > now ? (b->expires_ms - now + 999) / 1000 : 0;
+
+    return json_pack("{s:I,s:o,s:I,s:b,s:I}",
+                     "batch_id", (json_int_t) b->id,
+                     "owner", ngx_http_zarr_api_string(b->owner,
+                                                       b->owner_len),
+                     "expires_in", (json_int_t) left,
+                     "explicit", b->explicit_batch ? 1 : 0,
+                     "inflight", (json_int_t) b->inflight);
+}
+
+
+/* an optional query argument, URL-decoded ('+' is a space) */
+
+static ngx_int_t
+ngx_http_zarr_api_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    u_char  *p;
+    size_t   len;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), value) != NGX_OK) {
+        ngx_str_null(value);
+        return NGX_DECLINED;
+    }
+
+    p = ngx_pnalloc(r->pool, value->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, value->data, value->len);
+    p[value->len] = '\0';
+    len = value->len;
+
+    if (zarr_s3_url_decode((char *) p, &len) != 0) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    p[len] = '\0';
+    value->data = p;
+    value->len = len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, data, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* sends j (and releases it); NULL, from a failed json_pack(): 500 */
+
+static ngx_int_t
+ngx_http_zarr_api_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    json_t *j)
+{
+    char       *s;
+    ngx_int_t   rc;
+
+    if (j == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "zarr api: cannot build the JSON answer");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    s = json_dumps(j, NGX_HTTP_ZARR_API_JSON_FLAGS);
+    json_decref(j);
+
+    if (s == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_zarr_api_send(r, status, (u_char *) s, ngx_strlen(s));
+
+    free(s);
+
+    return rc;
+}
+
+
+/* {"error": code, "message": text} */
+
+static ngx_int_t
+ngx_http_zarr_api_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *code, const char *fmt, ...)
+{
+    u_char    msg[1024], *p;
+    json_t   *j;
+    size_t    len;
+    va_list   args;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    len = p - msg;
+
+    /* a message quoting bytes that are not UTF-8: cut them */
+    len = zarr_utf8_valid_prefix((char *) msg, len);
+
+    j = json_pack("{s:s,s:s%}", "error", code, "message", (char *) msg, len);
+
+    return ngx_http_zarr_api_send_json(r, status, j);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_store_error(ngx_http_request_t *r, int rc,
+    zarr_err_t *err)
+{
+    if (rc == ZARR_ERR_INVALID) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request", "%s", err->msg);
+    }
+
+    ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                  "zarr api: store: %s", err->msg);
+
+    return ngx_http_zarr_api_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   "internal_error", "store: %s", err->msg);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_not_found(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                   "zarr \"%V/%V\" is unknown to the "
+                                   "gateway", &ctx->bucket, &ctx->zarr_id);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_unavailable(ngx_http_request_t *r)
+{
+    return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
+                                   "the zarr store is not open in this "
+                                   "worker (no \"zarr_gateway on\", or "
+                                   "shutting down)");
+}
