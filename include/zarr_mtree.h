@@ -39,4 +39,13 @@ int zarr_mtree_compute(zarr_mtree_t *t, zarr_dir_cb cb, void *ctx,
     zarr_dir_sum_t *root, zarr_err_t *err);
 
 
+/*
+ * With this, zarr_mtree_manifest() gives, during the walk callback, the
+ * exact manifest of the directory being reported (for .checksum
+ * documents).
+ */
+void zarr_mtree_keep_manifests(zarr_mtree_t *t);
+const zarr_buf_t *zarr_mtree_manifest(zarr_mtree_t *t);
+
+
 #endif /* _ZARR_MTREE_H_INCLUDED_ */

@@ -68,6 +68,10 @@ struct zarr_mtree_s {
     zarr_mdir_t        *last_dir;
 
     zarr_buf_t          path;
+
+    /* the manifest of the directory being reported, when asked for */
+    int                 keep;
+    zarr_buf_t          manifest;
 };
 
 
@@ -182,6 +186,7 @@ zarr_mtree_free(zarr_mtree_t *t)
     free(t->hash_parent);
     free(t->last);
     zarr_buf_free(&t->path);
+    zarr_buf_free(&t->manifest);
     free(t);
 }
 
@@ -509,7 +514,7 @@ zarr_mtree_calc(zarr_mtree_t *t, zarr_mdir_t *d, zarr_dir_cb cb, void *ctx,
         }
     }
 
-    rc = zarr_manifest_init(&m, 0);
+    rc = zarr_manifest_init(&m, t->keep);
 
     for (i = 0; rc == ZARR_OK && i < d->ndirs; i++) {
         rc = zarr_manifest_add_dir(&m, d->dirs[i]->name, d->dirs[i]->name_len,
@@ -527,6 +532,14 @@ zarr_mtree_calc(zarr_mtree_t *t, zarr_mdir_t *d, zarr_dir_cb cb, void *ctx,
         rc = zarr_manifest_finish(&m, sum);
     }
 
+    if (rc == ZARR_OK && t->keep) {
+        t->manifest.len = 0;
+
+        if (zarr_buf_add(&t->manifest, m.buf.data, m.buf.len) != 0) {
+            rc = ZARR_ERR_NOMEM;
+        }
+    }
+
     zarr_manifest_free(&m);
     free(sums);
 
@@ -540,6 +553,20 @@ zarr_mtree_calc(zarr_mtree_t *t, zarr_mdir_t *d, zarr_dir_cb cb, void *ctx,
     }
 
     return ZARR_OK;
+}
+
+
+void
+zarr_mtree_keep_manifests(zarr_mtree_t *t)
+{
+    t->keep = 1;
+}
+
+
+const zarr_buf_t *
+zarr_mtree_manifest(zarr_mtree_t *t)
+{
+    return &t->manifest;
 }
 
 

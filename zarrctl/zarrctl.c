@@ -36,6 +36,7 @@
 
 typedef struct {
     int           tree;
+    int           documents;
     const char   *listing;
     const char   *format;
     const char   *s3;
@@ -50,7 +51,9 @@ static int zarrctl_usage(const char *fmt, ...);
 static int zarrctl_fail(int rc, const char *fmt, ...);
 static int zarrctl_print_dir(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
-static int zarrctl_report(zarr_mtree_t *t, int tree);
+static int zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o);
+static int zarrctl_print_document(void *ctx, const char *dir,
+    size_t dir_len, const zarr_dir_sum_t *sum);
 static int zarrctl_read_tsv(zarr_mtree_t *t, FILE *f, const char *name);
 static int zarrctl_read_jsonl(zarr_mtree_t *t, FILE *f, const char *name);
 static int zarrctl_checksum_listing(zarrctl_opts_t *o);
@@ -67,15 +70,19 @@ static int zarrctl_store(zarrctl_opts_t *o);
 
 static const char  zarrctl_usage_text[] =
 "usage:\n"
-"  zarrctl checksum [--tree] DIR\n"
-"  zarrctl checksum [--tree] --listing FILE|- [--format tsv|jsonl]\n"
-"  zarrctl checksum [--tree] --s3 s3://BUCKET/PREFIX/ --endpoint URL\n"
+"  zarrctl checksum [--tree|--documents] DIR\n"
+"  zarrctl checksum [--tree|--documents] --listing FILE|- "
+"[--format tsv|jsonl]\n"
+"  zarrctl checksum [--tree|--documents] --s3 s3://BUCKET/PREFIX/ "
+"--endpoint URL\n"
 "  zarrctl store --store DIR list\n"
 "  zarrctl store --store DIR digest BUCKET ZARR_ID [--tree]\n"
 "  zarrctl store --store DIR status\n"
 "\n"
 "checksum prints the DANDI zarr checksum of the tree; with --tree every\n"
-"directory as DIR<TAB>DIGEST, children first, the root as \".\", last.\n"
+"directory as DIR<TAB>DIGEST, children first, the root as \".\", last;\n"
+"--documents the same with each directory's .checksum document (one\n"
+"line of JSON) instead of its digest.\n"
 "A tsv listing has lines PATH<TAB>SIZE<TAB>ETAG (split at the last two\n"
 "TABs); jsonl has lines {\"path\":..,\"size\":..,\"etag\":..}.\n"
 "--s3 reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION.\n";
@@ -134,22 +141,64 @@ zarrctl_print_dir(void *ctx, const char *dir, size_t dir_len,
 }
 
 
+/* DIR<TAB>{"checksums":...,"digest":...,"size":...} */
+
 static int
-zarrctl_report(zarr_mtree_t *t, int tree)
+zarrctl_print_document(void *ctx, const char *dir, size_t dir_len,
+    const zarr_dir_sum_t *sum)
+{
+    zarr_mtree_t      *t = ctx;
+    zarr_buf_t         doc;
+    const zarr_buf_t  *m;
+
+    m = zarr_mtree_manifest(t);
+    zarr_buf_init(&doc);
+
+    if (zarr_checksum_document(&doc, m->data, m->len, sum) != ZARR_OK) {
+        zarr_buf_free(&doc);
+        return -1;
+    }
+
+    if (dir_len == 0) {
+        fputs(".", stdout);
+
+    } else {
+        fwrite(dir, 1, dir_len, stdout);
+    }
+
+    fputc('\t', stdout);
+    fwrite(doc.data, 1, doc.len, stdout);
+    fputc('\n', stdout);
+
+    zarr_buf_free(&doc);
+
+    return 0;
+}
+
+
+static int
+zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o)
 {
     int             rc;
     zarr_err_t      err;
     zarr_dir_sum_t  root;
 
-    rc = zarr_mtree_compute(t, tree ? zarrctl_print_dir : NULL, NULL, &root,
-                            &err);
+    if (o->documents) {
+        zarr_mtree_keep_manifests(t);
+        rc = zarr_mtree_compute(t, zarrctl_print_document, t, &root, &err);
+
+    } else {
+        rc = zarr_mtree_compute(t, o->tree ? zarrctl_print_dir : NULL, NULL,
+                                &root, &err);
+    }
+
     if (rc != ZARR_OK) {
         return zarrctl_fail(rc == ZARR_ERR_INVALID ? ZARRCTL_BAD
                                                    : ZARRCTL_FAIL,
                             "%s", err.msg);
     }
 
-    if (!tree) {
+    if (!o->tree && !o->documents) {
         printf("%s\n", root.digest);
     }
 
@@ -385,7 +434,7 @@ zarrctl_checksum_listing(zarrctl_opts_t *o)
     }
 
     if (rc == ZARRCTL_OK) {
-        rc = zarrctl_report(t, o->tree);
+        rc = zarrctl_report(t, o);
     }
 
     zarr_mtree_free(t);
@@ -563,7 +612,7 @@ zarrctl_checksum_dir(zarrctl_opts_t *o)
     rc = zarrctl_walk_dir(t, &path, len, &h, buf, 1 << 20);
 
     if (rc == ZARRCTL_OK) {
-        rc = zarrctl_report(t, o->tree);
+        rc = zarrctl_report(t, o);
     }
 
 done:
@@ -716,7 +765,7 @@ zarrctl_checksum_s3(zarrctl_opts_t *o)
                           err.status, err.code, err.message);
 
     } else {
-        rc = zarrctl_report(c.tree, o->tree);
+        rc = zarrctl_report(c.tree, o);
     }
 
     zarr_mtree_free(c.tree);
@@ -862,6 +911,11 @@ main(int argc, char **argv)
 
         if (strcmp(a, "--tree") == 0) {
             o.tree = 1;
+            continue;
+        }
+
+        if (strcmp(a, "--documents") == 0) {
+            o.documents = 1;
             continue;
         }
 

@@ -52,6 +52,21 @@ def test_vectors_listing(case):
     r = run(["checksum", "--listing", "-"], input=tsv(files))
     assert r.stdout.decode() == case["root_digest"] + "\n"
 
+    # --documents: each directory's .checksum document (DESIGN section 3)
+    r = run(["checksum", "--documents", "--listing", "-"], input=tsv(files))
+    assert r.returncode == 0, r.stderr
+    docs = {}
+    for line in r.stdout.split(b"\n"):
+        if line:
+            d, doc = line.rsplit(b"\t", 1)
+            docs["" if d == b"." else d.decode()] = doc
+    assert set(docs) == set(case["directories"])
+    for d, doc in docs.items():
+        size = int(case["directories"][d].rsplit("--", 1)[1])
+        want = ('{"checksums":%s,"digest":"%s","size":%d}' % (
+            case["manifests"][d], case["directories"][d], size)).encode()
+        assert doc == want
+
     jl = "".join(json.dumps({"path": p, "size": s, "etag": e}) + "\n"
                  for p, s, e in files).encode()
     r = run(["checksum", "--tree", "--listing", "-", "--format", "jsonl"],
