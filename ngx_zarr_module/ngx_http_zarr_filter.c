@@ -23,8 +23,6 @@ static ngx_int_t ngx_http_zarr_effect(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 static ngx_int_t ngx_http_zarr_release(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx);
-static ngx_str_t *ngx_http_zarr_out_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 static off_t ngx_http_zarr_request_size(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_same_key(ngx_http_zarr_job_t *job,
     zarr_mutation_t *m, const char *key, size_t len);
@@ -44,37 +42,6 @@ ngx_http_zarr_filter_init(ngx_conf_t *cf)
     ngx_http_top_body_filter = ngx_http_zarr_body_filter;
 
     return NGX_OK;
-}
-
-
-static ngx_str_t *
-ngx_http_zarr_out_header(ngx_http_request_t *r, const char *name, size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash && h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i].value;
-        }
-    }
 }
 
 
@@ -102,32 +69,12 @@ ngx_http_zarr_same_key(ngx_http_zarr_job_t *job, zarr_mutation_t *m,
 static off_t
 ngx_http_zarr_request_size(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == 28
-            && ngx_strncasecmp(h[i].key.data,
-                               (u_char *) "x-amz-decoded-content-length",
-                               28) == 0)
-        {
-            return ngx_atoof(h[i].value.data, h[i].value.len);
-        }
+    h = ngx_http_zarr_find_header(&r->headers_in.headers,
+                                  "x-amz-decoded-content-length", 28);
+    if (h) {
+        return ngx_atoof(h->value.data, h->value.len);
     }
 
     if (r->headers_in.chunked) {
@@ -327,6 +274,7 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     off_t                 size;
     size_t                i, j, n, len;
     ngx_str_t            *h, etag;
+    ngx_table_elt_t      *vh;
     ngx_chain_t          *cl;
     zarr_mutation_t      *m;
     zarr_s3xml_result_t   res;
@@ -452,7 +400,9 @@ ngx_http_zarr_effect(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         etag.len -= 2;
     }
 
-    h = ngx_http_zarr_out_header(r, "x-amz-version-id", 16);
+    vh = ngx_http_zarr_find_header(&r->headers_out.headers,
+                                   "x-amz-version-id", 16);
+    h = vh ? &vh->value : NULL;
 
     /* the strings live in r->pool: the job keeps its own copies */
 

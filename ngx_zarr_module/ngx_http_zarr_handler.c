@@ -13,8 +13,6 @@
 
 static ngx_int_t ngx_http_zarr_classify(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
-static ngx_table_elt_t *ngx_http_zarr_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
 static ngx_int_t ngx_http_zarr_refuse(ngx_http_request_t *r,
@@ -101,14 +99,16 @@ ngx_http_zarr_finalize(ngx_http_request_t *r, ngx_int_t rc)
 }
 
 
-static ngx_table_elt_t *
-ngx_http_zarr_header(ngx_http_request_t *r, const char *name, size_t len)
+/* the first header called name in a list (headers_in or headers_out) */
+
+ngx_table_elt_t *
+ngx_http_zarr_find_header(ngx_list_t *headers, const char *name, size_t len)
 {
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
+    part = &headers->part;
     h = part->elts;
 
     for (i = 0; /* void */ ; i++) {
@@ -123,7 +123,7 @@ ngx_http_zarr_header(ngx_http_request_t *r, const char *name, size_t len)
             i = 0;
         }
 
-        if (h[i].key.len == len
+        if (h[i].hash && h[i].key.len == len
             && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
             return &h[i];
@@ -216,7 +216,8 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     req.uri = (char *) r->unparsed_uri.data;
     req.uri_len = r->unparsed_uri.len;
     req.args = NULL;
-    req.copy_source = ngx_http_zarr_header(r, "x-amz-copy-source", 17)
+    req.copy_source = ngx_http_zarr_find_header(&r->headers_in.headers,
+                                                "x-amz-copy-source", 17)
                       != NULL;
 
     size = ZARR_S3OP_BUF_SIZE(r->unparsed_uri.len, 0) + 16;

@@ -159,6 +159,8 @@ extern ngx_module_t  ngx_http_zarr_module;
 ngx_int_t ngx_http_zarr_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_zarr_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
+ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
+    const char *name, size_t len);
 
 void ngx_http_zarr_begin_done(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
