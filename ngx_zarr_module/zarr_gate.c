@@ -53,6 +53,7 @@ static int zarr_gate_counter(zarr_gate_t *g, const char *name,
     uint64_t *value);
 static int zarr_gate_counter_save(zarr_gate_t *g, const char *name,
     uint64_t value);
+static int zarr_gate_next_intent(zarr_gate_t *g);
 static int zarr_gate_zkey(zarr_gate_t *g, const char *bucket,
     size_t bucket_len, const char *zarr_id, size_t zarr_id_len);
 static int zarr_gate_get(zarr_gate_t *g, zarr_batch_t *b);
@@ -181,6 +182,47 @@ zarr_gate_counter(zarr_gate_t *g, const char *name, uint64_t *value)
     }
 
     memcpy(value, v.mv_data, sizeof(uint64_t));
+
+    return ZARR_OK;
+}
+
+
+/*
+ * The next intent id: one more than the highest in the table.  An id may
+ * come again once its intent is gone (nothing refers to it then; the
+ * resolver checks the zarr's seq anyway), and no counter has to be
+ * written with every commit.
+ */
+
+static int
+zarr_gate_next_intent(zarr_gate_t *g)
+{
+    int          mrc, i;
+    uint64_t     id;
+    MDB_cursor  *cur;
+    MDB_val      k, v;
+
+    mrc = mdb_cursor_open(g->txn, g->s->intents, &cur);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "mdb_cursor_open()");
+    }
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    id = 0;
+
+    if (mrc == 0 && k.mv_size == 8) {
+        for (i = 0; i < 8; i++) {
+            id = (id << 8) | ((unsigned char *) k.mv_data)[i];
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "reading intents");
+    }
+
+    g->next_intent = id + 1;
 
     return ZARR_OK;
 }
@@ -399,9 +441,11 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         }
     }
 
-    rc = zarr_gate_counter(g, "next_intent", &g->next_intent);
-    if (rc != ZARR_OK) {
-        return rc;
+    if (g->next_intent == 0) {
+        rc = zarr_gate_next_intent(g);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
     }
 
     /*
@@ -667,10 +711,6 @@ zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
 
     if (rc == ZARR_OK) {
         rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch);
-    }
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_counter_save(&g, "next_intent", g.next_intent);
     }
 
     zarr_tree_apply_free(a);
