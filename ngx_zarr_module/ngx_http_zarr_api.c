@@ -229,6 +229,8 @@ static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
 
 static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
+static char *ngx_http_zarr_api_dir_prefix(const char *prefix,
+    size_t prefix_len, const zarr_zref_t *z, size_t *len);
 static int ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l,
     const char *path, size_t path_len, const char *etag, size_t etag_len,
     uint64_t size);
@@ -1934,6 +1936,33 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
 }
 
 
+/* "<prefix><zarr id>/", malloc()ed and NUL-terminated; thread code */
+
+static char *
+ngx_http_zarr_api_dir_prefix(const char *prefix, size_t prefix_len,
+    const zarr_zref_t *z, size_t *len)
+{
+    char    *p;
+    size_t   n;
+
+    n = prefix_len + z->zarr_id_len + 1;
+
+    p = malloc(n + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    memcpy(p, prefix, prefix_len);
+    memcpy(p + prefix_len, z->zarr_id, z->zarr_id_len);
+    p[n - 1] = '/';
+    p[n] = '\0';
+
+    *len = n;
+
+    return p;
+}
+
+
 /*
  * Reconcile: the tree of the zarr becomes what the backend lists.  The
  * store is read before the backend is listed, so that a write the gateway
@@ -2001,17 +2030,11 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
         goto done;
     }
 
-    n = t->prefix_len + t->z.zarr_id_len + 1;
-
-    prefix = malloc(n + 1);
+    prefix = ngx_http_zarr_api_dir_prefix(t->prefix, t->prefix_len, &t->z,
+                                          &n);
     if (prefix == NULL) {
         goto nomem;
     }
-
-    memcpy(prefix, t->prefix, t->prefix_len);
-    memcpy(prefix + t->prefix_len, t->z.zarr_id, t->z.zarr_id_len);
-    prefix[n - 1] = '/';
-    prefix[n] = '\0';
 
     backend.cut = n;
 
@@ -2237,17 +2260,11 @@ ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
     l.checksums = 1;
 
     key = NULL;
-    n = t->checksum_prefix_len + t->z.zarr_id_len + 1;
-
-    prefix = malloc(n + 1);
+    prefix = ngx_http_zarr_api_dir_prefix(t->checksum_prefix,
+                                          t->checksum_prefix_len, &t->z, &n);
     if (prefix == NULL) {
         goto nomem;
     }
-
-    memcpy(prefix, t->checksum_prefix, t->checksum_prefix_len);
-    memcpy(prefix + t->checksum_prefix_len, t->z.zarr_id, t->z.zarr_id_len);
-    prefix[n - 1] = '/';
-    prefix[n] = '\0';
 
     l.cut = n;
 
