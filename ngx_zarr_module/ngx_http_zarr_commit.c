@@ -531,6 +531,7 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
         free(b);
         free(f);
         rc = ZARR_ERR_NOMEM;
+        snprintf(err.msg, sizeof(err.msg), "out of memory");
         goto done;
     }
 
