@@ -91,7 +91,9 @@ valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 	ZARR_NGINX=$(abspath tests/integration/valgrind-nginx.sh) \
 	ZARR_VALGRIND_DIR=$(VALGRIND_DIR) \
 	    $(PYTHON) -m pytest -q tests/integration/test_gateway_boto3.py \
-	    tests/integration/test_gateway_batches.py -k "not kill"
+	    tests/integration/test_gateway_batches.py \
+	    tests/integration/test_mirror.py tests/integration/test_api.py \
+	    tests/integration/test_metrics.py -k "not kill and not outage"
 	@n=$$(ls $(VALGRIND_DIR) | wc -l); \
 	bad=$$(find $(VALGRIND_DIR) -name '*.log' -size +0 | wc -l); \
 	echo "valgrind: $$n nginx processes, $$bad with errors"; \
