@@ -143,6 +143,20 @@ typedef int (*zarr_intent_cb)(void *ctx, const zarr_intent_info_t *in);
 int zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
     zarr_begin_t *b, size_t nb, uint64_t now_ms, zarr_err_t *err);
 
+/*
+ * The same, step by step, for a caller that adds work once it holds
+ * LMDB's write lock (requests that queued up while it waited for it):
+ * start (waits for the lock), any finishes and begins, end (commits,
+ * or aborts when rc is not ZARR_OK; returns the result).
+ */
+typedef struct zarr_gate_txn_s  zarr_gate_txn_t;
+
+int zarr_gate_txn_start(zarr_store_t *s, uint64_t now_ms,
+    zarr_gate_txn_t **t, zarr_err_t *err);
+int zarr_gate_txn_finish(zarr_gate_txn_t *t, zarr_finish_t *f);
+int zarr_gate_txn_begin(zarr_gate_txn_t *t, zarr_begin_t *b);
+int zarr_gate_txn_end(zarr_gate_txn_t *t, int rc);
+
 /* the batch of a zarr; ZARR_ERR_NOTFOUND when none is active */
 int zarr_gate_batch(zarr_store_t *s, const zarr_zref_t *z, uint64_t now_ms,
     zarr_batch_t *batch, zarr_err_t *err);

@@ -13,6 +13,7 @@
 
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -51,8 +52,9 @@ typedef struct {
     ngx_log_t                  *log;
     zarr_proc_t                 proc;
 
-    /* committer */
+    /* committer; pending is shared with the commit thread (mutex) */
     ngx_thread_task_t          *task;
+    pthread_mutex_t             mutex;
     ngx_queue_t                 pending;
     ngx_queue_t                 running;
     ngx_uint_t                  busy;
@@ -174,6 +176,7 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
     w = &ngx_http_zarr_worker;
 
     ngx_memzero(w, sizeof(ngx_http_zarr_worker_t));
+    pthread_mutex_init(&w->mutex, NULL);
     ngx_queue_init(&w->pending);
     ngx_queue_init(&w->running);
     w->log = cycle->log;
@@ -319,7 +322,9 @@ ngx_http_zarr_job_post(ngx_http_zarr_job_t *job)
         return NGX_ERROR;
     }
 
+    pthread_mutex_lock(&ngx_http_zarr_worker.mutex);
     ngx_queue_insert_tail(&ngx_http_zarr_worker.pending, &job->queue);
+    pthread_mutex_unlock(&ngx_http_zarr_worker.mutex);
 
     if (!ngx_http_zarr_worker.busy) {
         ngx_http_zarr_commit_start();
@@ -339,6 +344,8 @@ ngx_http_zarr_commit_start(void)
 
     w = &ngx_http_zarr_worker;
 
+    pthread_mutex_lock(&w->mutex);
+
     for (n = 0; n < NGX_HTTP_ZARR_GROUP_MAX; n++) {
         if (ngx_queue_empty(&w->pending)) {
             break;
@@ -348,6 +355,8 @@ ngx_http_zarr_commit_start(void)
         ngx_queue_remove(q);
         ngx_queue_insert_tail(&w->running, q);
     }
+
+    pthread_mutex_unlock(&w->mutex);
 
     if (n == 0) {
         return;
@@ -489,22 +498,27 @@ unknown:
 }
 
 
+/*
+ * One group commit.  The HEADs come first: never while holding LMDB's
+ * write lock.  Then, once the lock is ours (the other workers may have
+ * held it meanwhile), the requests that queued up while we waited join
+ * the same transaction: one fsync for all of them.
+ */
+
 static void
 ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
 {
     ngx_http_zarr_worker_t *w = data;
 
-    int                   rc;
-    size_t                nb, nf, i, j;
-    ngx_queue_t          *q;
+    int                   rc, pass;
+    size_t                n;
+    ngx_queue_t          *q, *next;
     zarr_err_t            err;
     struct timespec       t0, t1;
-    zarr_begin_t         *b;
-    zarr_finish_t        *f;
+    zarr_gate_txn_t      *t;
     ngx_http_zarr_job_t  *job;
 
-    nb = 0;
-    nf = 0;
+    n = 0;
 
     for (q = ngx_queue_head(&w->running);
          q != ngx_queue_sentinel(&w->running);
@@ -512,76 +526,68 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
     {
         job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
 
-        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
-            nb++;
-
-        } else {
-            if (job->head && job->finish.n) {
-                ngx_http_zarr_head(w->s3, job);
-            }
-
-            nf++;
+        if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->head
+            && job->finish.n)
+        {
+            ngx_http_zarr_head(w->s3, job);
         }
-    }
 
-    b = calloc(nb + 1, sizeof(zarr_begin_t));
-    f = calloc(nf + 1, sizeof(zarr_finish_t));
-
-    if (b == NULL || f == NULL) {
-        free(b);
-        free(f);
-        rc = ZARR_ERR_NOMEM;
-        snprintf(err.msg, sizeof(err.msg), "out of memory");
-        goto done;
-    }
-
-    i = 0;
-    j = 0;
-
-    for (q = ngx_queue_head(&w->running);
-         q != ngx_queue_sentinel(&w->running);
-         q = ngx_queue_next(q))
-    {
-        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
-
-        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
-            b[i++] = job->begin;
-
-        } else {
-            f[j++] = job->finish;
-        }
+        n++;
     }
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
-    rc = zarr_gate_commit(w->store, f, nf, b, nb, ngx_http_zarr_now_ms(),
-                          &err);
+    rc = zarr_gate_txn_start(w->store, ngx_http_zarr_now_ms(), &t, &err);
+
+    if (rc == ZARR_OK) {
+        pthread_mutex_lock(&w->mutex);
+
+        for (q = ngx_queue_head(&w->pending);
+             q != ngx_queue_sentinel(&w->pending)
+             && n < NGX_HTTP_ZARR_GROUP_MAX;
+             q = next)
+        {
+            next = ngx_queue_next(q);
+            job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+            if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->head
+                && job->finish.n)
+            {
+                /* it needs its HEAD first: next time */
+                continue;
+            }
+
+            ngx_queue_remove(q);
+            ngx_queue_insert_tail(&w->running, q);
+            n++;
+        }
+
+        pthread_mutex_unlock(&w->mutex);
+
+        /* finishes first: they may end batches that begins then take */
+
+        for (pass = 0; pass < 2; pass++) {
+            for (q = ngx_queue_head(&w->running);
+                 rc == ZARR_OK && q != ngx_queue_sentinel(&w->running);
+                 q = ngx_queue_next(q))
+            {
+                job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
+
+                if (pass == 0 && job->kind == NGX_HTTP_ZARR_JOB_FINISH) {
+                    rc = zarr_gate_txn_finish(t, &job->finish);
+
+                } else if (pass == 1 && job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
+                    rc = zarr_gate_txn_begin(t, &job->begin);
+                }
+            }
+        }
+
+        rc = zarr_gate_txn_end(t, rc);
+    }
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     w->commit_us = (t1.tv_sec - t0.tv_sec) * 1000000
                    + (t1.tv_nsec - t0.tv_nsec) / 1000;
-
-    i = 0;
-    j = 0;
-
-    for (q = ngx_queue_head(&w->running);
-         q != ngx_queue_sentinel(&w->running);
-         q = ngx_queue_next(q))
-    {
-        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
-
-        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
-            job->begin = b[i++];
-
-        } else {
-            job->finish = f[j++];
-        }
-    }
-
-    free(b);
-    free(f);
-
-done:
 
     for (q = ngx_queue_head(&w->running);
          q != ngx_queue_sentinel(&w->running);
@@ -623,9 +629,7 @@ ngx_http_zarr_commit_event(ngx_event_t *ev)
         ngx_http_zarr_job_done(job);
     }
 
-    if (!ngx_queue_empty(&w->pending)) {
-        ngx_http_zarr_commit_start();
-    }
+    ngx_http_zarr_commit_start();
 
     if (ngx_exiting && !w->busy && !w->rbusy) {
         ngx_http_zarr_commit_exit((ngx_cycle_t *) ngx_cycle);

@@ -674,54 +674,114 @@ zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a, zarr_finish_t *f)
 }
 
 
+struct zarr_gate_txn_s {
+    zarr_gate_t      g;
+    zarr_apply_t    *a;
+    size_t           n;
+};
+
+
+int
+zarr_gate_txn_start(zarr_store_t *s, uint64_t now_ms, zarr_gate_txn_t **tp,
+    zarr_err_t *err)
+{
+    int               rc;
+    zarr_gate_txn_t  *t;
+
+    t = calloc(1, sizeof(zarr_gate_txn_t));
+    if (t == NULL) {
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    rc = zarr_gate_open(&t->g, s, 0, now_ms, NULL, NULL, err);
+    if (rc != ZARR_OK) {
+        free(t);
+        return rc;
+    }
+
+    t->a = zarr_tree_apply_start(s, t->g.txn);
+    if (t->a == NULL) {
+        rc = zarr_gate_close(&t->g, zarr_tree_err(err, ZARR_ERR_NOMEM,
+                                                  "out of memory"));
+        free(t);
+        return rc;
+    }
+
+    *tp = t;
+
+    return ZARR_OK;
+}
+
+
+int
+zarr_gate_txn_finish(zarr_gate_txn_t *t, zarr_finish_t *f)
+{
+    t->n += f->n + f->nintents;
+
+    return zarr_gate_finish(&t->g, t->a, f);
+}
+
+
+int
+zarr_gate_txn_begin(zarr_gate_txn_t *t, zarr_begin_t *b)
+{
+    t->n += b->nintents + 1;
+
+    return zarr_gate_begin(&t->g, b);
+}
+
+
+int
+zarr_gate_txn_end(zarr_gate_txn_t *t, int rc)
+{
+    zarr_store_t  *s;
+
+    s = t->g.s;
+
+    if (rc == ZARR_OK) {
+        rc = zarr_tree_apply_end(t->a, t->g.err);
+    }
+
+    if (rc == ZARR_OK) {
+        rc = zarr_gate_counter_save(&t->g, "next_batch", t->g.next_batch);
+    }
+
+    zarr_tree_apply_free(t->a);
+
+    rc = zarr_gate_close(&t->g, rc);
+
+    if (rc == ZARR_OK) {
+        zarr_tree_visit(s, t->n);
+    }
+
+    free(t);
+
+    return rc;
+}
+
+
 int
 zarr_gate_commit(zarr_store_t *s, zarr_finish_t *f, size_t nf,
     zarr_begin_t *b, size_t nb, uint64_t now_ms, zarr_err_t *err)
 {
-    int            rc;
-    size_t         i, n;
-    zarr_gate_t    g;
-    zarr_apply_t  *a;
+    int               rc;
+    size_t            i;
+    zarr_gate_txn_t  *t;
 
-    rc = zarr_gate_open(&g, s, 0, now_ms, NULL, NULL, err);
+    rc = zarr_gate_txn_start(s, now_ms, &t, err);
     if (rc != ZARR_OK) {
         return rc;
     }
 
-    n = 0;
-
-    a = zarr_tree_apply_start(s, g.txn);
-    if (a == NULL) {
-        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
-    }
-
     for (i = 0; rc == ZARR_OK && i < nf; i++) {
-        rc = zarr_gate_finish(&g, a, &f[i]);
-        n += f[i].n + f[i].nintents;
-    }
-
-    if (rc == ZARR_OK) {
-        rc = zarr_tree_apply_end(a, err);
+        rc = zarr_gate_txn_finish(t, &f[i]);
     }
 
     for (i = 0; rc == ZARR_OK && i < nb; i++) {
-        rc = zarr_gate_begin(&g, &b[i]);
-        n += b[i].nintents + 1;
+        rc = zarr_gate_txn_begin(t, &b[i]);
     }
 
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_counter_save(&g, "next_batch", g.next_batch);
-    }
-
-    zarr_tree_apply_free(a);
-
-    rc = zarr_gate_close(&g, rc);
-
-    if (rc == ZARR_OK) {
-        zarr_tree_visit(s, n);
-    }
-
-    return rc;
+    return zarr_gate_txn_end(t, rc);
 }
 
 
