@@ -231,6 +231,10 @@ static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
 static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
 static char *ngx_http_zarr_api_dir_prefix(const char *prefix,
     size_t prefix_len, const zarr_zref_t *z, size_t *len);
+static int ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t,
+    zarr_s3_t *s3, const char *p, size_t plen,
+    ngx_http_zarr_api_files_t *l, char **prefix, size_t *n,
+    const char *what);
 static int ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l,
     const char *path, size_t path_len, const char *etag, size_t etag_len,
     uint64_t size);
@@ -1963,6 +1967,48 @@ ngx_http_zarr_api_dir_prefix(const char *prefix, size_t prefix_len,
 }
 
 
+#define NGX_HTTP_ZARR_API_NOMEM  -100
+
+
+/*
+ * Lists the backend under "<p><zarr id>/" into l; *prefix (malloc()ed,
+ * the caller frees it) and *n are that prefix.  Returns ZARR_S3_OK,
+ * NGX_HTTP_ZARR_API_NOMEM, or another code with t's error set.  Thread
+ * code.
+ */
+
+static int
+ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3,
+    const char *p, size_t plen, ngx_http_zarr_api_files_t *l, char **prefix,
+    size_t *n, const char *what)
+{
+    int              rc;
+    zarr_s3_error_t  e;
+
+    *prefix = ngx_http_zarr_api_dir_prefix(p, plen, &t->z, n);
+    if (*prefix == NULL) {
+        return NGX_HTTP_ZARR_API_NOMEM;
+    }
+
+    l->cut = *n;
+
+    memset(&e, 0, sizeof(zarr_s3_error_t));
+
+    rc = zarr_s3_list(s3, t->z.bucket, *prefix, *n, ngx_http_zarr_api_listed,
+                      l, &e);
+
+    if (l->nomem) {
+        return NGX_HTTP_ZARR_API_NOMEM;
+    }
+
+    if (rc != ZARR_S3_OK) {
+        ngx_http_zarr_api_backend_err(t, what, &e);
+    }
+
+    return rc;
+}
+
+
 /*
  * Reconcile: the tree of the zarr becomes what the backend lists.  The
  * store is read before the backend is listed, so that a write the gateway
@@ -1978,7 +2024,6 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     u_char                     *kinds;
     zarr_s3_t                  *s3;
     zarr_mutation_t            *m, *mu;
-    zarr_s3_error_t             e;
     ngx_http_zarr_api_file_t   *sf, *bf;
     ngx_http_zarr_api_files_t   store, backend;
 
@@ -2030,25 +2075,13 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
         goto done;
     }
 
-    prefix = ngx_http_zarr_api_dir_prefix(t->prefix, t->prefix_len, &t->z,
-                                          &n);
-    if (prefix == NULL) {
-        goto nomem;
-    }
-
-    backend.cut = n;
-
-    memset(&e, 0, sizeof(zarr_s3_error_t));
-
-    rc = zarr_s3_list(s3, t->z.bucket, prefix, n, ngx_http_zarr_api_listed,
-                      &backend, &e);
-
-    if (backend.nomem) {
+    rc = ngx_http_zarr_api_list_dir(t, s3, t->prefix, t->prefix_len,
+                                    &backend, &prefix, &n, "listing");
+    if (rc == NGX_HTTP_ZARR_API_NOMEM) {
         goto nomem;
     }
 
     if (rc != ZARR_S3_OK) {
-        ngx_http_zarr_api_backend_err(t, "listing", &e);
         goto done;
     }
 
@@ -2249,7 +2282,6 @@ ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
     int                         rc;
     char                       *prefix, *key;
     size_t                      i, n;
-    zarr_s3_error_t             e;
     zarr_dir_sum_t              sum;
     zarr_s3_request_t           req;
     zarr_s3_response_t          resp;
@@ -2260,25 +2292,14 @@ ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
     l.checksums = 1;
 
     key = NULL;
-    prefix = ngx_http_zarr_api_dir_prefix(t->checksum_prefix,
-                                          t->checksum_prefix_len, &t->z, &n);
-    if (prefix == NULL) {
-        goto nomem;
-    }
-
-    l.cut = n;
-
-    memset(&e, 0, sizeof(zarr_s3_error_t));
-
-    rc = zarr_s3_list(s3, t->z.bucket, prefix, n, ngx_http_zarr_api_listed,
-                      &l, &e);
-
-    if (l.nomem) {
+    rc = ngx_http_zarr_api_list_dir(t, s3, t->checksum_prefix,
+                                    t->checksum_prefix_len, &l, &prefix, &n,
+                                    "listing .checksum objects");
+    if (rc == NGX_HTTP_ZARR_API_NOMEM) {
         goto nomem;
     }
 
     if (rc != ZARR_S3_OK) {
-        ngx_http_zarr_api_backend_err(t, "listing .checksum objects", &e);
         goto failed;
     }
 
