@@ -34,7 +34,7 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench \
-        bench-put run \
+        bench-put bench-floor run \
         clean
 
 all: module zarrctl
@@ -106,6 +106,11 @@ bench: $(BENCH_BINS) zarrctl
 # PUT throughput through plain proxy_pass vs the gateway (RGW and a stub)
 bench-put: all $(BENCH_BINS)
 	tests/bench/put_ratio.sh $(BUILD)
+
+# the same with the tree and batch work taken out (tests/bench/floor.sh):
+# builds the committed HEAD with tests/bench/floor.patch
+bench-floor:
+	tests/bench/floor.sh
 
 run: all
 	scripts/run.sh

@@ -37,6 +37,8 @@
 #                         round under `perf record -a -g` (not counted);
 #                         prints the CPU split by command and the top symbols
 #   KEEP_BENCH_DIR=1      keep the temporary directory (logs, latencies)
+#   HOLD=1                start everything, print the ports and the bench_put
+#                         command line, then wait (for profiling by hand)
 #   ZARR_NGINX            nginx binary (default /usr/sbin/nginx)
 
 set -euo pipefail
@@ -282,6 +284,13 @@ done
 echo "rgw :$rgw_port  stub :$stub_port  $(for k in "${!port[@]}"; do printf '%s :%s  ' "$k" "${port[$k]}"; done)"
 
 tag=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+if [ -n "${HOLD:-}" ]; then
+    echo "HOLD: for example"
+    echo "  $bench_put -e http://127.0.0.1:PORT -b $BUCKET -z ZARR -t $THREADS -S $SIZE -d 10"
+    echo "  with AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY AWS_REGION=$AWS_REGION"
+    echo "HOLD: waiting; stop with Ctrl-C or kill $$"
+    while sleep 3600; do :; done
+fi
 declare -A zid
 for b in $BACKENDS; do
     zid[a-$b]=put-a-$b-$tag
