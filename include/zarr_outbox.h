@@ -70,5 +70,16 @@ int zarr_zmeta_set(zarr_store_t *s, const char *bucket, size_t bucket_len,
     const char *zarr_id, size_t zarr_id_len, const char *checksum_prefix,
     size_t checksum_prefix_len, zarr_err_t *err);
 
+/*
+ * When the mirror's next round starts, in ms after the last one ended:
+ * at once when the last round left entries for later (more), else after
+ * the delay, or after idle_per_busy times the last round's duration when
+ * that is longer (the duty cycle), at most max_ms.
+ */
+#define ZARR_MIRROR_IDLE_PER_BUSY  9
+#define ZARR_MIRROR_MAX_IDLE_MS    30000
+
+uint64_t zarr_mirror_next_ms(uint64_t delay_ms, uint64_t took_ms, int more);
+
 
 #endif /* _ZARR_OUTBOX_H_INCLUDED_ */

@@ -22,8 +22,6 @@
 
 #define NGX_HTTP_ZARR_MIRROR_BATCH    1000
 #define NGX_HTTP_ZARR_MIRROR_BACKOFF  30000
-#define NGX_HTTP_ZARR_MIRROR_IDLE     9        /* idle per busy time */
-#define NGX_HTTP_ZARR_MIRROR_MAX_IDLE 30000
 
 
 typedef struct {
@@ -401,15 +399,7 @@ ngx_http_zarr_mirror_event(ngx_event_t *ev)
 
     } else {
         m->backoff = 0;
-
-        if (m->more) {
-            next = 1;
-
-        } else {
-            next = ngx_min(took * NGX_HTTP_ZARR_MIRROR_IDLE,
-                           NGX_HTTP_ZARR_MIRROR_MAX_IDLE);
-            next = ngx_max(next, m->delay);
-        }
+        next = (ngx_msec_t) zarr_mirror_next_ms(m->delay, took, m->more != 0);
     }
 
     if (ngx_exiting) {

@@ -282,3 +282,22 @@ zarr_zmeta_set(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
     return ZARR_OK;
 }
+
+
+uint64_t
+zarr_mirror_next_ms(uint64_t delay_ms, uint64_t took_ms, int more)
+{
+    uint64_t  next;
+
+    if (more) {
+        return 1;
+    }
+
+    next = took_ms * ZARR_MIRROR_IDLE_PER_BUSY;
+
+    if (next > ZARR_MIRROR_MAX_IDLE_MS) {
+        next = ZARR_MIRROR_MAX_IDLE_MS;
+    }
+
+    return next > delay_ms ? next : delay_ms;
+}

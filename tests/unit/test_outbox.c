@@ -197,11 +197,38 @@ test_outbox(void **state)
 }
 
 
+/* the mirror's duty cycle: rounds of T are followed by >= 9 T of rest */
+static void
+test_mirror_pacing(void **state)
+{
+    (void) state;
+
+    /* short rounds: the delay */
+    assert_int_equal(zarr_mirror_next_ms(1000, 0, 0), 1000);
+    assert_int_equal(zarr_mirror_next_ms(1000, 100, 0), 1000);
+    assert_int_equal(zarr_mirror_next_ms(500, 56, 0), 504);
+
+    /* long rounds: nine times their length, at most 30 s */
+    assert_int_equal(zarr_mirror_next_ms(1000, 400, 0), 3600);
+    assert_int_equal(zarr_mirror_next_ms(1000, 3333, 0), 29997);
+    assert_int_equal(zarr_mirror_next_ms(1000, 3334, 0), 30000);
+    assert_int_equal(zarr_mirror_next_ms(1000, 600000, 0), 30000);
+
+    /* a delay above the cap wins */
+    assert_int_equal(zarr_mirror_next_ms(60000, 600000, 0), 60000);
+
+    /* entries left for later: at once, however long the round */
+    assert_int_equal(zarr_mirror_next_ms(1000, 5000, 1), 1);
+    assert_int_equal(zarr_mirror_next_ms(1000, 0, 1), 1);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outbox),
+        cmocka_unit_test(test_mirror_pacing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
