@@ -265,6 +265,12 @@ static ngx_int_t ngx_http_zarr_api_store_error(ngx_http_request_t *r,
 static ngx_int_t ngx_http_zarr_api_not_found(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_unavailable(ngx_http_request_t *r);
+static void ngx_http_zarr_api_zref(ngx_http_zarr_api_ctx_t *ctx,
+    zarr_zref_t *z);
+static int ngx_http_zarr_api_batch_of(ngx_http_zarr_api_ctx_t *ctx,
+    zarr_batch_t *b, zarr_err_t *err);
+static ngx_int_t ngx_http_zarr_api_no_batch(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 
@@ -1120,12 +1126,9 @@ ngx_http_zarr_api_info(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
         return ngx_http_zarr_api_store_error(r, rc, &err);
     }
 
-    z.bucket = (char *) ctx->bucket.data;
-    z.bucket_len = ctx->bucket.len;
-    z.zarr_id = (char *) ctx->zarr_id.data;
-    z.zarr_id_len = ctx->zarr_id.len;
+    ngx_http_zarr_api_zref(ctx, &z);
 
-    rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
+    rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
 
     if (rc == ZARR_OK) {
         batch = ngx_http_zarr_api_batch_json(&b);
@@ -1238,21 +1241,12 @@ ngx_http_zarr_api_batch_get(ngx_http_request_t *r,
 {
     int            rc;
     zarr_err_t     err;
-    zarr_zref_t    z;
     zarr_batch_t   b;
 
-    z.bucket = (char *) ctx->bucket.data;
-    z.bucket_len = ctx->bucket.len;
-    z.zarr_id = (char *) ctx->zarr_id.data;
-    z.zarr_id_len = ctx->zarr_id.len;
-
-    rc = zarr_gate_batch(ngx_http_zarr_get_store(), &z,
-                         ngx_http_zarr_now_ms(), &b, &err);
+    rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
 
     if (rc == ZARR_ERR_NOTFOUND) {
-        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                       "zarr \"%V/%V\" has no active batch",
-                                       &ctx->bucket, &ctx->zarr_id);
+        return ngx_http_zarr_api_no_batch(r, ctx);
     }
 
     if (rc != ZARR_OK) {
@@ -1384,22 +1378,13 @@ ngx_http_zarr_api_batch_cancel(ngx_http_request_t *r,
 {
     int                        rc;
     zarr_err_t                 err;
-    zarr_zref_t                z;
     zarr_batch_t               b;
     ngx_http_zarr_api_task_t  *t;
 
-    z.bucket = (char *) ctx->bucket.data;
-    z.bucket_len = ctx->bucket.len;
-    z.zarr_id = (char *) ctx->zarr_id.data;
-    z.zarr_id_len = ctx->zarr_id.len;
-
-    rc = zarr_gate_batch(ngx_http_zarr_get_store(), &z,
-                         ngx_http_zarr_now_ms(), &b, &err);
+    rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
 
     if (rc == ZARR_ERR_NOTFOUND) {
-        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
-                                       "zarr \"%V/%V\" has no active batch",
-                                       &ctx->bucket, &ctx->zarr_id);
+        return ngx_http_zarr_api_no_batch(r, ctx);
     }
 
     if (rc != ZARR_OK) {
@@ -1493,12 +1478,9 @@ ngx_http_zarr_api_complete_step(ngx_http_request_t *r,
         return ngx_http_zarr_api_unavailable(r);
     }
 
-    z.bucket = (char *) ctx->bucket.data;
-    z.bucket_len = ctx->bucket.len;
-    z.zarr_id = (char *) ctx->zarr_id.data;
-    z.zarr_id_len = ctx->zarr_id.len;
+    ngx_http_zarr_api_zref(ctx, &z);
 
-    rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
+    rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
 
     if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND) {
         return ngx_http_zarr_api_store_error(r, rc, &err);
@@ -1508,11 +1490,7 @@ ngx_http_zarr_api_complete_step(ngx_http_request_t *r,
 
     if (ctx->batch_id == 0) {
         if (!active) {
-            return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND,
-                                           "not_found",
-                                           "zarr \"%V/%V\" has no active "
-                                           "batch", &ctx->bucket,
-                                           &ctx->zarr_id);
+            return ngx_http_zarr_api_no_batch(r, ctx);
         }
 
         ctx->batch_id = b.id;
@@ -2738,4 +2716,39 @@ ngx_http_zarr_api_unavailable(ngx_http_request_t *r)
                                    "the zarr store is not open in this "
                                    "worker (no \"zarr_gateway on\", or "
                                    "shutting down)");
+}
+
+
+static void
+ngx_http_zarr_api_zref(ngx_http_zarr_api_ctx_t *ctx, zarr_zref_t *z)
+{
+    z->bucket = (char *) ctx->bucket.data;
+    z->bucket_len = ctx->bucket.len;
+    z->zarr_id = (char *) ctx->zarr_id.data;
+    z->zarr_id_len = ctx->zarr_id.len;
+}
+
+
+/* the active batch of the request's zarr; ZARR_ERR_NOTFOUND: none */
+
+static int
+ngx_http_zarr_api_batch_of(ngx_http_zarr_api_ctx_t *ctx, zarr_batch_t *b,
+    zarr_err_t *err)
+{
+    zarr_zref_t  z;
+
+    ngx_http_zarr_api_zref(ctx, &z);
+
+    return zarr_gate_batch(ngx_http_zarr_get_store(), &z,
+                           ngx_http_zarr_now_ms(), b, err);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_no_batch(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                   "zarr \"%V/%V\" has no active batch",
+                                   &ctx->bucket, &ctx->zarr_id);
 }

@@ -9,7 +9,8 @@
 #           asks for: intent before forwarding, result before the 2xx)
 #   nosync  nothing is written: LMDB skips the commits and their fsyncs;
 #           what is left is the thread-pool hand-offs and the glue
-# The difference between the real gateway (make bench-put) and "sync" is
+# First it prints what a durable write costs on the disk of BENCH_DIR
+# (tests/bench/fsync_cost.c).  The difference between the real gateway (make bench-put) and "sync" is
 # the cost of the tree and batch work; between "sync" and "nosync", the
 # cost of the fsyncs on this machine.
 #
@@ -27,8 +28,12 @@ git -C "$repo" archive HEAD | tar -x -C "$tmp"
 (cd "$tmp" && patch -p1 -s <"$repo/tests/bench/floor.patch")
 
 echo "floor build of $(git -C "$repo" rev-parse --short HEAD) in $tmp"
-make -C "$tmp" module zarrctl build/bench/bench_put >"$tmp/build.log" 2>&1 ||
-    { tail -n 30 "$tmp/build.log" >&2; exit 1; }
+make -C "$tmp" module zarrctl build/bench/bench_put build/bench/fsync_cost \
+    >"$tmp/build.log" 2>&1 || { tail -n 30 "$tmp/build.log" >&2; exit 1; }
+
+echo
+echo "######## a durable write on this disk (tests/bench/fsync_cost.c)"
+"$tmp/build/bench/fsync_cost" "$tmp/fsync-cost" 26
 
 for f in ${FLOORS:-sync nosync}; do
     echo
