@@ -166,9 +166,21 @@ int zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
     const char *owner, size_t owner_len, uint64_t timeout_ms,
     uint64_t now_ms, zarr_batch_t *batch, zarr_err_t *err);
 
-/* ends the active batch whatever its owner (complete, cancel) */
-int zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z,
+/*
+ * Ends the zarr's batch: batch id, or whatever batch when id is 0
+ * (complete, cancel).  ZARR_ERR_NOTFOUND when there is none,
+ * ZARR_ERR_CONFLICT when the batch is another than id.
+ */
+int zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, uint64_t id,
     zarr_err_t *err);
+
+/*
+ * Starts the idle clock of batch id again (a long task holding it, such
+ * as reconcile); ZARR_ERR_CONFLICT when id is not the zarr's batch any
+ * more (ended, cancelled, or expired and taken by another owner).
+ */
+int zarr_gate_batch_touch(zarr_store_t *s, const zarr_zref_t *z, uint64_t id,
+    uint64_t now_ms, zarr_err_t *err);
 
 /* how many batches are active */
 int zarr_gate_count_active(zarr_store_t *s, uint64_t now_ms, uint64_t *n,

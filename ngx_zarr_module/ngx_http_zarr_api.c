@@ -26,6 +26,7 @@
 #define NGX_HTTP_ZARR_API_LIMIT          100
 #define NGX_HTTP_ZARR_API_LIMIT_MAX      1000
 #define NGX_HTTP_ZARR_API_APPLY_MAX      1000
+#define NGX_HTTP_ZARR_API_RECONCILE_OWNER  "zarr-api:reconcile"
 #define NGX_HTTP_ZARR_API_POLL           100
 #define NGX_HTTP_ZARR_API_WAIT           60000
 #define NGX_HTTP_ZARR_API_TIMEOUT_MAX    86400
@@ -125,6 +126,8 @@ struct ngx_http_zarr_api_task_s {
     zarr_dir_sum_t              before;
     zarr_dir_sum_t              after;
     ngx_uint_t                  status;           /* backend failure */
+    unsigned                    locked:1;         /* holds t->batch */
+    unsigned                    lost:1;           /* ...and lost it */
 };
 
 
@@ -229,6 +232,7 @@ static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
 
 static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_touch(ngx_http_zarr_api_task_t *t);
 static char *ngx_http_zarr_api_dir_prefix(const char *prefix,
     size_t prefix_len, const zarr_zref_t *z, size_t *len);
 static int ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t,
@@ -1637,6 +1641,7 @@ ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
     ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_loc_conf_t   *zlcf;
     ngx_http_zarr_main_conf_t  *zmcf;
 
     zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
@@ -1653,6 +1658,11 @@ ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* the batch reconcile holds while it runs: touched as it goes */
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+    t->timeout_ms = ngx_max(zlcf->batch_timeout, 1);
+
     return ngx_http_zarr_api_task_post(r, t);
 }
 
@@ -1662,6 +1672,20 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
     json_t  *j;
+
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        j = json_pack("{s:s,s:s,s:o}",
+                      "error", "conflict",
+                      "message", t->lost
+                      ? "the reconcile's batch was ended while it ran "
+                        "(cancel or takeover); a part of the changes may "
+                        "be applied: run it again"
+                      : "a batch is active on this zarr: reconcile needs "
+                        "the zarr to itself",
+                      "batch", ngx_http_zarr_api_batch_json(&t->batch));
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
+    }
 
     if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -1908,7 +1932,7 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
         break;
 
     case NGX_HTTP_ZARR_API_TASK_END:
-        t->rc = zarr_gate_batch_end(t->store, &t->z, &t->err);
+        t->rc = zarr_gate_batch_end(t->store, &t->z, 0, &t->err);
         break;
 
     default: /* NGX_HTTP_ZARR_API_TASK_RECONCILE */
@@ -1998,6 +2022,7 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
 {
     int                         rc, known, c;
     char                        msg[256], *prefix;
+    zarr_err_t                  err;
     size_t                      i, j, n;
     u_char                     *kinds;
     zarr_s3_t                  *s3;
@@ -2014,6 +2039,19 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     m = NULL;
     kinds = NULL;
     prefix = NULL;
+
+    /* the zarr's batch, so that no S3 write races with the rebuild */
+
+    t->rc = zarr_gate_batch_open(t->store, &t->z,
+                                 NGX_HTTP_ZARR_API_RECONCILE_OWNER,
+                                 sizeof(NGX_HTTP_ZARR_API_RECONCILE_OWNER) - 1,
+                                 t->timeout_ms, ngx_http_zarr_now_ms(),
+                                 &t->batch, &t->err);
+    if (t->rc != ZARR_OK) {
+        goto done;
+    }
+
+    t->locked = 1;
 
     t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
                                 t->z.zarr_id, t->z.zarr_id_len, &t->before,
@@ -2065,6 +2103,10 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
 
     ngx_http_zarr_api_files_done(&store);
     ngx_http_zarr_api_files_done(&backend);
+
+    if (ngx_http_zarr_api_touch(t) != ZARR_OK) {
+        goto done;
+    }
 
     t->skipped = backend.skipped;
 
@@ -2179,6 +2221,22 @@ nomem:
 
 done:
 
+    if (t->locked && !t->lost) {
+        rc = zarr_gate_batch_end(t->store, &t->z, t->batch.id, &err);
+
+        if (rc == ZARR_ERR_CONFLICT || rc == ZARR_ERR_NOTFOUND) {
+            t->lost = 1;
+
+        } else if (rc != ZARR_OK && t->rc == ZARR_OK) {
+            t->rc = rc;
+            t->err = err;
+        }
+    }
+
+    if (t->lost && t->rc == ZARR_OK) {
+        t->rc = ZARR_ERR_CONFLICT;
+    }
+
     if (s3) {
         zarr_s3_destroy(s3);
     }
@@ -2188,6 +2246,25 @@ done:
     free(kinds);
     ngx_http_zarr_api_files_free(&store);
     ngx_http_zarr_api_files_free(&backend);
+}
+
+
+/*
+ * Starts the idle clock of reconcile's batch again.  When it is not the
+ * zarr's batch any more (cancelled or taken over), reconcile stops.
+ */
+
+static int
+ngx_http_zarr_api_touch(ngx_http_zarr_api_task_t *t)
+{
+    t->rc = zarr_gate_batch_touch(t->store, &t->z, t->batch.id,
+                                  ngx_http_zarr_now_ms(), &t->err);
+
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        t->lost = 1;
+    }
+
+    return t->rc;
 }
 
 
@@ -2210,6 +2287,10 @@ ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t, zarr_mutation_t *m,
 
         if (len > NGX_HTTP_ZARR_API_APPLY_MAX) {
             len = NGX_HTTP_ZARR_API_APPLY_MAX;
+        }
+
+        if (start > 0 && ngx_http_zarr_api_touch(t) != ZARR_OK) {
+            return t->rc;
         }
 
         rc = zarr_store_apply(t->store, m + start, len, &bad, &t->err);

@@ -852,7 +852,8 @@ zarr_gate_batch_open(zarr_store_t *s, const zarr_zref_t *z,
 
 
 int
-zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, zarr_err_t *err)
+zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, uint64_t id,
+    zarr_err_t *err)
 {
     int           rc;
     zarr_gate_t   g;
@@ -867,11 +868,38 @@ zarr_gate_batch_end(zarr_store_t *s, const zarr_zref_t *z, zarr_err_t *err)
         return zarr_gate_close(&g, ZARR_ERR_NOTFOUND);
     }
 
+    if (id != 0 && cur.id != id) {
+        return zarr_gate_close(&g, ZARR_ERR_CONFLICT);
+    }
+
     /* the seq survives: the resolver must see that things moved */
     cur.id = 0;
     cur.inflight = 0;
     cur.expires_ms = 0;
     cur.seq++;
+
+    return zarr_gate_close(&g, zarr_gate_put(&g, &cur));
+}
+
+
+int
+zarr_gate_batch_touch(zarr_store_t *s, const zarr_zref_t *z, uint64_t id,
+    uint64_t now_ms, zarr_err_t *err)
+{
+    int           rc;
+    zarr_gate_t   g;
+    zarr_batch_t  cur;
+
+    rc = zarr_gate_open(&g, s, 0, now_ms, z, &cur, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    if (cur.id == 0 || cur.id != id) {
+        return zarr_gate_close(&g, ZARR_ERR_CONFLICT);
+    }
+
+    cur.expires_ms = now_ms + cur.timeout_ms;
 
     return zarr_gate_close(&g, zarr_gate_put(&g, &cur));
 }

@@ -564,6 +564,50 @@ def test_reconcile_unknown_zarr_and_bucket(gw, bucket):
                  "not_found")
 
 
+def test_reconcile_holds_the_batch(gw, bucket):
+    alice = gw.client("alice")
+    direct = s3_client(gw.rgw, "alice")
+    zid = "reconcile-lock"
+
+    alice.put_object(Bucket=bucket, Key=f"zarr/{zid}/a", Body=b"a")
+    before = gw.tree(bucket, zid)["."]
+    keys = [f"zarr/{zid}/behind/{i // 100}/{i}" for i in range(3000)]
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(lambda k: direct.put_object(Bucket=bucket, Key=k,
+                                                Body=b"x"), keys))
+
+    # alice's batch is active: reconcile refuses and changes nothing
+    body = assert_error(api(gw, "POST", zpath(bucket, zid, "/reconcile")),
+                        409, "conflict")
+    assert body["batch"]["owner"] == rgw_key(gw, "alice")
+    assert gw.tree(bucket, zid)["."] == before
+
+    assert api(gw, "DELETE", zpath(bucket, zid, "/batch")).status_code == 204
+
+    # while it runs, reconcile holds the batch: S3 writers get 409
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(api, gw, "POST", zpath(bucket, zid, "/reconcile"))
+        owner = None
+        while not fut.done() and owner != "zarr-api:reconcile":
+            owner = api(gw, "GET", zpath(bucket, zid, "/batch")).json().get(
+                "owner")
+        assert owner == "zarr-api:reconcile", "reconcile ended unseen"
+        conflict(lambda: alice.put_object(Bucket=bucket,
+                                          Key=f"zarr/{zid}/during",
+                                          Body=b"d"))
+        r = fut.result()
+
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == 3000
+    assert ('holder="zarr-api:reconcile"' in gw.error_log())
+
+    # released at the end: the writer proceeds
+    assert_error(api(gw, "GET", zpath(bucket, zid, "/batch")), 404,
+                 "not_found")
+    alice.put_object(Bucket=bucket, Key=f"zarr/{zid}/after", Body=b"c")
+    consistent(gw, bucket, zid, timeout=10)
+
+
 # --- status ------------------------------------------------------------------
 
 def test_status_fields_and_moves(gw, bucket):

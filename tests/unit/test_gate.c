@@ -415,12 +415,65 @@ test_explicit_batch(void **state)
     assert_int_equal(a.rc, ZARR_OK);
     assert_int_equal(a.batch.expires_ms, 2000 + 5000);
 
+    /* ending another batch than the one named: refused */
+    assert_int_equal(zarr_gate_batch_end(s, &z1, batch.id + 1, &err),
+                     ZARR_ERR_CONFLICT);
+    assert_int_equal(zarr_gate_batch(s, &z1, 2000, &batch, &err), ZARR_OK);
+
     /* cancel (takeover): alice proceeds */
-    assert_int_equal(zarr_gate_batch_end(s, &z1, &err), ZARR_OK);
-    assert_int_equal(zarr_gate_batch_end(s, &z1, &err), ZARR_ERR_NOTFOUND);
+    assert_int_equal(zarr_gate_batch_end(s, &z1, 0, &err), ZARR_OK);
+    assert_int_equal(zarr_gate_batch_end(s, &z1, 0, &err), ZARR_ERR_NOTFOUND);
     a = begin("alice", &z1, 1, NULL, 0);
     commit(s, NULL, 0, &a, 1, 2000);
     assert_int_equal(a.rc, ZARR_OK);
+
+    done(s, dir);
+}
+
+
+/* a long task (reconcile) keeps its explicit batch alive, and ends it */
+static void
+test_batch_touch(void **state)
+{
+    char           *dir;
+    uint64_t        id;
+    zarr_store_t   *s;
+    zarr_begin_t    a;
+    zarr_batch_t    batch;
+    zarr_err_t      err;
+
+    (void) state;
+    s = fresh(&dir);
+
+    assert_int_equal(zarr_gate_batch_open(s, &z1, "zarr-api:reconcile", 18,
+                                          5000, 1000, &batch, &err),
+                     ZARR_OK);
+    id = batch.id;
+
+    /* touched at 5000: alive until 10000, past its first expiry */
+    assert_int_equal(zarr_gate_batch_touch(s, &z1, id, 5000, &err), ZARR_OK);
+    a = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &a, 1, 9999);
+    assert_int_equal(a.rc, ZARR_ERR_CONFLICT);
+    assert_int_equal(a.batch.id, id);
+
+    /* another id is not ours to touch or end */
+    assert_int_equal(zarr_gate_batch_touch(s, &z1, id + 1, 6000, &err),
+                     ZARR_ERR_CONFLICT);
+    assert_int_equal(zarr_gate_batch_end(s, &z1, id + 1, &err),
+                     ZARR_ERR_CONFLICT);
+
+    /* ended by its holder: writers proceed; a later touch is refused */
+    assert_int_equal(zarr_gate_batch_end(s, &z1, id, &err), ZARR_OK);
+    assert_int_equal(zarr_gate_batch_touch(s, &z1, id, 7000, &err),
+                     ZARR_ERR_CONFLICT);
+    a = begin("alice", &z1, 1, NULL, 0);
+    commit(s, NULL, 0, &a, 1, 7000);
+    assert_int_equal(a.rc, ZARR_OK);
+
+    /* expired and taken over by alice: the old holder cannot touch it */
+    assert_int_equal(zarr_gate_batch_touch(s, &z1, id, 8000, &err),
+                     ZARR_ERR_CONFLICT);
 
     done(s, dir);
 }
@@ -466,6 +519,7 @@ main(void)
         cmocka_unit_test(test_group_commit_in_order),
         cmocka_unit_test(test_unknown_outcome_and_resolver),
         cmocka_unit_test(test_explicit_batch),
+        cmocka_unit_test(test_batch_touch),
         cmocka_unit_test(test_survives_reopen),
     };
 
