@@ -126,6 +126,7 @@ struct ngx_http_zarr_api_task_s {
     zarr_dir_sum_t              before;
     zarr_dir_sum_t              after;
     ngx_uint_t                  status;           /* backend failure */
+    uint64_t                    touched_ms;       /* t->batch's clock */
     unsigned                    locked:1;         /* holds t->batch */
     unsigned                    lost:1;           /* ...and lost it */
 };
@@ -153,6 +154,10 @@ typedef struct {
     uint64_t                    skipped;
     int                         nomem;
     int                         checksums;        /* .checksum listing */
+
+    /* a listing under reconcile's batch: its idle clock, kept going */
+    ngx_http_zarr_api_task_t   *holder;
+    int                         stopped;          /* the batch is lost */
 } ngx_http_zarr_api_files_t;
 
 
@@ -232,7 +237,7 @@ static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
 
 static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
-static int ngx_http_zarr_api_touch(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_keep(ngx_http_zarr_api_task_t *t);
 static char *ngx_http_zarr_api_dir_prefix(const char *prefix,
     size_t prefix_len, const zarr_zref_t *z, size_t *len);
 static int ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t,
@@ -1969,7 +1974,8 @@ ngx_http_zarr_api_dir_prefix(const char *prefix, size_t prefix_len,
 }
 
 
-#define NGX_HTTP_ZARR_API_NOMEM  -100
+#define NGX_HTTP_ZARR_API_NOMEM    -100
+#define NGX_HTTP_ZARR_API_STOPPED  -101
 
 
 /*
@@ -2001,6 +2007,11 @@ ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3,
 
     if (l->nomem) {
         return NGX_HTTP_ZARR_API_NOMEM;
+    }
+
+    if (l->stopped) {
+        /* t->rc and t->err say why */
+        return NGX_HTTP_ZARR_API_STOPPED;
     }
 
     if (rc != ZARR_S3_OK) {
@@ -2052,6 +2063,7 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     }
 
     t->locked = 1;
+    t->touched_ms = ngx_http_zarr_now_ms();
 
     t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
                                 t->z.zarr_id, t->z.zarr_id_len, &t->before,
@@ -2091,6 +2103,8 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
         goto done;
     }
 
+    backend.holder = t;
+
     rc = ngx_http_zarr_api_list_dir(t, s3, t->prefix, t->prefix_len,
                                     &backend, &prefix, &n, "listing");
     if (rc == NGX_HTTP_ZARR_API_NOMEM) {
@@ -2104,7 +2118,7 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     ngx_http_zarr_api_files_done(&store);
     ngx_http_zarr_api_files_done(&backend);
 
-    if (ngx_http_zarr_api_touch(t) != ZARR_OK) {
+    if (ngx_http_zarr_api_keep(t) != ZARR_OK) {
         goto done;
     }
 
@@ -2200,6 +2214,10 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
 
     /* every .checksum object is written again */
 
+    if (ngx_http_zarr_api_keep(t) != ZARR_OK) {
+        goto done;
+    }
+
     t->rc = zarr_outbox_queue_all(t->store, t->z.bucket, t->z.bucket_len,
                                   t->z.zarr_id, t->z.zarr_id_len, &t->err);
     if (t->rc != ZARR_OK) {
@@ -2250,21 +2268,35 @@ done:
 
 
 /*
- * Starts the idle clock of reconcile's batch again.  When it is not the
- * zarr's batch any more (cancelled or taken over), reconcile stops.
+ * Keeps reconcile's batch: once a third of its timeout has passed since
+ * it was opened or last touched, starts its idle clock again.  When it is
+ * not the zarr's batch any more (cancelled, or expired and taken over),
+ * sets t->rc (ZARR_ERR_CONFLICT) and reconcile stops.
  */
 
 static int
-ngx_http_zarr_api_touch(ngx_http_zarr_api_task_t *t)
+ngx_http_zarr_api_keep(ngx_http_zarr_api_task_t *t)
 {
-    t->rc = zarr_gate_batch_touch(t->store, &t->z, t->batch.id,
-                                  ngx_http_zarr_now_ms(), &t->err);
+    int       rc;
+    uint64_t  now;
 
-    if (t->rc == ZARR_ERR_CONFLICT) {
-        t->lost = 1;
+    now = ngx_http_zarr_now_ms();
+
+    if (now - t->touched_ms < t->timeout_ms / 3) {
+        return ZARR_OK;
     }
 
-    return t->rc;
+    rc = zarr_gate_batch_touch(t->store, &t->z, t->batch.id, now, &t->err);
+
+    if (rc != ZARR_OK) {
+        t->rc = rc;
+        t->lost = (rc == ZARR_ERR_CONFLICT);
+        return rc;
+    }
+
+    t->touched_ms = now;
+
+    return ZARR_OK;
 }
 
 
@@ -2289,7 +2321,7 @@ ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t, zarr_mutation_t *m,
             len = NGX_HTTP_ZARR_API_APPLY_MAX;
         }
 
-        if (start > 0 && ngx_http_zarr_api_touch(t) != ZARR_OK) {
+        if (ngx_http_zarr_api_keep(t) != ZARR_OK) {
             return t->rc;
         }
 
@@ -2349,6 +2381,7 @@ ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
     memset(&l, 0, sizeof(ngx_http_zarr_api_files_t));
     zarr_buf_init(&l.strings);
     l.checksums = 1;
+    l.holder = t;
 
     key = NULL;
     rc = ngx_http_zarr_api_list_dir(t, s3, t->checksum_prefix,
@@ -2365,6 +2398,10 @@ ngx_http_zarr_api_stale(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3)
     ngx_http_zarr_api_files_done(&l);
 
     for (i = 0; i < l.n; i++) {
+        if (ngx_http_zarr_api_keep(t) != ZARR_OK) {
+            goto failed;
+        }
+
         /* "<dir>/.checksum": the root's is never stale */
 
         rc = zarr_store_get_dir(t->store, t->z.bucket, t->z.bucket_len,
@@ -2476,6 +2513,11 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
 
     size_t       len, off;
     const char  *rel;
+
+    if (l->holder && ngx_http_zarr_api_keep(l->holder) != ZARR_OK) {
+        l->stopped = 1;
+        return 1;
+    }
 
     if (obj->key_len < l->cut) {
         return 0;

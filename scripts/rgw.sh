@@ -200,13 +200,21 @@ start_mon() {
 }
 
 start_osd() {
-    local uuid id i
+    local uuid id i out
     uuid=$(cat /proc/sys/kernel/random/uuid)
     id=$(ceph_cli osd new "$uuid") ||
         die_log "$DIR/log/client.admin.log" "ceph osd new failed"
     [ "$id" = 0 ] || die "ceph osd new returned id '$id', expected 0"
-    ceph_cli osd crush add osd.0 1.0 root=default >/dev/null 2>&1 ||
-        die_log "$DIR/log/client.admin.log" "ceph osd crush add failed"
+    # right after "osd new" the monitor now and then refuses this (the new
+    # osd map is still being proposed): try again for a few seconds
+    for i in $(seq 1 20); do
+        if out=$(ceph_cli osd crush add osd.0 1.0 root=default 2>&1); then
+            break
+        fi
+        [ "$i" = 20 ] && { echo "$out" >&2;
+            die_log "$DIR/log/client.admin.log" "ceph osd crush add failed"; }
+        sleep 0.25
+    done
     mkdir -p "$DIR/osd/0"
     if [ "$STORE" = bluestore ]; then
         rm -f "$DIR/bluestore.block"

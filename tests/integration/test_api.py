@@ -8,6 +8,8 @@ import concurrent.futures
 import http.client
 import json
 import re
+import signal
+import subprocess
 import time
 import uuid
 
@@ -606,6 +608,111 @@ def test_reconcile_holds_the_batch(gw, bucket):
                  "not_found")
     alice.put_object(Bucket=bucket, Key=f"zarr/{zid}/after", Body=b"c")
     consistent(gw, bucket, zid, timeout=10)
+
+
+SLOW_FRONT = """
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/error.log notice;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        location / {{
+            proxy_pass http://127.0.0.1:{rgw};
+            proxy_set_header Host $http_host;
+            proxy_max_temp_file_size 0;
+            limit_rate 400k;
+        }}
+    }}
+}}
+"""
+
+
+def test_reconcile_keeps_its_batch_past_the_timeout(gateway, bucket,
+                                                     nginx_config, tmp_path):
+    """A reconcile that lasts longer than zarr_batch_timeout keeps the zarr
+    to itself: it restarts its batch's idle clock while it lists (slowly:
+    the gateway's own calls go through an nginx sending 400 KB/s) and
+    applies, so a writer trying all along gets 409 until it is done."""
+    from conftest import NGINX, Gateway, Nginx, free_port, wait_for_port
+
+    base = gateway()            # for its RGW and credentials file
+    rgw_port = base.rgw.port
+    front = tmp_path / "front"
+    front.mkdir()
+    fport = free_port()
+    (front / "nginx.conf").write_text(SLOW_FRONT.format(p=front, port=fport,
+                                                        rgw=rgw_port))
+    prefix, conf, port = nginx_config(
+        "nginx-gateway.conf.template", rgw_port=rgw_port, workers=2,
+        batch_timeout="300ms", credentials=base.cred)
+    conf.write_text(conf.read_text().replace(
+        "zarr_backend http://127.0.0.1:%d;" % rgw_port,
+        "zarr_backend http://127.0.0.1:%d;" % fport))
+
+    procs = []
+    for p, c, pt in ((front, front / "nginx.conf", fport),
+                     (prefix, conf, port)):
+        procs.append(subprocess.Popen([NGINX, "-p", str(p), "-c", str(c),
+                                       "-e", str(p / "error.log"),
+                                       "-g", "daemon off;"]))
+        assert wait_for_port(pt, proc=procs[-1])
+    try:
+        gw = Gateway(Nginx(port, prefix, prefix / "error.log"), base.rgw,
+                     prefix / "store", base.cred)
+        alice = gw.client("alice")
+        direct = s3_client(gw.rgw, "alice")
+        zid = "reconcile-long"
+
+        keys = [f"zarr/{zid}/{i // 100}/{i}" for i in range(2500)]
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            list(ex.map(lambda k: direct.put_object(Bucket=bucket, Key=k,
+                                                    Body=b"x"), keys))
+
+        refused = 0
+        start = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            fut = ex.submit(api, gw, "POST",
+                            zpath(bucket, zid, "/reconcile"))
+            owner = None
+            while not fut.done() and owner != "zarr-api:reconcile":
+                owner = api(gw, "GET", zpath(bucket, zid, "/batch")).json(
+                    ).get("owner")
+            assert owner == "zarr-api:reconcile", "reconcile ended unseen"
+            while True:
+                try:
+                    alice.put_object(Bucket=bucket, Key=f"zarr/{zid}/w",
+                                     Body=b"w")
+                    break
+                except botocore.exceptions.ClientError as e:
+                    assert e.response["Error"]["Code"] == "OperationAborted"
+                    refused += 1
+                    time.sleep(0.02)
+            r = fut.result()
+        took = time.monotonic() - start
+
+        # had alice's write taken the batch while reconcile ran, reconcile
+        # would have found it gone and answered 409
+        assert r.status_code == 200, r.text
+        assert r.json()["added"] == 2500
+        assert refused > 0
+        # the test means something only if reconcile outlasted the timeout
+        assert took > 1.0, took
+        consistent(gw, bucket, zid, timeout=10)
+        wait_for(lambda: api(gw, "GET", "status").json()[
+            "mirror_backlog"] == 0, timeout=60)
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
 
 
 # --- status ------------------------------------------------------------------
