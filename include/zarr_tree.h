@@ -133,6 +133,14 @@ int zarr_store_walk(zarr_store_t *s, const char *bucket, size_t bucket_len,
 int zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     zarr_err_t *err);
 
+/*
+ * The zarrs of one bucket whose ids sort after "after" (after_len 0: all
+ * of them), in byte order; a seek, not a walk from the first zarr.
+ */
+int zarr_store_list_from(zarr_store_t *s, const char *bucket,
+    size_t bucket_len, const char *after, size_t after_len, zarr_zarr_cb cb,
+    void *ctx, zarr_err_t *err);
+
 /* calls cb for every file of a zarr; ZARR_ERR_NOTFOUND: unknown zarr */
 int zarr_store_files(zarr_store_t *s, const char *bucket, size_t bucket_len,
     const char *zarr_id, size_t zarr_id_len, zarr_file_cb cb, void *ctx,

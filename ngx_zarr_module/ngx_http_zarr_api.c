@@ -169,7 +169,6 @@ typedef struct {
     ngx_uint_t                  n;
     ngx_str_t                  *ids;
     zarr_dir_sum_t             *sums;
-    unsigned                    seen:1;
     unsigned                    nomem:1;
 } ngx_http_zarr_api_list_t;
 
@@ -894,7 +893,9 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = zarr_store_list(store, ngx_http_zarr_api_list_zarr, &l, &err);
+    rc = zarr_store_list_from(store, (char *) l.bucket.data, l.bucket.len,
+                              (char *) l.after.data, l.after.len,
+                              ngx_http_zarr_api_list_zarr, &l, &err);
 
     if (rc != ZARR_OK) {
         return ngx_http_zarr_api_store_error(r, rc, &err);
@@ -965,7 +966,7 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 }
 
 
-/* the store lists zarrs by bucket, then id, in byte order */
+/* the store lists the bucket's zarrs after l->after, in byte order */
 
 static int
 ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
@@ -975,22 +976,6 @@ ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
     ngx_http_zarr_api_list_t *l = data;
 
     u_char  *p;
-
-    if (bucket_len != l->bucket.len
-        || ngx_memcmp(bucket, l->bucket.data, bucket_len) != 0)
-    {
-        /* past the bucket: done */
-        return l->seen;
-    }
-
-    l->seen = 1;
-
-    if (l->after.len
-        && zarr_name_cmp(zarr_id, zarr_id_len, (char *) l->after.data,
-                         l->after.len) <= 0)
-    {
-        return 0;
-    }
 
     p = ngx_pnalloc(l->r->pool, zarr_id_len);
     if (p == NULL) {

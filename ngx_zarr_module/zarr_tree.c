@@ -958,8 +958,18 @@ int
 zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     zarr_err_t *err)
 {
+    return zarr_store_list_from(s, NULL, 0, NULL, 0, cb, ctx, err);
+}
+
+
+int
+zarr_store_list_from(zarr_store_t *s, const char *from_bucket,
+    size_t from_bucket_len, const char *after, size_t after_len,
+    zarr_zarr_cb cb, void *ctx, zarr_err_t *err)
+{
     int             rc, mrc;
     char           *bucket, *nul;
+    char            key[ZARR_BUCKET_MAX + ZARR_ID_MAX + 2];
     size_t          blen;
     MDB_txn        *txn;
     MDB_cursor     *cur;
@@ -967,6 +977,12 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     zarr_dirrec_t   root;
     zarr_dir_sum_t  sum;
     zarr_calc_t     c;
+
+    if (from_bucket
+        && (from_bucket_len > ZARR_BUCKET_MAX || after_len > ZARR_ID_MAX))
+    {
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "invalid zarr");
+    }
 
     rc = zarr_tree_txn_begin(s, 1, &txn, err);
     if (rc != ZARR_OK) {
@@ -985,7 +1001,18 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
     c.err = err;
     zarr_buf_init(&c.path);
 
-    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (from_bucket) {
+        /* the first key at or after "bucket NUL after" */
+        memcpy(key, from_bucket, from_bucket_len);
+        key[from_bucket_len] = '\0';
+        memcpy(key + from_bucket_len + 1, after, after_len);
+        k.mv_data = key;
+        k.mv_size = from_bucket_len + 1 + after_len;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+    } else {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
 
     while (mrc == 0) {
         bucket = k.mv_data;
@@ -997,6 +1024,24 @@ zarr_store_list(zarr_store_t *s, zarr_zarr_cb cb, void *ctx,
         }
 
         blen = nul - bucket;
+
+        if (from_bucket) {
+            if (blen != from_bucket_len
+                || memcmp(bucket, from_bucket, blen) != 0)
+            {
+                /* past the bucket */
+                break;
+            }
+
+            if (after_len && k.mv_size - blen - 1 == after_len
+                && memcmp(nul + 1, after, after_len) == 0)
+            {
+                /* "after" itself */
+                mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+                continue;
+            }
+        }
+
         zarr_dirrec_sum(&root, &sum);
 
         if (root.flags & ZARR_DIR_DIRTY) {

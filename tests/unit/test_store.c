@@ -821,6 +821,107 @@ test_files(void **state)
 }
 
 
+typedef struct {
+    char  all[256];
+    int   stop_after;
+    int   n;
+} zarrs_t;
+
+
+static int
+zarrs_cb(void *ctx, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, const zarr_dir_sum_t *sum)
+{
+    zarrs_t  *z = ctx;
+    size_t    len;
+
+    len = strlen(z->all);
+    snprintf(z->all + len, sizeof(z->all) - len, "%.*s/%.*s=%llu;",
+             (int) bucket_len, bucket, (int) zarr_id_len, zarr_id,
+             (unsigned long long) sum->count);
+
+    return ++z->n == z->stop_after;
+}
+
+
+static void
+test_list_from(void **state)
+{
+    char             *dir;
+    const char       *ids[] = { "a", "ab", "b", "c" };
+    size_t            i;
+    zarr_store_t     *s;
+    zarr_err_t        err;
+    zarrs_t           z;
+    zarr_mutation_t   m;
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    s = open_store(dir, 16 << 20, 0);
+
+    /* zarrs in three buckets; "bb" sorts between "b" and "c" */
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(zarr_store_create_zarr(s, "b", 1, ids[i],
+                                                strlen(ids[i]), &err),
+                         ZARR_OK);
+        assert_int_equal(zarr_store_create_zarr(s, "bb", 2, ids[i],
+                                                strlen(ids[i]), &err),
+                         ZARR_OK);
+    }
+
+    assert_int_equal(zarr_store_create_zarr(s, "a", 1, "x", 1, &err),
+                     ZARR_OK);
+    m = put("ab", "f", "e1", 1);
+    m.bucket = "b";
+    m.bucket_len = 1;
+    apply(s, &m, 1);
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list_from(s, "b", 1, NULL, 0, zarrs_cb, &z,
+                                          &err), ZARR_OK);
+    assert_string_equal(z.all, "b/a=0;b/ab=1;b/b=0;b/c=0;");
+
+    /* after an id: strictly after it, whether or not it exists */
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list_from(s, "b", 1, "a", 1, zarrs_cb, &z,
+                                          &err), ZARR_OK);
+    assert_string_equal(z.all, "b/ab=1;b/b=0;b/c=0;");
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list_from(s, "bb", 2, "aa", 2, zarrs_cb,
+                                          &z, &err), ZARR_OK);
+    assert_string_equal(z.all, "bb/ab=0;bb/b=0;bb/c=0;");
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list_from(s, "b", 1, "c", 1, zarrs_cb, &z,
+                                          &err), ZARR_OK);
+    assert_string_equal(z.all, "");
+
+    /* a bucket with no zarrs, and the callback stopping early */
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list_from(s, "ba", 2, NULL, 0, zarrs_cb, &z,
+                                          &err), ZARR_OK);
+    assert_string_equal(z.all, "");
+
+    memset(&z, 0, sizeof(z));
+    z.stop_after = 2;
+    assert_int_equal(zarr_store_list_from(s, "bb", 2, NULL, 0, zarrs_cb, &z,
+                                          &err), ZARR_OK);
+    assert_string_equal(z.all, "bb/a=0;bb/ab=0;");
+
+    /* everything, in bucket then id order */
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(zarr_store_list(s, zarrs_cb, &z, &err), ZARR_OK);
+    assert_string_equal(z.all, "a/x=0;b/a=0;b/ab=1;b/b=0;b/c=0;bb/a=0;"
+                        "bb/ab=0;bb/b=0;bb/c=0;");
+
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 int
 main(void)
 {
@@ -834,6 +935,7 @@ main(void)
         cmocka_unit_test(test_invalid_group),
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_files),
+        cmocka_unit_test(test_list_from),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
