@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
-CORE     = json digest path tree gate outbox mtree hash sigv4 s3 s3op \
+CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
            s3xml
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)

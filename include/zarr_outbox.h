@@ -3,7 +3,7 @@
  * The mirror's outbox (DESIGN section 3): directories whose .checksum
  * object is to be written or deleted, kept in LMDB with the tree, so that
  * it survives restarts.  The tree queues a directory whenever it becomes
- * dirty, appears or disappears (zarr_tree.c); the mirror sends the
+ * dirty, appears or disappears (zarr_tree_apply.c); the mirror sends the
  * directory's state at the time it sends, and drops the entry only when
  * that state has not moved since (zarr_outbox_done), so an older document
  * never overwrites a newer one.

@@ -1,7 +1,9 @@
 
 /*
- * Internals of the LMDB store shared by its files (zarr_tree.c: the tree,
- * zarr_gate.c: batches and intents).  Not a public interface.
+ * Internals of the LMDB store shared by its files (zarr_tree.c: opening,
+ * keys and records; zarr_tree_read.c: digests and walks; zarr_tree_apply.c:
+ * mutations and flush; zarr_gate.c: batches and intents; zarr_outbox.c:
+ * the mirror's queue).  Not a public interface.
  */
 
 
@@ -33,6 +35,59 @@ struct zarr_store_s {
 
 
 typedef struct zarr_apply_s  zarr_apply_t;
+
+/* entries: id (8, BE) type name -> a file or a directory record */
+#define ZARR_TYPE_DIR        'd'
+#define ZARR_TYPE_FILE       'f'
+
+#define ZARR_DIR_DIRTY       0x01
+
+#define ZARR_ID_LEN          8
+#define ZARR_KEY_MAX         (ZARR_ID_LEN + 1 + ZARR_NAME_MAX)
+
+
+/* a directory record: fixed size, so updates are in place */
+typedef struct {
+    uint8_t             flags;
+    uint8_t             digest_len;
+    uint8_t             pad[6];
+    uint64_t            id;
+    uint64_t            count;
+    uint64_t            size;
+    char                digest[ZARR_DIGEST_MAX];
+} zarr_dirrec_t;
+
+
+/* a recomputation over a transaction, read-only or persisting */
+typedef struct {
+    zarr_store_t       *s;
+    MDB_txn            *txn;
+    int                 persist;
+    zarr_dir_cb         cb;
+    void               *ctx;
+    zarr_buf_t          path;
+    zarr_err_t         *err;
+} zarr_calc_t;
+
+
+/* keys and records (zarr_tree.c) */
+void zarr_make_zkey(zarr_buf_t *b, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len);
+size_t zarr_entry_key(char *key, uint64_t parent, int type,
+    const char *name, size_t name_len);
+void zarr_dirrec_set(zarr_dirrec_t *d, const zarr_dir_sum_t *sum);
+void zarr_dirrec_sum(const zarr_dirrec_t *d, zarr_dir_sum_t *sum);
+int zarr_dirrec_get(MDB_val *v, zarr_dirrec_t *d);
+
+/* reading the tree (zarr_tree_read.c) */
+int zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty,
+    zarr_dir_sum_t *sum, zarr_buf_t *manifest);
+int zarr_get_root(zarr_store_t *s, MDB_txn *txn, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    zarr_dirrec_t *root, zarr_err_t *err);
+int zarr_find_dir(zarr_store_t *s, MDB_txn *txn, uint64_t root,
+    const char *dir, size_t dir_len, zarr_dirrec_t *d, zarr_err_t *err);
+
 
 
 int zarr_tree_err(zarr_err_t *err, int rc, const char *fmt, ...);
