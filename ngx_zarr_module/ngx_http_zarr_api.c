@@ -279,6 +279,8 @@ static int ngx_http_zarr_api_batch_of(ngx_http_zarr_api_ctx_t *ctx,
     zarr_batch_t *b, zarr_err_t *err);
 static ngx_int_t ngx_http_zarr_api_no_batch(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_batch_conflict(ngx_http_request_t *r,
+    const char *message, const zarr_batch_t *b);
 static ngx_int_t ngx_http_zarr_api_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 
@@ -1344,15 +1346,9 @@ static ngx_int_t
 ngx_http_zarr_api_open_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
-    json_t  *j;
-
     if (t->rc == ZARR_ERR_CONFLICT) {
-        j = json_pack("{s:s,s:s,s:o}",
-                      "error", "conflict",
-                      "message", "another batch is active on this zarr",
-                      "batch", ngx_http_zarr_api_batch_json(&t->batch));
-
-        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
+        return ngx_http_zarr_api_batch_conflict(r,
+                   "another batch is active on this zarr", &t->batch);
     }
 
     if (t->rc != ZARR_OK) {
@@ -1664,17 +1660,12 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     json_t  *j;
 
     if (t->rc == ZARR_ERR_CONFLICT) {
-        j = json_pack("{s:s,s:s,s:o}",
-                      "error", "conflict",
-                      "message", t->lost
-                      ? "the reconcile's batch was ended while it ran "
-                        "(cancel or takeover); a part of the changes may "
-                        "be applied: run it again"
-                      : "a batch is active on this zarr: reconcile needs "
-                        "the zarr to itself",
-                      "batch", ngx_http_zarr_api_batch_json(&t->batch));
-
-        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
+        return ngx_http_zarr_api_batch_conflict(r, t->lost
+                   ? "the reconcile's batch was ended while it ran "
+                     "(cancel or takeover); a part of the changes may be "
+                     "applied: run it again"
+                   : "a batch is active on this zarr: reconcile needs the "
+                     "zarr to itself", &t->batch);
     }
 
     if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
@@ -2859,4 +2850,19 @@ ngx_http_zarr_api_no_batch(ngx_http_request_t *r,
     return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                    "zarr \"%V/%V\" has no active batch",
                                    &ctx->bucket, &ctx->zarr_id);
+}
+
+
+/* 409: another batch is in the way; the body has it */
+
+static ngx_int_t
+ngx_http_zarr_api_batch_conflict(ngx_http_request_t *r, const char *message,
+    const zarr_batch_t *b)
+{
+    json_t  *j;
+
+    j = json_pack("{s:s,s:s,s:o}", "error", "conflict", "message", message,
+                  "batch", ngx_http_zarr_api_batch_json(b));
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
 }
