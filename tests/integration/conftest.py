@@ -52,6 +52,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for(pred, timeout=15.0):
+    """True once pred() is true, polling every 0.1 s; pred() at the
+    deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
 def wait_for_port(port, timeout=10.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -18,7 +18,7 @@ import botocore
 import pytest
 import requests
 
-from conftest import EMPTY_DIGEST, s3_client
+from conftest import EMPTY_DIGEST, s3_client, wait_for
 
 
 UUID4_RE = re.compile(
@@ -70,15 +70,6 @@ def conflict(fn):
     resp = e.value.response
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 409
     assert resp["Error"]["Code"] == "OperationAborted"
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 # --- routes, methods, bad input ----------------------------------------------

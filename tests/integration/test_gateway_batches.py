@@ -12,7 +12,7 @@ import time
 import botocore
 import pytest
 
-from conftest import NGINX, wait_for_port
+from conftest import NGINX, wait_for, wait_for_port
 
 
 CONFLICT_RE = re.compile(
@@ -24,15 +24,6 @@ CONFLICT_RE = re.compile(
 
 def conflicts(gw):
     return [m.groupdict() for m in CONFLICT_RE.finditer(gw.error_log())]
-
-
-def wait_for(pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def test_conflict_then_expiry(gateway, bucket_factory):

@@ -2,7 +2,6 @@
 SigV4 pass-through.  Each test ends with the gateway's tree equal to the
 backend's listing."""
 
-import hashlib
 import os
 import re
 import time

@@ -16,7 +16,7 @@ import pytest
 import zarr
 from numcodecs.compat import ensure_bytes
 
-from conftest import EMPTY_DIGEST, ZARRCTL, s3_client
+from conftest import EMPTY_DIGEST, ZARRCTL, s3_client, wait_for
 
 
 AWS = "/usr/bin/aws"
@@ -94,10 +94,13 @@ def remote_files(rgw, bucket, prefix):
     return out
 
 
-def access_log(gw):
-    # nginx writes the access log line after the response: give it a moment
-    time.sleep(0.2)
-    return gw.nginx.access_log.read_text(errors="replace")
+def logged(gw, line, at_least=1):
+    """How often the access log holds line, once it holds it at least
+    at_least times (nginx writes it after the response) or after 10 s."""
+    def count():
+        return gw.nginx.access_log.read_text(errors="replace").count(line)
+    wait_for(lambda: count() >= at_least)
+    return count()
 
 
 def zarrctl_checksum(path):
@@ -215,7 +218,7 @@ def test_awscli(gateway, bucket, tmp_path):
     assert re.fullmatch(r"[0-9a-f]{32}-3", etag), etag
     tree = gw.assert_consistent(bucket, "a")
     assert tree["big"].endswith("-1--%d" % (20 * 2 ** 20))
-    assert "op=mpu_complete result=ok zarr=a" in access_log(gw)
+    assert logged(gw, "op=mpu_complete result=ok zarr=a")
 
     # rm --recursive of a subtree, then of the whole zarr
     aws(gw, env, "rm", "--recursive", "--only-show-errors",
@@ -272,7 +275,7 @@ def test_s3cmd(gateway, bucket, tmp_path):
     s3cmd(cfg, "del", "--recursive", f"s3://{bucket}/{prefix}")
     assert remote_files(gw.rgw, bucket, prefix) == {}
     assert gw.assert_consistent(bucket, "s") == {".": EMPTY_DIGEST}
-    assert "op=multi_delete result=ok zarr=s" in access_log(gw)
+    assert logged(gw, "op=multi_delete result=ok zarr=s")
 
 
 # --- rclone ------------------------------------------------------------------
@@ -297,12 +300,12 @@ def test_rclone(gateway, bucket, tmp_path):
     (src / SPACE_NAME).unlink()
     later = time.time() + 3600
     os.utime(src / "arr" / "1.2", (later, later))
-    before = access_log(gw).count("op=copy result=ok zarr=r")
+    before = logged(gw, "op=copy result=ok zarr=r", 0)
     rclone(cfg, "sync", src, dest)
     assert remote_files(gw.rgw, bucket, prefix) == local_files(src)
     tree = gw.assert_consistent(bucket, "r")
     assert "dir with space" not in tree
-    assert access_log(gw).count("op=copy result=ok zarr=r") == before + 1
+    assert logged(gw, "op=copy result=ok zarr=r", before + 1) == before + 1
     gw.assert_consistent(bucket, "r")
 
     # deletefile, delete of a subtree, then of everything

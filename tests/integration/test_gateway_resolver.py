@@ -6,7 +6,6 @@ decoded one)."""
 
 import signal
 import subprocess
-import time
 
 import botocore
 import pytest
