@@ -34,7 +34,7 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench \
-        bench-put bench-floor run \
+        bench-put bench-floor bench-api run \
         clean
 
 all: module zarrctl
@@ -111,6 +111,11 @@ bench-put: all $(BENCH_BINS)
 # builds the committed HEAD with tests/bench/floor.patch
 bench-floor:
 	tests/bench/floor.sh
+
+# does a heavy admin API read stall the worker's other connections?
+bench-api: all $(TOOL_BINS)
+	ZARR_BUILD_DIR=$(BUILD) tests/bench/api_stall.py \
+	    $(BUILD)/nginx/ngx_http_zarr_module.so
 
 run: all
 	scripts/run.sh

@@ -3,9 +3,12 @@
  * The JSON admin API (DESIGN section 7), the content handler of a
  * location with "zarr_api"; see docs/api.md.
  *
- * Reads (status, lists, digests, checksum documents, batches) are short
- * LMDB read transactions run inline.  Writes (create, batch open and
- * end, reconcile) run in the thread pool: the task is malloc()ed, the
+ * A batch lookup is one LMDB read, run inline.  Every read whose cost
+ * grows with the store (status, the list of zarrs, a zarr's digest, a
+ * checksum document: dirty directories are recomputed on the fly) and
+ * every write (create, batch open and end, reconcile) runs in the thread
+ * pool, so that a large tree never stalls the worker's other
+ * connections: the task is malloc()ed, the
  * request is suspended (r->main->blocked) meanwhile, and a pool cleanup
  * marks the task aborted should the request go all the same, so that the
  * completion handler then only frees it.  Thread code uses libc, LMDB and
@@ -49,7 +52,12 @@ typedef enum {
     NGX_HTTP_ZARR_API_TASK_CREATE = 0,
     NGX_HTTP_ZARR_API_TASK_OPEN,
     NGX_HTTP_ZARR_API_TASK_END,
-    NGX_HTTP_ZARR_API_TASK_RECONCILE
+    NGX_HTTP_ZARR_API_TASK_COMPLETE,
+    NGX_HTTP_ZARR_API_TASK_RECONCILE,
+    NGX_HTTP_ZARR_API_TASK_STATUS,
+    NGX_HTTP_ZARR_API_TASK_LIST,
+    NGX_HTTP_ZARR_API_TASK_INFO,
+    NGX_HTTP_ZARR_API_TASK_CHECKSUM
 } ngx_http_zarr_api_task_e;
 
 
@@ -103,8 +111,13 @@ struct ngx_http_zarr_api_task_s {
     zarr_store_t               *store;
     char                       *strings;
     zarr_zref_t                 z;
-    const char                 *owner;
-    size_t                      owner_len;
+    /*
+     * open: the owner; checksum: the path; list: "after";
+     * complete: the expected digest
+     */
+    const char                 *arg;
+    size_t                      arg_len;
+    ngx_uint_t                  limit;            /* list */
     uint64_t                    timeout_ms;
     const char                 *prefix;           /* zarr_prefix */
     size_t                      prefix_len;
@@ -116,6 +129,25 @@ struct ngx_http_zarr_api_task_s {
     int                         rc;
     zarr_err_t                  err;
     zarr_batch_t                batch;
+
+    /* status, info, checksum */
+    zarr_store_stat_t           stat;
+    uint64_t                    pending;          /* mirror backlog */
+    uint64_t                    active;           /* active batches */
+    zarr_buf_t                  doc;
+    unsigned                    has_batch:1;
+    unsigned                    no_zarr:1;        /* checksum: no zarr */
+    unsigned                    has_expected:1;   /* complete */
+    unsigned                    match:1;
+
+    /* list: ids[i] is ids_buf at id_offs[i], id_offs[i + 1] */
+    ngx_uint_t                  n;
+    zarr_buf_t                  ids_buf;
+    size_t                     *id_offs;
+    zarr_dir_sum_t             *sums;
+    zarr_batch_t               *batches;
+    u_char                     *has;              /* batches[i] is one */
+    unsigned                    nomem:1;
 
     /* reconcile */
     uint64_t                    added;
@@ -161,18 +193,6 @@ typedef struct {
 } ngx_http_zarr_api_files_t;
 
 
-typedef struct {
-    ngx_http_request_t         *r;
-    ngx_str_t                   bucket;
-    ngx_str_t                   after;
-    ngx_uint_t                  limit;
-    ngx_uint_t                  n;
-    ngx_str_t                  *ids;
-    zarr_dir_sum_t             *sums;
-    unsigned                    nomem:1;
-} ngx_http_zarr_api_list_t;
-
-
 static ngx_uint_t ngx_http_zarr_api_route(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx, const char **msg);
 static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
@@ -188,19 +208,24 @@ static void ngx_http_zarr_api_ctx_cleanup(void *data);
 
 static ngx_int_t ngx_http_zarr_api_status(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_status_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_list(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
-static int ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
-    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
-    const zarr_dir_sum_t *sum);
+static ngx_int_t ngx_http_zarr_api_list_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_create(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_create_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_info(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_info_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_checksum(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_checksum_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_batch_get(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_batch_open(ngx_http_request_t *r,
@@ -227,7 +252,7 @@ static ngx_int_t ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
 
 static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
     ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
-    ngx_http_zarr_api_done_pt done, ngx_str_t *owner);
+    ngx_http_zarr_api_done_pt done, ngx_str_t *arg);
 static void ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_task_post(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
@@ -235,6 +260,11 @@ static void ngx_http_zarr_api_task_abort(void *data);
 static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
 
+static void ngx_http_zarr_api_complete_thread(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_read_thread(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const zarr_dir_sum_t *sum);
 static void ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t);
 static int ngx_http_zarr_api_keep(ngx_http_zarr_api_task_t *t);
 static char *ngx_http_zarr_api_dir_prefix(const char *prefix,
@@ -781,38 +811,36 @@ ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_zarr_api_status(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    int                        rc;
+    ngx_http_zarr_api_task_t  *t;
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_STATUS,
+                                      ngx_http_zarr_api_status_done, NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_status_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
     json_t                    *j;
-    uint64_t                   backlog, batches;
-    zarr_err_t                 err;
-    zarr_store_t              *store;
-    zarr_store_stat_t          st;
     ngx_http_zarr_counters_t   c;
 
-    store = ngx_http_zarr_get_store();
-
-    rc = zarr_store_stat(store, &st, &err);
-
-    if (rc == ZARR_OK) {
-        rc = zarr_outbox_count(store, NULL, 0, NULL, 0, &backlog, &err);
-    }
-
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_count_active(store, ngx_http_zarr_now_ms(), &batches,
-                                    &err);
-    }
-
-    if (rc != ZARR_OK) {
-        return ngx_http_zarr_api_store_error(r, rc, &err);
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
     (void) ngx_http_zarr_stats_get(&c);
 
     j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
                   "s:{s:I,s:I,s:I}}",
-                  "zarrs", (json_int_t) st.zarrs,
-                  "active_batches", (json_int_t) batches,
-                  "mirror_backlog", (json_int_t) backlog,
+                  "zarrs", (json_int_t) t->stat.zarrs,
+                  "active_batches", (json_int_t) t->active,
+                  "mirror_backlog", (json_int_t) t->pending,
                   "mutations", (json_int_t) c.mutations,
                   "conflicts", (json_int_t) c.conflicts,
                   "backend_errors", (json_int_t) c.backend_errors,
@@ -823,9 +851,9 @@ ngx_http_zarr_api_status(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
                   "intent_resolve_errors", (json_int_t) c.resolve_errors,
                   "commits", (json_int_t) c.commits,
                   "lmdb",
-                      "map_size", (json_int_t) st.map_size,
-                      "used", (json_int_t) st.used,
-                      "entries", (json_int_t) st.entries);
+                      "map_size", (json_int_t) t->stat.map_size,
+                      "used", (json_int_t) t->stat.used,
+                      "entries", (json_int_t) t->stat.entries);
 
     return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
 }
@@ -836,29 +864,17 @@ ngx_http_zarr_api_status(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 static ngx_int_t
 ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    int                        rc;
-    json_t                    *j, *zarrs, *item, *batch, *next;
-    ngx_int_t                  limit;
-    ngx_str_t                  arg;
-    ngx_uint_t                 i, n;
-    zarr_err_t                 err;
-    zarr_zref_t                z;
-    zarr_batch_t               b;
-    zarr_store_t              *store;
-    ngx_http_zarr_api_list_t   l;
-
-    store = ngx_http_zarr_get_store();
-
-    ngx_memzero(&l, sizeof(ngx_http_zarr_api_list_t));
-    l.r = r;
-    l.bucket = ctx->bucket;
-    l.limit = NGX_HTTP_ZARR_API_LIMIT;
+    ngx_int_t                  rc, limit;
+    ngx_str_t                  arg, after;
+    ngx_http_zarr_api_task_t  *t;
 
     rc = ngx_http_zarr_api_arg(r, "limit", &arg);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    limit = NGX_HTTP_ZARR_API_LIMIT;
 
     if (rc != NGX_DECLINED) {
         limit = rc == NGX_OK ? ngx_atoi(arg.data, arg.len) : NGX_ERROR;
@@ -871,10 +887,10 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
                                            NGX_HTTP_ZARR_API_LIMIT_MAX);
         }
 
-        l.limit = ngx_min((ngx_uint_t) limit, NGX_HTTP_ZARR_API_LIMIT_MAX);
+        limit = ngx_min(limit, NGX_HTTP_ZARR_API_LIMIT_MAX);
     }
 
-    rc = ngx_http_zarr_api_arg(r, "after", &l.after);
+    rc = ngx_http_zarr_api_arg(r, "after", &after);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -886,25 +902,33 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
                                        "bad escape in \"after\"");
     }
 
-    /* one more than asked: whether more remain */
-
-    l.ids = ngx_pcalloc(r->pool, (l.limit + 1) * sizeof(ngx_str_t));
-    l.sums = ngx_pcalloc(r->pool, (l.limit + 1) * sizeof(zarr_dir_sum_t));
-
-    if (l.ids == NULL || l.sums == NULL) {
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_LIST,
+                                      ngx_http_zarr_api_list_done,
+                                      rc == NGX_OK ? &after : NULL);
+    if (t == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = zarr_store_list_from(store, (char *) l.bucket.data, l.bucket.len,
-                              (char *) l.after.data, l.after.len,
-                              ngx_http_zarr_api_list_zarr, &l, &err);
+    t->limit = limit;
 
-    if (rc != ZARR_OK) {
-        return ngx_http_zarr_api_store_error(r, rc, &err);
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_list_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t      *j, *zarrs, *item, *next;
+    ngx_uint_t   i, n;
+    zarr_zref_t  z;
+
+    if (t->nomem) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (l.nomem) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
     j = json_object();
@@ -913,38 +937,28 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
     if (j == NULL || zarrs == NULL || json_object_set_new(j, "zarrs", zarrs))
     {
         json_decref(j);
+        json_decref(zarrs);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = ngx_min(l.n, l.limit);
+    /* one more than asked was looked for: whether more remain */
+
+    n = ngx_min(t->n, t->limit);
 
     for (i = 0; i < n; i++) {
-        z.bucket = (char *) ctx->bucket.data;
-        z.bucket_len = ctx->bucket.len;
-        z.zarr_id = (char *) l.ids[i].data;
-        z.zarr_id_len = l.ids[i].len;
-
-        rc = zarr_gate_batch(store, &z, ngx_http_zarr_now_ms(), &b, &err);
-
-        if (rc == ZARR_OK) {
-            batch = ngx_http_zarr_api_batch_json(&b);
-
-        } else if (rc == ZARR_ERR_NOTFOUND) {
-            batch = json_null();
-
-        } else {
-            json_decref(j);
-            return ngx_http_zarr_api_store_error(r, rc, &err);
-        }
+        z.zarr_id = t->ids_buf.data + t->id_offs[i];
+        z.zarr_id_len = t->id_offs[i + 1] - t->id_offs[i];
 
         item = json_pack("{s:o,s:s,s:I,s:I,s:o}",
                          "zarr_id",
-                         ngx_http_zarr_api_string((char *) l.ids[i].data,
-                                                  l.ids[i].len),
-                         "digest", l.sums[i].digest,
-                         "file_count", (json_int_t) l.sums[i].count,
-                         "size", (json_int_t) l.sums[i].size,
-                         "batch", batch);
+                         ngx_http_zarr_api_string(z.zarr_id, z.zarr_id_len),
+                         "digest", t->sums[i].digest,
+                         "file_count", (json_int_t) t->sums[i].count,
+                         "size", (json_int_t) t->sums[i].size,
+                         "batch", t->has[i]
+                                  ? ngx_http_zarr_api_batch_json(
+                                                           &t->batches[i])
+                                  : json_null());
 
         if (item == NULL || json_array_append_new(zarrs, item) != 0) {
             json_decref(j);
@@ -952,9 +966,9 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
         }
     }
 
-    if (l.n > l.limit) {
-        next = ngx_http_zarr_api_string((char *) l.ids[n - 1].data,
-                                        l.ids[n - 1].len);
+    if (t->n > t->limit) {
+        next = ngx_http_zarr_api_string(t->ids_buf.data + t->id_offs[n - 1],
+                                        t->id_offs[n] - t->id_offs[n - 1]);
     } else {
         next = json_null();
     }
@@ -965,33 +979,6 @@ ngx_http_zarr_api_list(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
     }
 
     return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
-}
-
-
-/* the store lists the bucket's zarrs after l->after, in byte order */
-
-static int
-ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
-    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
-    const zarr_dir_sum_t *sum)
-{
-    ngx_http_zarr_api_list_t *l = data;
-
-    u_char  *p;
-
-    p = ngx_pnalloc(l->r->pool, zarr_id_len);
-    if (p == NULL) {
-        l->nomem = 1;
-        return 1;
-    }
-
-    ngx_memcpy(p, zarr_id, zarr_id_len);
-
-    l->ids[l->n].data = p;
-    l->ids[l->n].len = zarr_id_len;
-    l->sums[l->n] = *sum;
-
-    return ++l->n > l->limit;
 }
 
 
@@ -1099,60 +1086,44 @@ ngx_http_zarr_api_create_done(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_zarr_api_info(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    int              rc;
-    json_t          *j, *batch;
-    uint64_t         pending;
-    zarr_err_t       err;
-    zarr_zref_t      z;
-    zarr_store_t    *store;
-    zarr_batch_t     b;
-    zarr_dir_sum_t   sum;
+    ngx_http_zarr_api_task_t  *t;
 
-    store = ngx_http_zarr_get_store();
-
-    rc = zarr_store_get_zarr(store, (char *) ctx->bucket.data,
-                             ctx->bucket.len, (char *) ctx->zarr_id.data,
-                             ctx->zarr_id.len, &sum, &err);
-
-    if (rc == ZARR_ERR_NOTFOUND) {
-        return ngx_http_zarr_api_not_found(r, ctx);
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_INFO,
+                                      ngx_http_zarr_api_info_done, NULL);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (rc != ZARR_OK) {
-        return ngx_http_zarr_api_store_error(r, rc, &err);
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_info_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t  *j;
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_not_found(r, t->ctx);
     }
 
-    ngx_http_zarr_api_zref(ctx, &z);
-
-    rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
-
-    if (rc == ZARR_OK) {
-        batch = ngx_http_zarr_api_batch_json(&b);
-
-    } else if (rc == ZARR_ERR_NOTFOUND) {
-        batch = json_null();
-
-    } else {
-        return ngx_http_zarr_api_store_error(r, rc, &err);
-    }
-
-    rc = zarr_outbox_count(store, z.bucket, z.bucket_len, z.zarr_id,
-                           z.zarr_id_len, &pending, &err);
-
-    if (rc != ZARR_OK) {
-        json_decref(batch);
-        return ngx_http_zarr_api_store_error(r, rc, &err);
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
     j = json_pack("{s:o,s:o,s:s,s:I,s:I,s:o,s:I}",
-                  "bucket", ngx_http_zarr_api_string(z.bucket, z.bucket_len),
-                  "zarr_id", ngx_http_zarr_api_string(z.zarr_id,
-                                                      z.zarr_id_len),
-                  "digest", sum.digest,
-                  "file_count", (json_int_t) sum.count,
-                  "size", (json_int_t) sum.size,
-                  "batch", batch,
-                  "mirror_pending", (json_int_t) pending);
+                  "bucket", ngx_http_zarr_api_string(t->z.bucket,
+                                                     t->z.bucket_len),
+                  "zarr_id", ngx_http_zarr_api_string(t->z.zarr_id,
+                                                      t->z.zarr_id_len),
+                  "digest", t->after.digest,
+                  "file_count", (json_int_t) t->after.count,
+                  "size", (json_int_t) t->after.size,
+                  "batch", t->has_batch
+                           ? ngx_http_zarr_api_batch_json(&t->batch)
+                           : json_null(),
+                  "mirror_pending", (json_int_t) t->pending);
 
     return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
 }
@@ -1164,20 +1135,17 @@ static ngx_int_t
 ngx_http_zarr_api_checksum(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
-    int              rc;
-    ngx_int_t        n;
-    ngx_str_t        path;
-    zarr_err_t       err;
-    zarr_buf_t       doc;
-    zarr_dir_sum_t   sum;
+    ngx_int_t                  rc;
+    ngx_str_t                  path;
+    ngx_http_zarr_api_task_t  *t;
 
-    n = ngx_http_zarr_api_arg(r, "path", &path);
+    rc = ngx_http_zarr_api_arg(r, "path", &path);
 
-    if (n == NGX_ERROR) {
+    if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (n == NGX_HTTP_BAD_REQUEST) {
+    if (rc == NGX_HTTP_BAD_REQUEST) {
         return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
                                        "bad_request",
                                        "bad escape in \"path\"");
@@ -1188,44 +1156,45 @@ ngx_http_zarr_api_checksum(ngx_http_request_t *r,
         path.len--;
     }
 
-    zarr_buf_init(&doc);
+    t = ngx_http_zarr_api_task_create(r, ctx,
+                                      NGX_HTTP_ZARR_API_TASK_CHECKSUM,
+                                      ngx_http_zarr_api_checksum_done,
+                                      &path);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    rc = zarr_store_checksum_doc(ngx_http_zarr_get_store(),
-                                 (char *) ctx->bucket.data, ctx->bucket.len,
-                                 (char *) ctx->zarr_id.data,
-                                 ctx->zarr_id.len, (char *) path.data,
-                                 path.len, &doc, &err);
+    return ngx_http_zarr_api_task_post(r, t);
+}
 
-    if (rc == ZARR_ERR_NOTFOUND) {
-        zarr_buf_free(&doc);
 
-        /* which one is missing: the zarr, or the directory? */
+static ngx_int_t
+ngx_http_zarr_api_checksum_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    ngx_str_t  path;
 
-        rc = zarr_store_get_zarr(ngx_http_zarr_get_store(),
-                                 (char *) ctx->bucket.data, ctx->bucket.len,
-                                 (char *) ctx->zarr_id.data,
-                                 ctx->zarr_id.len, &sum, &err);
+    if (t->rc == ZARR_ERR_NOTFOUND) {
 
-        if (rc != ZARR_OK) {
-            return ngx_http_zarr_api_not_found(r, ctx);
+        if (t->no_zarr) {
+            return ngx_http_zarr_api_not_found(r, t->ctx);
         }
+
+        path.data = (u_char *) t->arg;
+        path.len = t->arg_len;
 
         return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
                                        "no directory \"%V\" in zarr "
-                                       "\"%V/%V\"", &path, &ctx->bucket,
-                                       &ctx->zarr_id);
+                                       "\"%V/%V\"", &path, &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
     }
 
-    if (rc != ZARR_OK) {
-        zarr_buf_free(&doc);
-        return ngx_http_zarr_api_store_error(r, rc, &err);
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
-    n = ngx_http_zarr_api_send(r, NGX_HTTP_OK, (u_char *) doc.data, doc.len);
-
-    zarr_buf_free(&doc);
-
-    return n;
+    return ngx_http_zarr_api_send(r, NGX_HTTP_OK, (u_char *) t->doc.data,
+                                  t->doc.len);
 }
 
 
@@ -1520,38 +1489,20 @@ ngx_http_zarr_api_complete_step(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
-    rc = zarr_store_get_zarr(store, z.bucket, z.bucket_len, z.zarr_id,
-                             z.zarr_id_len, &ctx->sum, &err);
+    /* the digest (maybe recomputed), its check and the end: a task */
 
-    if (rc == ZARR_ERR_NOTFOUND) {
-        /* a batch, but no file committed yet */
-        ngx_memzero(&ctx->sum, sizeof(zarr_dir_sum_t));
-        ngx_cpystrn((u_char *) ctx->sum.digest, (u_char *) ZARR_EMPTY_DIGEST,
-                    sizeof(ctx->sum.digest));
-
-    } else if (rc != ZARR_OK) {
-        return ngx_http_zarr_api_store_error(r, rc, &err);
-    }
-
-    ctx->match = ctx->has_expected
-                 && ngx_strcmp(ctx->expected.data, ctx->sum.digest) == 0;
-
-    if (ctx->has_expected && !ctx->match) {
-        /* the batch stays: the client fixes its upload and completes */
-        return ngx_http_zarr_api_complete_send(r, ctx,
-                                               NGX_HTTP_PRECONDITION_FAILED);
-    }
-
-    if (!active) {
-        /* it expired while we waited: nothing to end */
-        return ngx_http_zarr_api_complete_send(r, ctx, NGX_HTTP_OK);
-    }
-
-    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_END,
-                                      ngx_http_zarr_api_complete_done, NULL);
+    t = ngx_http_zarr_api_task_create(r, ctx,
+                                      NGX_HTTP_ZARR_API_TASK_COMPLETE,
+                                      ngx_http_zarr_api_complete_done,
+                                      ctx->has_expected ? &ctx->expected
+                                                        : NULL);
     if (t == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    t->has_expected = ctx->has_expected;
+    t->has_batch = active;
+    t->batch.id = ctx->batch_id;
 
     return ngx_http_zarr_api_task_post(r, t);
 }
@@ -1612,8 +1563,23 @@ static ngx_int_t
 ngx_http_zarr_api_complete_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                       "the batch ended while completing "
+                                       "and another one started");
+    }
+
     if (t->rc != ZARR_OK && t->rc != ZARR_ERR_NOTFOUND) {
         return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    t->ctx->sum = t->after;
+    t->ctx->match = t->match;
+
+    if (t->has_expected && !t->match) {
+        /* the batch stays: the client fixes its upload and completes */
+        return ngx_http_zarr_api_complete_send(r, t->ctx,
+                                               NGX_HTTP_PRECONDITION_FAILED);
     }
 
     return ngx_http_zarr_api_complete_send(r, t->ctx, NGX_HTTP_OK);
@@ -1708,7 +1674,7 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
 static ngx_http_zarr_api_task_t *
 ngx_http_zarr_api_task_create(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
-    ngx_http_zarr_api_done_pt done, ngx_str_t *owner)
+    ngx_http_zarr_api_done_pt done, ngx_str_t *arg)
 {
     char                       *p;
     size_t                      len;
@@ -1725,7 +1691,7 @@ ngx_http_zarr_api_task_create(ngx_http_request_t *r,
     }
 
     len = ctx->bucket.len + ctx->zarr_id.len + zlcf->prefix.len
-          + zlcf->checksum_prefix.len + (owner ? owner->len : 0) + 5;
+          + zlcf->checksum_prefix.len + (arg ? arg->len : 0) + 5;
 
     t->strings = ngx_alloc(len, r->connection->log);
     if (t->strings == NULL) {
@@ -1758,12 +1724,14 @@ ngx_http_zarr_api_task_create(ngx_http_request_t *r,
                             zlcf->checksum_prefix.len);
     *p++ = '\0';
 
-    if (owner) {
-        t->owner = p;
-        t->owner_len = owner->len;
-        p = (char *) ngx_cpymem(p, owner->data, owner->len);
-        *p = '\0';
+    t->arg = p;
+    t->arg_len = arg ? arg->len : 0;
+
+    if (arg) {
+        p = (char *) ngx_cpymem(p, arg->data, arg->len);
     }
+
+    *p = '\0';
 
     t->kind = kind;
     t->done = done;
@@ -1785,6 +1753,12 @@ ngx_http_zarr_api_task_create(ngx_http_request_t *r,
 static void
 ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t)
 {
+    zarr_buf_free(&t->doc);
+    zarr_buf_free(&t->ids_buf);
+    ngx_free(t->id_offs);
+    ngx_free(t->sums);
+    ngx_free(t->batches);
+    ngx_free(t->has);
     ngx_free(t->strings);
     ngx_free(t);
 }
@@ -1906,8 +1880,8 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
         break;
 
     case NGX_HTTP_ZARR_API_TASK_OPEN:
-        t->rc = zarr_gate_batch_open(t->store, &t->z, t->owner,
-                                     t->owner_len, t->timeout_ms,
+        t->rc = zarr_gate_batch_open(t->store, &t->z, t->arg,
+                                     t->arg_len, t->timeout_ms,
                                      ngx_http_zarr_now_ms(), &t->batch,
                                      &t->err);
         break;
@@ -1916,10 +1890,198 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
         t->rc = zarr_gate_batch_end(t->store, &t->z, 0, &t->err);
         break;
 
-    default: /* NGX_HTTP_ZARR_API_TASK_RECONCILE */
+    case NGX_HTTP_ZARR_API_TASK_COMPLETE:
+        ngx_http_zarr_api_complete_thread(t);
+        break;
+
+    case NGX_HTTP_ZARR_API_TASK_RECONCILE:
         ngx_http_zarr_api_reconcile_thread(t);
         break;
+
+    default: /* status, list, info, checksum */
+        ngx_http_zarr_api_read_thread(t);
+        break;
     }
+}
+
+
+/*
+ * complete, once the mirror has caught up: the digest, compared with the
+ * expected one; the batch (t->batch.id, if t->has_batch: it was active)
+ * ends unless they differ
+ */
+
+static void
+ngx_http_zarr_api_complete_thread(ngx_http_zarr_api_task_t *t)
+{
+    t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                t->z.zarr_id, t->z.zarr_id_len, &t->after,
+                                &t->err);
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        /* a batch, but no file committed yet */
+        memset(&t->after, 0, sizeof(zarr_dir_sum_t));
+        strcpy(t->after.digest, ZARR_EMPTY_DIGEST);
+        t->rc = ZARR_OK;
+
+    } else if (t->rc != ZARR_OK) {
+        return;
+    }
+
+    t->match = t->has_expected && strcmp(t->arg, t->after.digest) == 0;
+
+    if ((t->has_expected && !t->match) || !t->has_batch) {
+        /* a mismatch keeps the batch; one that expired needs no end */
+        return;
+    }
+
+    /* this batch only: another may have followed it meanwhile */
+    t->rc = zarr_gate_batch_end(t->store, &t->z, t->batch.id, &t->err);
+}
+
+
+/* the reads: short read transactions each, one after the other */
+
+static void
+ngx_http_zarr_api_read_thread(ngx_http_zarr_api_task_t *t)
+{
+    int          rc;
+    size_t       i;
+    zarr_zref_t  z;
+
+    switch (t->kind) {
+
+    case NGX_HTTP_ZARR_API_TASK_STATUS:
+        t->rc = zarr_store_stat(t->store, &t->stat, &t->err);
+
+        if (t->rc == ZARR_OK) {
+            t->rc = zarr_outbox_count(t->store, NULL, 0, NULL, 0,
+                                      &t->pending, &t->err);
+        }
+
+        if (t->rc == ZARR_OK) {
+            t->rc = zarr_gate_count_active(t->store, ngx_http_zarr_now_ms(),
+                                           &t->active, &t->err);
+        }
+
+        return;
+
+    case NGX_HTTP_ZARR_API_TASK_LIST:
+
+        /* one more than asked: whether more remain */
+
+        t->id_offs = malloc((t->limit + 2) * sizeof(size_t));
+        t->sums = malloc((t->limit + 1) * sizeof(zarr_dir_sum_t));
+
+        if (t->id_offs == NULL || t->sums == NULL) {
+            t->nomem = 1;
+            return;
+        }
+
+        t->id_offs[0] = 0;
+
+        t->rc = zarr_store_list_from(t->store, t->z.bucket, t->z.bucket_len,
+                                     t->arg, t->arg_len,
+                                     ngx_http_zarr_api_list_zarr, t, &t->err);
+
+        if (t->rc != ZARR_OK || t->nomem) {
+            return;
+        }
+
+        t->batches = malloc((t->n + 1) * sizeof(zarr_batch_t));
+        t->has = calloc(t->n + 1, 1);
+
+        if (t->batches == NULL || t->has == NULL) {
+            t->nomem = 1;
+            return;
+        }
+
+        z.bucket = t->z.bucket;
+        z.bucket_len = t->z.bucket_len;
+
+        for (i = 0; i < t->n && i < t->limit; i++) {
+            z.zarr_id = t->ids_buf.data + t->id_offs[i];
+            z.zarr_id_len = t->id_offs[i + 1] - t->id_offs[i];
+
+            rc = zarr_gate_batch(t->store, &z, ngx_http_zarr_now_ms(),
+                                 &t->batches[i], &t->err);
+
+            if (rc == ZARR_OK) {
+                t->has[i] = 1;
+
+            } else if (rc != ZARR_ERR_NOTFOUND) {
+                t->rc = rc;
+                return;
+            }
+        }
+
+        return;
+
+    case NGX_HTTP_ZARR_API_TASK_INFO:
+        t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                    t->z.zarr_id, t->z.zarr_id_len,
+                                    &t->after, &t->err);
+
+        if (t->rc != ZARR_OK) {
+            return;
+        }
+
+        rc = zarr_gate_batch(t->store, &t->z, ngx_http_zarr_now_ms(),
+                             &t->batch, &t->err);
+
+        if (rc == ZARR_OK) {
+            t->has_batch = 1;
+
+        } else if (rc != ZARR_ERR_NOTFOUND) {
+            t->rc = rc;
+            return;
+        }
+
+        t->rc = zarr_outbox_count(t->store, t->z.bucket, t->z.bucket_len,
+                                  t->z.zarr_id, t->z.zarr_id_len,
+                                  &t->pending, &t->err);
+        return;
+
+    default: /* NGX_HTTP_ZARR_API_TASK_CHECKSUM */
+        t->rc = zarr_store_checksum_doc(t->store, t->z.bucket,
+                                        t->z.bucket_len, t->z.zarr_id,
+                                        t->z.zarr_id_len, t->arg,
+                                        t->arg_len, &t->doc, &t->err);
+
+        if (t->rc == ZARR_ERR_NOTFOUND) {
+
+            /* which one is missing: the zarr, or the directory? */
+
+            rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                     t->z.zarr_id, t->z.zarr_id_len,
+                                     &t->after, &t->err);
+
+            t->no_zarr = (rc != ZARR_OK);
+        }
+
+        return;
+    }
+}
+
+
+/* the store lists the bucket's zarrs after "after", in byte order */
+
+static int
+ngx_http_zarr_api_list_zarr(void *data, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    const zarr_dir_sum_t *sum)
+{
+    ngx_http_zarr_api_task_t *t = data;
+
+    if (zarr_buf_add(&t->ids_buf, zarr_id, zarr_id_len) != 0) {
+        t->nomem = 1;
+        return 1;
+    }
+
+    t->sums[t->n] = *sum;
+    t->id_offs[++t->n] = t->ids_buf.len;
+
+    return t->n > t->limit;
 }
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -761,3 +762,74 @@ def test_status_fields_and_moves(gw, bucket):
     assert api(gw, "DELETE", zpath(bucket, "st", "/batch")).status_code == 204
     assert api(gw, "GET", "status").json()["active_batches"] == \
         s0["active_batches"]
+
+
+# --- reads in the thread pool ------------------------------------------------
+
+def test_heavy_reads_many_at_once_and_dropped(gw, bucket):
+    """The reads whose cost grows with the store run in the thread pool
+    (their effect on the event loop is measured by
+    tests/bench/api_stall.py): many at once, HEAD among them, all give
+    the right answers; clients that hang up while their task runs leave
+    the worker serving and nothing logged above warn."""
+    from conftest import ZARRCTL
+    from zarr_ref import tree_digests, tree_documents
+
+    # 20,000 files in one directory, written into the gateway's store by
+    # the core library (another process), left dirty: every read
+    # recomputes the directory until the mirror flushes it
+    files = [("big/%d" % i, 100 + i % 7, "%032x" % (i + 1))
+             for i in range(20000)] + [(".zgroup", 24, "%032x" % 99)]
+    r = subprocess.run(
+        [str(ZARRCTL.parent / "tools" / "store_apply"), str(gw.store),
+         bucket, "big", "5000"],
+        input="".join("put\t%s\t%d\t%s\n" % f for f in files).encode(),
+        capture_output=True)
+    assert r.returncode == 0, r.stderr
+    digests = tree_digests(files)
+    doc = tree_documents(files)["big"]
+
+    # hang up at once, while the task is in the thread
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", gw.nginx.port))
+        s.sendall(("GET /zarr-api/v1/%s?path=big HTTP/1.1\r\n"
+                   "Host: x\r\n\r\n" % zpath(bucket, "big", "/checksum")
+                   ).encode())
+        s.close()
+
+    def one(i):
+        kind = i % 5
+        if kind == 0:
+            r = api(gw, "GET", zpath(bucket, "big", "/checksum"),
+                    params={"path": "big"})
+            assert r.status_code == 200 and r.content == doc
+        elif kind == 1:
+            r = api(gw, "GET", zpath(bucket, "big"))
+            assert r.status_code == 200, r.text
+            assert r.json()["digest"] == digests[""]
+            assert r.json()["file_count"] == 20001
+        elif kind == 2:
+            r = api(gw, "GET", zpath(bucket), params={"limit": 1})
+            assert r.status_code == 200, r.text
+            assert r.json()["zarrs"][0]["zarr_id"] == "big"
+            assert r.json()["zarrs"][0]["digest"] == digests[""]
+        elif kind == 3:
+            r = api(gw, "HEAD", zpath(bucket, "big"))
+            assert r.status_code == 200 and r.content == b""
+            assert int(r.headers["Content-Length"]) > 0
+        else:
+            r = api(gw, "GET", "status")
+            assert r.status_code == 200 and r.json()["zarrs"] >= 1
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(one, range(80)))
+
+    # unknown zarr / directory: still the right 404s from the thread
+    assert_error(api(gw, "GET", zpath(bucket, "nope", "/checksum")), 404,
+                 "not_found")
+    body = assert_error(api(gw, "GET", zpath(bucket, "big", "/checksum"),
+                            params={"path": "big/0"}), 404, "not_found")
+    assert "no directory" in body["message"]
+
+    log = gw.error_log()
+    assert not re.search(r"\[(alert|crit|emerg)\]", log), log[-2000:]
