@@ -256,6 +256,9 @@ static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
 static void ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_task_post(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_run(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
+    ngx_http_zarr_api_done_pt done, ngx_str_t *arg);
 static void ngx_http_zarr_api_task_abort(void *data);
 static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_api_task_event(ngx_event_t *ev);
@@ -811,15 +814,8 @@ ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_zarr_api_status(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    ngx_http_zarr_api_task_t  *t;
-
-    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_STATUS,
-                                      ngx_http_zarr_api_status_done, NULL);
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_zarr_api_task_post(r, t);
+    return ngx_http_zarr_api_run(r, ctx, NGX_HTTP_ZARR_API_TASK_STATUS,
+                                 ngx_http_zarr_api_status_done, NULL);
 }
 
 
@@ -987,9 +983,8 @@ ngx_http_zarr_api_list_done(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_zarr_api_create(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    u_char                    *p, uuid[16];
-    json_t                    *v;
-    ngx_http_zarr_api_task_t  *t;
+    u_char  *p, uuid[16];
+    json_t  *v;
 
     v = ctx->body ? json_object_get(ctx->body, "zarr_id") : NULL;
 
@@ -1046,13 +1041,8 @@ ngx_http_zarr_api_create(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
         ctx->zarr_id.len = p - ctx->zarr_id.data;
     }
 
-    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_CREATE,
-                                      ngx_http_zarr_api_create_done, NULL);
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_zarr_api_task_post(r, t);
+    return ngx_http_zarr_api_run(r, ctx, NGX_HTTP_ZARR_API_TASK_CREATE,
+                                 ngx_http_zarr_api_create_done, NULL);
 }
 
 
@@ -1086,15 +1076,8 @@ ngx_http_zarr_api_create_done(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_zarr_api_info(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx)
 {
-    ngx_http_zarr_api_task_t  *t;
-
-    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_INFO,
-                                      ngx_http_zarr_api_info_done, NULL);
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_zarr_api_task_post(r, t);
+    return ngx_http_zarr_api_run(r, ctx, NGX_HTTP_ZARR_API_TASK_INFO,
+                                 ngx_http_zarr_api_info_done, NULL);
 }
 
 
@@ -1135,9 +1118,8 @@ static ngx_int_t
 ngx_http_zarr_api_checksum(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
-    ngx_int_t                  rc;
-    ngx_str_t                  path;
-    ngx_http_zarr_api_task_t  *t;
+    ngx_int_t  rc;
+    ngx_str_t  path;
 
     rc = ngx_http_zarr_api_arg(r, "path", &path);
 
@@ -1156,15 +1138,8 @@ ngx_http_zarr_api_checksum(ngx_http_request_t *r,
         path.len--;
     }
 
-    t = ngx_http_zarr_api_task_create(r, ctx,
-                                      NGX_HTTP_ZARR_API_TASK_CHECKSUM,
-                                      ngx_http_zarr_api_checksum_done,
-                                      &path);
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_zarr_api_task_post(r, t);
+    return ngx_http_zarr_api_run(r, ctx, NGX_HTTP_ZARR_API_TASK_CHECKSUM,
+                                 ngx_http_zarr_api_checksum_done, &path);
 }
 
 
@@ -1335,10 +1310,9 @@ static ngx_int_t
 ngx_http_zarr_api_batch_cancel(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
-    int                        rc;
-    zarr_err_t                 err;
-    zarr_batch_t               b;
-    ngx_http_zarr_api_task_t  *t;
+    int            rc;
+    zarr_err_t     err;
+    zarr_batch_t   b;
 
     rc = ngx_http_zarr_api_batch_of(ctx, &b, &err);
 
@@ -1350,13 +1324,8 @@ ngx_http_zarr_api_batch_cancel(ngx_http_request_t *r,
         return ngx_http_zarr_api_store_error(r, rc, &err);
     }
 
-    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_END,
-                                      ngx_http_zarr_api_cancel_done, NULL);
-    if (t == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_zarr_api_task_post(r, t);
+    return ngx_http_zarr_api_run(r, ctx, NGX_HTTP_ZARR_API_TASK_END,
+                                 ngx_http_zarr_api_cancel_done, NULL);
 }
 
 
@@ -1813,6 +1782,23 @@ ngx_http_zarr_api_task_post(ngx_http_request_t *r,
     r->main->count++;
 
     return NGX_DONE;
+}
+
+
+/* a task that needs nothing more than its kind and arg, posted */
+
+static ngx_int_t
+ngx_http_zarr_api_run(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx,
+    ngx_uint_t kind, ngx_http_zarr_api_done_pt done, ngx_str_t *arg)
+{
+    ngx_http_zarr_api_task_t  *t;
+
+    t = ngx_http_zarr_api_task_create(r, ctx, kind, done, arg);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
 }
 
 
