@@ -12,6 +12,13 @@
  * commit): zarr_gate_commit() applies them in order, each with its own
  * result.
  *
+ * One request at a time per key: a begin on a key that still has an
+ * intent (a request in flight, or an unknown outcome the resolver has not
+ * settled) is ZARR_ERR_BUSY and changes nothing; the caller tries again
+ * later.  So the order in which the tree applies a key's writes is the
+ * order in which they reached the backend, and a HEAD (copy, complete,
+ * resolver) sees the write it is about, not a later one.
+ *
  * tables:
  *   batches  bucket NUL zarr_id -> zarr_batchrec (kept when idle: its seq
  *            counts every begin on the zarr, for the resolver)
@@ -34,6 +41,8 @@
 
 #define ZARR_ERR_CONFLICT     100      /* another owner's batch is active */
 #define ZARR_ERR_STALE        101      /* resolver: the zarr moved on */
+#define ZARR_ERR_BUSY         102      /* begin: a key has a request in
+                                          flight or an unknown outcome */
 
 #define ZARR_INTENT_PENDING   0
 #define ZARR_INTENT_UNKNOWN   1
@@ -90,8 +99,10 @@ typedef struct {
     size_t                checksum_prefix_len;
 
     /* out */
-    int                   rc;            /* ZARR_OK or ZARR_ERR_CONFLICT */
+    int                   rc;            /* ZARR_OK, ZARR_ERR_CONFLICT or
+                                            ZARR_ERR_BUSY */
     size_t                conflict;      /* the zarr refused */
+    size_t                busy;          /* the intent whose key is busy */
     zarr_batch_t          batch;         /* taken, or in the way */
     uint64_t              intent_id;     /* the first; consecutive ids */
 } zarr_begin_t;
@@ -192,11 +203,11 @@ int zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
 
 /*
  * Resolves intent id with what the backend holds (m: a PUT, a DELETE or
- * NULL for "nothing to change"), provided no begin happened on its zarr
- * since seq was read (else ZARR_ERR_STALE: try again later); drops the
- * intent and releases its share of the batch.
+ * NULL for "nothing to change"); drops the intent and releases its share
+ * of the batch.  No other request can have written its key meanwhile: a
+ * begin on a key that has an intent is ZARR_ERR_BUSY.
  */
-int zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
+int zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id,
     const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err);
 
 

@@ -813,8 +813,6 @@ ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
     int                       rc;
     size_t                    i;
     char                     *bucket, *key, *zarr_id;
-    zarr_zref_t               z;
-    zarr_batch_t              batch;
     zarr_mutation_t          *m;
     zarr_s3_request_t         req;
     zarr_s3_response_t        resp;
@@ -832,18 +830,6 @@ ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
         bucket = items[i].strings;
         key = bucket + items[i].bucket_len + 1;
         zarr_id = key + items[i].prefix_len;
-
-        z.bucket = bucket;
-        z.bucket_len = items[i].bucket_len;
-        z.zarr_id = zarr_id;
-        z.zarr_id_len = items[i].zarr_id_len;
-
-        rc = zarr_gate_batch(w->store, &z, ngx_http_zarr_now_ms(), &batch,
-                             &w->rerr);
-        if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND) {
-            w->failed++;
-            continue;
-        }
 
         m = NULL;
 
@@ -878,19 +864,19 @@ ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
             m->version_id = resp.version_id;
             m->version_id_len = ngx_strlen(resp.version_id);
 
-            rc = zarr_gate_resolve(w->store, items[i].id, batch.seq, m,
+            rc = zarr_gate_resolve(w->store, items[i].id, m,
                                    ngx_http_zarr_now_ms(), &w->rerr);
             zarr_s3_response_free(&resp);
 
         } else {
-            rc = zarr_gate_resolve(w->store, items[i].id, batch.seq, NULL,
+            rc = zarr_gate_resolve(w->store, items[i].id, NULL,
                                    ngx_http_zarr_now_ms(), &w->rerr);
         }
 
         if (rc == ZARR_OK) {
             w->resolved++;
 
-        } else if (rc != ZARR_ERR_STALE) {
+        } else {
             w->failed++;
         }
     }

@@ -11,6 +11,10 @@
 #include "zarr_s3xml.h"
 
 
+/* how long a begin may wait for a busy key before the client gets 503 */
+#define NGX_HTTP_ZARR_BUSY_MAX  30000
+
+
 static ngx_int_t ngx_http_zarr_classify(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
@@ -28,6 +32,9 @@ static ngx_int_t ngx_http_zarr_begin(ngx_http_request_t *r,
 static ngx_int_t ngx_http_zarr_conflict(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
 static void ngx_http_zarr_cleanup(void *data);
+static ngx_int_t ngx_http_zarr_busy_wait(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx);
+static void ngx_http_zarr_busy_retry(ngx_event_t *ev);
 static ngx_int_t ngx_http_zarr_finalize(ngx_http_request_t *r,
     ngx_int_t rc);
 
@@ -57,6 +64,16 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
         if (ctx->conflict) {
             return ngx_http_zarr_finalize(r,
                                          ngx_http_zarr_conflict(r, zlcf, ctx));
+        }
+
+        if (ctx->busy) {
+            ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
+            return ngx_http_zarr_finalize(r,
+                       ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                                "SlowDown",
+                                                "another request writing "
+                                                "this key has not ended; "
+                                                "retry"));
         }
 
         if (ctx->tracked && !ctx->begun_ok) {
@@ -677,7 +694,18 @@ ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     ctx->waiting = 0;
     r->main->blocked--;
 
-    if (job->rc != ZARR_OK || job->begin.rc == ZARR_ERR_INVALID) {
+    if (job->rc == ZARR_OK && job->begin.rc == ZARR_ERR_BUSY) {
+
+        if (ngx_http_zarr_busy_wait(r, ctx) == NGX_OK) {
+            return;
+        }
+
+        /* the handler answers 503 */
+        ctx->busy = 1;
+        ctx->job = NULL;
+        ngx_http_zarr_job_free(job);
+
+    } else if (job->rc != ZARR_OK || job->begin.rc == ZARR_ERR_INVALID) {
         /* the handler answers 503 */
         ctx->job = NULL;
         ngx_http_zarr_job_free(job);
@@ -703,6 +731,79 @@ ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
 }
 
 
+/*
+ * Another request on one of the keys is in flight, or its outcome is not
+ * settled yet: the begin goes again a little later (5 ms, doubling up to
+ * 100 ms), for at most NGX_HTTP_ZARR_BUSY_MAX.  So the backend sees one
+ * write of a key at a time, in the order the tree applies them.
+ */
+
+static ngx_int_t
+ngx_http_zarr_busy_wait(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx)
+{
+    if (ctx->busy_delay == 0) {
+        ctx->busy_since = ngx_current_msec;
+        ctx->busy_delay = 5;
+
+    } else {
+        ctx->busy_delay = ngx_min(2 * ctx->busy_delay, 100);
+    }
+
+    if (ngx_current_msec - ctx->busy_since >= NGX_HTTP_ZARR_BUSY_MAX
+        || ngx_exiting)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "zarr: key \"%V\" stayed busy for %M ms: another "
+                      "request writing it has not ended",
+                      &ctx->key, ngx_current_msec - ctx->busy_since);
+        return NGX_DECLINED;
+    }
+
+    ctx->retry.handler = ngx_http_zarr_busy_retry;
+    ctx->retry.data = r;
+    ctx->retry.log = r->connection->log;
+
+    ctx->waiting = 1;
+    ctx->retrying = 1;
+    r->main->blocked++;
+
+    ngx_add_timer(&ctx->retry, ctx->busy_delay);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_busy_retry(ngx_event_t *ev)
+{
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_http_zarr_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->retrying = 0;
+
+    if (ngx_http_zarr_job_post(ctx->job) == NGX_OK) {
+        return;
+    }
+
+    /* the handler answers 503 */
+    ngx_http_zarr_job_free(ctx->job);
+    ctx->job = NULL;
+    ctx->waiting = 0;
+    r->main->blocked--;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
 /* the request goes away: a begun request must still be finished */
 
 static void
@@ -715,6 +816,17 @@ ngx_http_zarr_cleanup(void *data)
     ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
 
     if (ctx == NULL || ctx->job == NULL) {
+        return;
+    }
+
+    if (ctx->retrying) {
+        /* nothing begun: the begin waited for a busy key */
+        if (ctx->retry.timer_set) {
+            ngx_del_timer(&ctx->retry);
+        }
+
+        ngx_http_zarr_job_free(ctx->job);
+        ctx->job = NULL;
         return;
     }
 

@@ -95,6 +95,11 @@ typedef struct {
     ngx_http_zarr_job_t        *job;           /* begun, not finished */
     zarr_begin_t                begun;         /* copy of the begin's out */
 
+    /* the begin found a key busy (ZARR_ERR_BUSY): it goes again later */
+    ngx_event_t                 retry;
+    ngx_msec_t                  busy_since;
+    ngx_msec_t                  busy_delay;
+
     /* the held response */
     ngx_chain_t                *held;
     ngx_chain_t               **held_last;
@@ -114,6 +119,8 @@ typedef struct {
     unsigned                    cleanup_set:1;
     unsigned                    commit_failed:1;
     unsigned                    versioned:1;   /* a version id, an append */
+    unsigned                    retrying:1;    /* the job waits on retry */
+    unsigned                    busy:1;        /* ...and waited too long */
 } ngx_http_zarr_ctx_t;
 
 

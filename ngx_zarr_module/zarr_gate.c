@@ -34,6 +34,19 @@ typedef struct {
 } zarr_intentrec_t;
 
 
+/*
+ * The keys that have an intent, as 64-bit hashes (open addressing; 0 is
+ * a free slot).  Built from the intents table at a transaction's first
+ * begin, then kept up to date by its begins; a release drops it.  Two
+ * keys with the same hash only make one wait for the other.
+ */
+typedef struct {
+    uint64_t        *slot;
+    size_t           mask;
+    size_t           n;
+} zarr_keyset_t;
+
+
 typedef struct {
     zarr_store_t    *s;
     MDB_txn         *txn;
@@ -42,6 +55,7 @@ typedef struct {
     uint64_t         next_batch;
     uint64_t         next_intent;
     zarr_buf_t       zkey;
+    zarr_keyset_t   *keys;
     zarr_err_t      *err;
 } zarr_gate_t;
 
@@ -64,6 +78,13 @@ static int zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b);
 static int zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown);
 static int zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a,
     zarr_finish_t *f);
+static uint64_t zarr_gate_key_hash(const char *bucket, size_t bucket_len,
+    const char *prefix, size_t prefix_len, const char *zarr_id,
+    size_t zarr_id_len, const char *path, size_t path_len);
+static int zarr_gate_keys_build(zarr_gate_t *g);
+static int zarr_keyset_add(zarr_keyset_t *ks, uint64_t h);
+static int zarr_keyset_has(const zarr_keyset_t *ks, uint64_t h);
+static void zarr_keyset_free(zarr_keyset_t *ks);
 
 
 /*
@@ -115,6 +136,8 @@ zarr_gate_close(zarr_gate_t *g, int rc)
     int  mrc;
 
     zarr_buf_free(&g->zkey);
+    zarr_keyset_free(g->keys);
+    g->keys = NULL;
 
     if (g->txn == NULL) {
         return rc;
@@ -387,6 +410,31 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         }
     }
 
+    /* one request at a time per key (a request's own keys may repeat) */
+
+    if (b->nintents && g->keys == NULL) {
+        rc = zarr_gate_keys_build(g);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+    }
+
+    for (i = 0; i < b->nintents; i++) {
+        z = &b->zarrs[b->intents[i].zarr];
+
+        if (b->intents[i].op != ZARR_OP_NONE
+            && zarr_keyset_has(g->keys,
+                   zarr_gate_key_hash(z->bucket, z->bucket_len, b->prefix,
+                                      b->prefix_len, z->zarr_id,
+                                      z->zarr_id_len, b->intents[i].path,
+                                      b->intents[i].path_len)))
+        {
+            b->rc = ZARR_ERR_BUSY;
+            b->busy = i;
+            return ZARR_OK;
+        }
+    }
+
     for (i = 0; i < b->nzarrs; i++) {
         z = &b->zarrs[i];
 
@@ -536,6 +584,16 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
         if (plen) {
             memcpy(p, path, plen);
         }
+
+        if (op != ZARR_OP_NONE
+            && zarr_keyset_add(g->keys,
+                   zarr_gate_key_hash(z->bucket, z->bucket_len, b->prefix,
+                                      b->prefix_len, z->zarr_id,
+                                      z->zarr_id_len, path, plen))
+               != 0)
+        {
+            return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
+        }
     }
 
     return ZARR_OK;
@@ -629,6 +687,10 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
 
     } else {
         mrc = mdb_del(g->txn, g->s->intents, &k, NULL);
+
+        /* its key is free again: a later begin rebuilds the set */
+        zarr_keyset_free(g->keys);
+        g->keys = NULL;
     }
 
     if (mrc != 0) {
@@ -987,7 +1049,7 @@ zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
 
 
 int
-zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
+zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id,
     const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err)
 {
     int               rc, mrc;
@@ -995,7 +1057,6 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
     MDB_val           k, v;
     zarr_gate_t       g;
     zarr_apply_t     *a;
-    zarr_batch_t      cur;
     zarr_intentrec_t  in;
 
     if (m && (rc = zarr_tree_check(m, err)) != ZARR_OK) {
@@ -1036,17 +1097,9 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id, uint64_t seq,
                                                  "corrupt intent"));
     }
 
-    rc = zarr_gate_zkey(&g, p, in.bucket_len,
-                        p + in.bucket_len + in.prefix_len, in.zarr_id_len);
+    /* the intent holds its key: nobody else wrote it since the HEAD */
 
-    if (rc == ZARR_OK) {
-        rc = zarr_gate_get(&g, &cur);
-    }
-
-    if (rc == ZARR_OK && cur.seq != seq) {
-        rc = zarr_tree_err(err, ZARR_ERR_STALE, "the zarr changed meanwhile");
-    }
-
+    rc = ZARR_OK;
     a = NULL;
 
     if (rc == ZARR_OK && m) {
@@ -1111,4 +1164,184 @@ zarr_gate_count_active(zarr_store_t *s, uint64_t now_ms, uint64_t *n,
     mdb_txn_abort(txn);
 
     return ZARR_OK;
+}
+
+
+/* FNV-1a over bucket NUL prefix zarr_id "/" path: the object key */
+
+static uint64_t
+zarr_gate_key_hash(const char *bucket, size_t bucket_len, const char *prefix,
+    size_t prefix_len, const char *zarr_id, size_t zarr_id_len,
+    const char *path, size_t path_len)
+{
+    size_t                i, j;
+    uint64_t              h;
+    const unsigned char  *part[4];
+    size_t                len[4];
+
+    part[0] = (const unsigned char *) bucket;
+    len[0] = bucket_len;
+    part[1] = (const unsigned char *) prefix;
+    len[1] = prefix_len;
+    part[2] = (const unsigned char *) zarr_id;
+    len[2] = zarr_id_len;
+    part[3] = (const unsigned char *) path;
+    len[3] = path_len;
+
+    h = 14695981039346656037ULL;
+
+    for (i = 0; i < 4; i++) {
+        for (j = 0; j < len[i]; j++) {
+            h = (h ^ part[i][j]) * 1099511628211ULL;
+        }
+
+        if (i == 0 || i == 2) {
+            h = (h ^ (i == 0 ? '\0' : '/')) * 1099511628211ULL;
+        }
+    }
+
+    /* 0 marks a free slot */
+    return h ? h : 1;
+}
+
+
+/* g->keys: the key of every intent that has one, from the table */
+
+static int
+zarr_gate_keys_build(zarr_gate_t *g)
+{
+    int                mrc;
+    char              *p;
+    MDB_val            k, v;
+    MDB_cursor        *cur;
+    zarr_keyset_t     *ks;
+    zarr_intentrec_t   in;
+
+    ks = calloc(1, sizeof(zarr_keyset_t));
+    if (ks == NULL) {
+        return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    g->keys = ks;
+
+    mrc = mdb_cursor_open(g->txn, g->s->intents, &cur);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "mdb_cursor_open()");
+    }
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    while (mrc == 0) {
+        if (v.mv_size < sizeof(zarr_intentrec_t)) {
+            mdb_cursor_close(cur);
+            return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
+        }
+
+        p = v.mv_data;
+        memcpy(&in, p, sizeof(zarr_intentrec_t));
+        p += sizeof(zarr_intentrec_t);
+
+        if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
+                         + in.prefix_len + in.zarr_id_len + in.path_len)
+        {
+            mdb_cursor_close(cur);
+            return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
+        }
+
+        if (in.op != ZARR_OP_NONE
+            && zarr_keyset_add(ks,
+                   zarr_gate_key_hash(p, in.bucket_len, p + in.bucket_len,
+                                      in.prefix_len,
+                                      p + in.bucket_len + in.prefix_len,
+                                      in.zarr_id_len,
+                                      p + in.bucket_len + in.prefix_len
+                                      + in.zarr_id_len, in.path_len))
+               != 0)
+        {
+            mdb_cursor_close(cur);
+            return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    mdb_cursor_close(cur);
+
+    if (mrc != MDB_NOTFOUND) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "listing intents");
+    }
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_keyset_add(zarr_keyset_t *ks, uint64_t h)
+{
+    size_t     i, size;
+    uint64_t  *old;
+
+    if (2 * (ks->n + 1) > (ks->slot ? ks->mask + 1 : 0)) {
+        old = ks->slot;
+        size = ks->slot ? 2 * (ks->mask + 1) : 64;
+
+        ks->slot = calloc(size, sizeof(uint64_t));
+        if (ks->slot == NULL) {
+            ks->slot = old;
+            return -1;
+        }
+
+        ks->mask = size - 1;
+        ks->n = 0;
+
+        if (old) {
+            for (i = 0; i < size / 2; i++) {
+                if (old[i]) {
+                    (void) zarr_keyset_add(ks, old[i]);
+                }
+            }
+
+            free(old);
+        }
+    }
+
+    for (i = h & ks->mask; ks->slot[i]; i = (i + 1) & ks->mask) {
+        if (ks->slot[i] == h) {
+            return 0;
+        }
+    }
+
+    ks->slot[i] = h;
+    ks->n++;
+
+    return 0;
+}
+
+
+static int
+zarr_keyset_has(const zarr_keyset_t *ks, uint64_t h)
+{
+    size_t  i;
+
+    if (ks == NULL || ks->slot == NULL) {
+        return 0;
+    }
+
+    for (i = h & ks->mask; ks->slot[i]; i = (i + 1) & ks->mask) {
+        if (ks->slot[i] == h) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+zarr_keyset_free(zarr_keyset_t *ks)
+{
+    if (ks) {
+        free(ks->slot);
+        free(ks);
+    }
 }

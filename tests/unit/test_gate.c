@@ -147,6 +147,7 @@ test_conflict_and_expiry(void **state)
     zarr_err_t       err;
     zarr_dir_sum_t   sum;
     zarr_intent_t    in = { ZARR_MUT_PUT, 0, "f", 1 };
+    zarr_intent_t    in2 = { ZARR_MUT_PUT, 0, "g", 1 };
 
     (void) state;
     s = fresh(&dir);
@@ -164,8 +165,8 @@ test_conflict_and_expiry(void **state)
     assert_int_equal(b.batch.id, a.batch.id);
     assert_memory_equal(b.batch.owner, "alice", 5);
 
-    /* alice's parallel request joins her batch */
-    b = begin("alice", &z1, 1, &in, 1);
+    /* alice's parallel request (another key) joins her batch */
+    b = begin("alice", &z1, 1, &in2, 1);
     commit(s, NULL, 0, &b, 1, 2000);
     assert_int_equal(b.rc, ZARR_OK);
     assert_int_equal(b.batch.id, a.batch.id);
@@ -345,17 +346,22 @@ test_unknown_outcome_and_resolver(void **state)
     assert_int_equal(zarr_gate_batch(s, &z1, 2000, &batch, &err), ZARR_OK);
     assert_int_equal(batch.inflight, 0);
 
-    /* a begin between the resolver's look and its commit: stale */
+    /*
+     * while its outcome is unknown the key stays taken: a begin on it is
+     * busy and changes nothing; a begin without it goes ahead
+     */
+    b = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &b, 1, 3000);
+    assert_int_equal(b.rc, ZARR_ERR_BUSY);
+    assert_int_equal(b.busy, 0);
     b = begin("alice", &z1, 1, NULL, 0);
     commit(s, NULL, 0, &b, 1, 3000);
-    m = put("a/b", "etag-from-head", 9);
-    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
-                                       &err), ZARR_ERR_STALE);
+    assert_int_equal(b.rc, ZARR_OK);
 
-    /* with the current seq it applies what the backend holds */
-    zarr_gate_batch(s, &z1, 3000, &batch, &err);
-    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
-                                       &err), ZARR_OK);
+    /* so the resolver applies what the backend holds, begins or not */
+    m = put("a/b", "etag-from-head", 9);
+    assert_int_equal(zarr_gate_resolve(s, seen.id, &m, 3000, &err),
+                     ZARR_OK);
     assert_int_equal(zarr_store_get_zarr(s, "bkt", 3, "z1", 2, &sum, &err),
                      ZARR_OK);
     assert_int_equal(sum.count, 1);
@@ -366,7 +372,7 @@ test_unknown_outcome_and_resolver(void **state)
     zarr_gate_intents(s, count_intents, n, &err);
     assert_int_equal(n[ZARR_INTENT_PENDING], 1);
     assert_int_equal(n[ZARR_INTENT_UNKNOWN], 0);
-    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, &m, 3000,
+    assert_int_equal(zarr_gate_resolve(s, seen.id, &m, 3000,
                                        &err), ZARR_OK);
 
     /* an orphan pending intent (dead process) releases its share */
@@ -375,7 +381,7 @@ test_unknown_outcome_and_resolver(void **state)
     memset(&seen, 0, sizeof(seen));
     zarr_gate_intents(s, first_intent, &seen, &err);
     assert_int_equal(seen.id, b.intent_id);
-    assert_int_equal(zarr_gate_resolve(s, seen.id, batch.seq, NULL, 4000,
+    assert_int_equal(zarr_gate_resolve(s, seen.id, NULL, 4000,
                                        &err), ZARR_OK);
     assert_int_equal(zarr_gate_batch(s, &z1, 4000, &batch, &err), ZARR_OK);
     assert_int_equal(batch.inflight, 0);
@@ -384,6 +390,73 @@ test_unknown_outcome_and_resolver(void **state)
     done(s, dir);
 }
 
+
+/*
+ * One request at a time per key: a second begin on a key in flight is
+ * busy (in the same group commit too) and changes nothing; other keys,
+ * and a request naming a key twice, go ahead; once the first finishes,
+ * the key is free, in the same commit too.
+ */
+static void
+test_one_request_per_key(void **state)
+{
+    char            *dir;
+    zarr_store_t    *s;
+    zarr_begin_t     a, b[3];
+    zarr_finish_t    f;
+    zarr_mutation_t  m;
+    zarr_batch_t     batch;
+    zarr_err_t       err;
+    zarr_intent_t    k = { ZARR_MUT_PUT, 0, "c/0", 3 };
+    zarr_intent_t    other = { ZARR_MUT_PUT, 0, "c/1", 3 };
+    zarr_intent_t    twice[2] = { { ZARR_MUT_DELETE, 0, "d", 1 },
+                                  { ZARR_MUT_DELETE, 0, "d", 1 } };
+    zarr_intent_t    many[2] = { { ZARR_MUT_DELETE, 0, "e", 1 },
+                                 { ZARR_MUT_DELETE, 0, "c/0", 3 } };
+
+    (void) state;
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, &k, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+    assert_int_equal(a.rc, ZARR_OK);
+
+    /* the same key again; another key; a key named twice */
+    b[0] = begin("alice", &z1, 1, &k, 1);
+    b[1] = begin("alice", &z1, 1, &other, 1);
+    b[2] = begin("alice", &z1, 1, twice, 2);
+    commit(s, NULL, 0, b, 3, 1000);
+    assert_int_equal(b[0].rc, ZARR_ERR_BUSY);
+    assert_int_equal(b[1].rc, ZARR_OK);
+    assert_int_equal(b[2].rc, ZARR_OK);
+
+    /* a DeleteObjects with the busy key among others: busy as a whole */
+    b[0] = begin("alice", &z1, 1, many, 2);
+    commit(s, NULL, 0, b, 1, 1000);
+    assert_int_equal(b[0].rc, ZARR_ERR_BUSY);
+    assert_int_equal(b[0].busy, 1);
+
+    /* the busy begins took nothing: a, b[1] and b[2] are in flight */
+    assert_int_equal(zarr_gate_batch(s, &z1, 1000, &batch, &err), ZARR_OK);
+    assert_int_equal(batch.inflight, 3);
+
+    /* two begins of one key in the same group commit: the second waits */
+    b[0] = begin("alice", &z2, 1, &k, 1);
+    b[1] = begin("alice", &z2, 1, &k, 1);
+    commit(s, NULL, 0, b, 2, 1000);
+    assert_int_equal(b[0].rc, ZARR_OK);
+    assert_int_equal(b[1].rc, ZARR_ERR_BUSY);
+
+    /* a finishes; in the same commit a begin on its key goes ahead */
+    m = put("c/0", "etag", 3);
+    f = finish(&a, &m, 1);
+    b[0] = begin("alice", &z1, 1, &k, 1);
+    commit(s, &f, 1, b, 1, 2000);
+    assert_int_equal(f.rc, ZARR_OK);
+    assert_int_equal(b[0].rc, ZARR_OK);
+
+    done(s, dir);
+}
 
 static void
 test_explicit_batch(void **state)
@@ -518,6 +591,7 @@ main(void)
         cmocka_unit_test(test_several_zarrs_all_or_nothing),
         cmocka_unit_test(test_group_commit_in_order),
         cmocka_unit_test(test_unknown_outcome_and_resolver),
+        cmocka_unit_test(test_one_request_per_key),
         cmocka_unit_test(test_explicit_batch),
         cmocka_unit_test(test_batch_touch),
         cmocka_unit_test(test_survives_reopen),
