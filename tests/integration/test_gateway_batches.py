@@ -200,3 +200,58 @@ def test_kill_during_upload(gateway, bucket):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
+
+
+def test_busy_key_waits_for_the_holder(gateway, bucket):
+    """A write of a key that another request is still writing waits
+    until that one has landed and is recorded, then goes: the backend and
+    the tree see them in the same order."""
+    import socket
+    gw = gateway(workers=2)
+    c = gw.client()
+    c.put_object(Bucket=bucket, Key="zarr/w/k", Body=b"first")
+
+    def raw_put(body, sent):
+        """A PUT of zarr/w/k signed by alice for body, of which only
+        sent bytes go out for now: the backend waits for the rest."""
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        alice = gw.rgw.users["alice"]
+        url = "%s/%s/zarr/w/k" % (gw.url, bucket)
+        req = AWSRequest(method="PUT", url=url, data=body)
+        S3SigV4Auth(Credentials(alice.access_key, alice.secret_key), "s3",
+                    gw.rgw.region).add_auth(req)
+        head = "PUT /%s/zarr/w/k HTTP/1.1\r\nHost: %s\r\n" % (
+            bucket, url.split("/")[2])
+        head += "".join("%s: %s\r\n" % kv for kv in req.headers.items())
+        head += "Content-Length: %d\r\n\r\n" % len(body)
+        s = socket.create_connection(("127.0.0.1", gw.nginx.port))
+        s.sendall(head.encode() + body[:sent])
+        return s
+
+    # the holder: its intent is recorded, its body trickles in
+    holder = raw_put(b"1234567890", 5)
+    time.sleep(0.5)
+
+    # two more writes of the key, whole: they wait for the holder
+    waiters = [raw_put(b"waiter-%d" % i, 8) for i in range(2)]
+    for w in waiters:
+        w.settimeout(1.0)
+        with pytest.raises(socket.timeout):
+            w.recv(100)
+
+    # the holder ends: it lands first, then the waiters go
+    holder.sendall(b"67890")
+    holder.settimeout(30)
+    assert holder.recv(100).startswith(b"HTTP/1.1 200")
+    holder.close()
+    for w in waiters:
+        w.settimeout(30)
+        assert w.recv(100).startswith(b"HTTP/1.1 200")
+        w.close()
+
+    # so the backend keeps a waiter's body, and the tree says the same
+    assert c.get_object(Bucket=bucket, Key="zarr/w/k")["Body"].read() in \
+        (b"waiter-0", b"waiter-1")
+    gw.assert_consistent(bucket, "w")
