@@ -81,6 +81,10 @@ static int zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a,
 static uint64_t zarr_gate_key_hash(const char *bucket, size_t bucket_len,
     const char *prefix, size_t prefix_len, const char *zarr_id,
     size_t zarr_id_len, const char *path, size_t path_len);
+static const char *zarr_gate_intent_read(const MDB_val *v,
+    zarr_intentrec_t *in);
+static uint64_t zarr_gate_intent_hash(const zarr_intentrec_t *in,
+    const char *p);
 static int zarr_gate_keys_build(zarr_gate_t *g);
 static int zarr_keyset_add(zarr_keyset_t *ks, uint64_t h);
 static int zarr_keyset_has(const zarr_keyset_t *ks, uint64_t h);
@@ -610,6 +614,7 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
 {
     int               rc, mrc;
     char              key[8], *p;
+    const char       *str;
     MDB_val           k, v;
     zarr_batch_t      cur;
     zarr_intentrec_t  in;
@@ -624,24 +629,18 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
         return ZARR_OK;
     }
 
-    if (mrc != 0 || v.mv_size < sizeof(zarr_intentrec_t)) {
-        return zarr_tree_mdb_err(g->s, g->err, mrc ? mrc : MDB_CORRUPTED,
-                                 "reading an intent");
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(g->s, g->err, mrc, "reading an intent");
     }
 
-    p = v.mv_data;
-    memcpy(&in, p, sizeof(zarr_intentrec_t));
-    p += sizeof(zarr_intentrec_t);
-
-    if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                     + in.prefix_len + in.zarr_id_len + in.path_len)
-    {
+    str = zarr_gate_intent_read(&v, &in);
+    if (str == NULL) {
         return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
     }
 
     if (in.flags & ZARR_INTENT_COUNTED) {
-        rc = zarr_gate_zkey(g, p, in.bucket_len,
-                            p + in.bucket_len + in.prefix_len,
+        rc = zarr_gate_zkey(g, str, in.bucket_len,
+                            str + in.bucket_len + in.prefix_len,
                             in.zarr_id_len);
 
         if (rc == ZARR_OK) {
@@ -972,7 +971,7 @@ zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
     zarr_err_t *err)
 {
     int                 rc, mrc;
-    char               *p;
+    const char         *p;
     MDB_txn            *txn;
     MDB_cursor         *cur;
     MDB_val             k, v;
@@ -993,18 +992,9 @@ zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
     mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 
     while (mrc == 0) {
-        if (k.mv_size != 8 || v.mv_size < sizeof(zarr_intentrec_t)) {
-            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
-            break;
-        }
+        p = zarr_gate_intent_read(&v, &in);
 
-        p = v.mv_data;
-        memcpy(&in, p, sizeof(zarr_intentrec_t));
-        p += sizeof(zarr_intentrec_t);
-
-        if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                         + in.prefix_len + in.zarr_id_len + in.path_len)
-        {
+        if (k.mv_size != 8 || p == NULL) {
             rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt intent");
             break;
         }
@@ -1053,7 +1043,7 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id,
     const zarr_mutation_t *m, uint64_t now_ms, zarr_err_t *err)
 {
     int               rc, mrc;
-    char              key[8], *p;
+    char              key[8];
     MDB_val           k, v;
     zarr_gate_t       g;
     zarr_apply_t     *a;
@@ -1080,19 +1070,12 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id,
         return zarr_gate_close(&g, ZARR_OK);
     }
 
-    if (mrc != 0 || v.mv_size < sizeof(zarr_intentrec_t)) {
-        return zarr_gate_close(&g, zarr_tree_mdb_err(s, err,
-                                       mrc ? mrc : MDB_CORRUPTED,
-                                       "reading an intent"));
+    if (mrc != 0) {
+        return zarr_gate_close(&g, zarr_tree_mdb_err(s, err, mrc,
+                                                     "reading an intent"));
     }
 
-    p = v.mv_data;
-    memcpy(&in, p, sizeof(zarr_intentrec_t));
-    p += sizeof(zarr_intentrec_t);
-
-    if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                     + in.prefix_len + in.zarr_id_len + in.path_len)
-    {
+    if (zarr_gate_intent_read(&v, &in) == NULL) {
         return zarr_gate_close(&g, zarr_tree_err(err, ZARR_ERR_STORE,
                                                  "corrupt intent"));
     }
@@ -1167,6 +1150,46 @@ zarr_gate_count_active(zarr_store_t *s, uint64_t now_ms, uint64_t *n,
 }
 
 
+/*
+ * An intent record: its fixed part into in; returns its strings (bucket,
+ * prefix, zarr id, path), or NULL when the record is corrupt.
+ */
+
+static const char *
+zarr_gate_intent_read(const MDB_val *v, zarr_intentrec_t *in)
+{
+    if (v->mv_size < sizeof(zarr_intentrec_t)) {
+        return NULL;
+    }
+
+    memcpy(in, v->mv_data, sizeof(zarr_intentrec_t));
+
+    if (v->mv_size != sizeof(zarr_intentrec_t) + in->bucket_len
+                      + in->prefix_len + in->zarr_id_len + in->path_len)
+    {
+        return NULL;
+    }
+
+    return (const char *) v->mv_data + sizeof(zarr_intentrec_t);
+}
+
+
+/* the key hash of an intent read by zarr_gate_intent_read() */
+
+static uint64_t
+zarr_gate_intent_hash(const zarr_intentrec_t *in, const char *p)
+{
+    const char  *prefix, *zarr_id, *path;
+
+    prefix = p + in->bucket_len;
+    zarr_id = prefix + in->prefix_len;
+    path = zarr_id + in->zarr_id_len;
+
+    return zarr_gate_key_hash(p, in->bucket_len, prefix, in->prefix_len,
+                              zarr_id, in->zarr_id_len, path, in->path_len);
+}
+
+
 /* FNV-1a over bucket NUL prefix zarr_id "/" path: the object key */
 
 static uint64_t
@@ -1211,7 +1234,7 @@ static int
 zarr_gate_keys_build(zarr_gate_t *g)
 {
     int                mrc;
-    char              *p;
+    const char        *p;
     MDB_val            k, v;
     MDB_cursor        *cur;
     zarr_keyset_t     *ks;
@@ -1232,31 +1255,15 @@ zarr_gate_keys_build(zarr_gate_t *g)
     mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 
     while (mrc == 0) {
-        if (v.mv_size < sizeof(zarr_intentrec_t)) {
-            mdb_cursor_close(cur);
-            return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
-        }
+        p = zarr_gate_intent_read(&v, &in);
 
-        p = v.mv_data;
-        memcpy(&in, p, sizeof(zarr_intentrec_t));
-        p += sizeof(zarr_intentrec_t);
-
-        if (v.mv_size != sizeof(zarr_intentrec_t) + in.bucket_len
-                         + in.prefix_len + in.zarr_id_len + in.path_len)
-        {
+        if (p == NULL) {
             mdb_cursor_close(cur);
             return zarr_tree_err(g->err, ZARR_ERR_STORE, "corrupt intent");
         }
 
         if (in.op != ZARR_OP_NONE
-            && zarr_keyset_add(ks,
-                   zarr_gate_key_hash(p, in.bucket_len, p + in.bucket_len,
-                                      in.prefix_len,
-                                      p + in.bucket_len + in.prefix_len,
-                                      in.zarr_id_len,
-                                      p + in.bucket_len + in.prefix_len
-                                      + in.zarr_id_len, in.path_len))
-               != 0)
+            && zarr_keyset_add(ks, zarr_gate_intent_hash(&in, p)) != 0)
         {
             mdb_cursor_close(cur);
             return zarr_tree_err(g->err, ZARR_ERR_NOMEM, "out of memory");
