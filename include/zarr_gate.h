@@ -44,6 +44,9 @@
 #define ZARR_ERR_BUSY         102      /* begin: a key has a request in
                                           flight or an unknown outcome */
 
+/* how many opened batches a begin reports (zarr_begin_t.opened) */
+#define ZARR_GATE_OPENED_MAX  4
+
 #define ZARR_INTENT_PENDING   0
 #define ZARR_INTENT_UNKNOWN   1
 
@@ -105,6 +108,10 @@ typedef struct {
     size_t                busy;          /* the intent whose key is busy */
     zarr_batch_t          batch;         /* taken, or in the way */
     uint64_t              intent_id;     /* the first; consecutive ids */
+
+    /* the batches this begin opened (the first ZARR_GATE_OPENED_MAX) */
+    uint64_t              opened[ZARR_GATE_OPENED_MAX];
+    size_t                nopened;
 } zarr_begin_t;
 
 
@@ -118,6 +125,14 @@ typedef struct {
     int                   unknown;       /* keep the intents: resolve */
     const zarr_mutation_t *m;            /* the tree effect */
     size_t                n;
+
+    /*
+     * the backend refused the request as unauthenticated (401/403): the
+     * batches its begin opened (drop[]) end at once unless another
+     * request is in flight in them or they are explicit
+     */
+    const uint64_t       *drop;
+    size_t                ndrop;
 
     /* out */
     int                   rc;

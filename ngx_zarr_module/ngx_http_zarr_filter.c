@@ -137,6 +137,18 @@ ngx_http_zarr_header_filter(ngx_http_request_t *r)
      */
 
     ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
+
+    if ((status == NGX_HTTP_UNAUTHORIZED || status == NGX_HTTP_FORBIDDEN)
+        && ctx->job)
+    {
+        /*
+         * refused as unauthenticated: a batch this request opened must
+         * not keep the zarr from its rightful writer (DESIGN 4b)
+         */
+        ctx->job->finish.drop = ctx->job->begin.opened;
+        ctx->job->finish.ndrop = ctx->job->begin.nopened;
+    }
+
     (void) ngx_http_zarr_finish(r, ctx, 0, status >= 500);
 
     return ngx_http_next_header_filter(r);

@@ -75,7 +75,9 @@ static int zarr_gate_put(zarr_gate_t *g, zarr_batch_t *b);
 static int zarr_gate_active(const zarr_batch_t *b, uint64_t now);
 static void zarr_gate_key(char *key, uint64_t id);
 static int zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b);
-static int zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown);
+static int zarr_gate_dropped(const zarr_finish_t *f, uint64_t batch_id);
+static int zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown,
+    const zarr_finish_t *f);
 static int zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a,
     zarr_finish_t *f);
 static uint64_t zarr_gate_key_hash(const char *bucket, size_t bucket_len,
@@ -366,6 +368,7 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
     const zarr_zref_t  *z;
 
     b->rc = ZARR_OK;
+    b->nopened = 0;
     b->intent_id = 0;
 
     if (b->nzarrs == 0 || b->owner_len > ZARR_OWNER_MAX) {
@@ -456,6 +459,11 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
             }
 
             cur.id = g->next_batch++;
+
+            if (b->nopened < ZARR_GATE_OPENED_MAX) {
+                b->opened[b->nopened++] = cur.id;
+            }
+
             cur.timeout_ms = b->timeout_ms;
             cur.expires_ms = 0;
             cur.inflight = 0;
@@ -606,11 +614,28 @@ zarr_gate_begin(zarr_gate_t *g, zarr_begin_t *b)
 
 /*
  * Drops (or, with unknown, keeps for the resolver) intent id and gives
- * back its share of the batch, whose idle clock starts again.
+ * back its share of the batch, whose idle clock starts again.  A batch
+ * that f drops ends when this was its last request in flight.
  */
 
 static int
-zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
+zarr_gate_dropped(const zarr_finish_t *f, uint64_t batch_id)
+{
+    size_t  i;
+
+    for (i = 0; f && i < f->ndrop; i++) {
+        if (f->drop[i] == batch_id) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown,
+    const zarr_finish_t *f)
 {
     int               rc, mrc;
     char              key[8], *p;
@@ -656,6 +681,15 @@ zarr_gate_release(zarr_gate_t *g, uint64_t id, int unknown)
 
             if (cur.expires_ms < g->now + cur.timeout_ms) {
                 cur.expires_ms = g->now + cur.timeout_ms;
+            }
+
+            if (cur.inflight == 0 && !cur.explicit_batch
+                && zarr_gate_dropped(f, cur.id))
+            {
+                /* as zarr_gate_batch_end(): the seq moves on */
+                cur.id = 0;
+                cur.expires_ms = 0;
+                cur.seq++;
             }
 
             rc = zarr_gate_put(g, &cur);
@@ -725,7 +759,7 @@ zarr_gate_finish(zarr_gate_t *g, zarr_apply_t *a, zarr_finish_t *f)
     }
 
     for (i = 0; i < f->nintents; i++) {
-        rc = zarr_gate_release(g, f->intent_id + i, f->unknown);
+        rc = zarr_gate_release(g, f->intent_id + i, f->unknown, f);
         if (rc != ZARR_OK) {
             return rc;
         }
@@ -1097,7 +1131,7 @@ zarr_gate_resolve(zarr_store_t *s, uint64_t intent_id,
     }
 
     if (rc == ZARR_OK) {
-        rc = zarr_gate_release(&g, intent_id, 0);
+        rc = zarr_gate_release(&g, intent_id, 0, NULL);
     }
 
     zarr_tree_apply_free(a);

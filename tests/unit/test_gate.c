@@ -552,6 +552,85 @@ test_batch_touch(void **state)
 }
 
 
+/*
+ * DESIGN 4b fallback: a batch opened by a request that the backend then
+ * refused as unauthenticated ends at once, unless another request is in
+ * flight in it; a batch it only joined is left alone.
+ */
+static void
+test_refused_opener_drops_batch(void **state)
+{
+    char            *dir;
+    zarr_store_t    *s;
+    zarr_begin_t     a, b, c;
+    zarr_finish_t    f;
+    zarr_mutation_t  m;
+    zarr_batch_t     batch;
+    zarr_err_t       err;
+    zarr_intent_t    in = { ZARR_MUT_PUT, 0, "f", 1 };
+    zarr_intent_t    in2 = { ZARR_MUT_PUT, 0, "g", 1 };
+
+    (void) state;
+    s = fresh(&dir);
+
+    /* a forged request opens a batch, the backend refuses it: gone */
+    a = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_int_equal(a.nopened, 1);
+    assert_int_equal(a.opened[0], a.batch.id);
+
+    f = finish(&a, NULL, 0);
+    f.drop = a.opened;
+    f.ndrop = a.nopened;
+    commit(s, &f, 1, NULL, 0, 1100);
+    assert_int_equal(zarr_gate_batch(s, &z1, 1100, &batch, &err),
+                     ZARR_ERR_NOTFOUND);
+
+    /* bob, the rightful writer, gets the zarr at once */
+    b = begin("bob", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &b, 1, 1200);
+    assert_int_equal(b.rc, ZARR_OK);
+    assert_int_equal(b.nopened, 1);
+
+    /* a forged request joining bob's batch opens nothing, drops nothing */
+    c = begin("bob", &z1, 1, &in2, 1);
+    commit(s, NULL, 0, &c, 1, 1300);
+    assert_int_equal(c.rc, ZARR_OK);
+    assert_int_equal(c.nopened, 0);
+
+    f = finish(&c, NULL, 0);
+    f.drop = c.opened;
+    f.ndrop = c.nopened;
+    commit(s, &f, 1, NULL, 0, 1400);
+
+    m = put("f", "etag1", 5);
+    f = finish(&b, &m, 1);
+    commit(s, &f, 1, NULL, 0, 1500);
+    assert_int_equal(zarr_gate_batch(s, &z1, 1500, &batch, &err), ZARR_OK);
+    assert_int_equal(batch.id, b.batch.id);
+
+    /* the opener refused while another request is in flight: kept */
+    done(s, dir);
+    s = fresh(&dir);
+
+    a = begin("alice", &z1, 1, &in, 1);
+    commit(s, NULL, 0, &a, 1, 1000);
+    b = begin("alice", &z1, 1, &in2, 1);
+    commit(s, NULL, 0, &b, 1, 1000);
+    assert_int_equal(b.nopened, 0);
+
+    f = finish(&a, NULL, 0);
+    f.drop = a.opened;
+    f.ndrop = a.nopened;
+    commit(s, &f, 1, NULL, 0, 1100);
+    assert_int_equal(zarr_gate_batch(s, &z1, 1100, &batch, &err), ZARR_OK);
+    assert_int_equal(batch.inflight, 1);
+
+    done(s, dir);
+}
+
+
 static void
 test_survives_reopen(void **state)
 {
@@ -595,6 +674,7 @@ main(void)
         cmocka_unit_test(test_explicit_batch),
         cmocka_unit_test(test_batch_touch),
         cmocka_unit_test(test_survives_reopen),
+        cmocka_unit_test(test_refused_opener_drops_batch),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
