@@ -18,6 +18,7 @@
 
 
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <jansson.h>
 
 #include "ngx_http_zarr_module.h"
@@ -86,6 +87,12 @@ typedef struct {
     zarr_dir_sum_t              sum;
     unsigned                    has_expected:1;
     unsigned                    match:1;
+
+    /* a signed request: its check, and the body's sha256 (hex) */
+    ngx_http_zarr_auth_t        auth;
+    u_char                      body_sha256[65];
+    unsigned                    has_body:1;
+    unsigned                    authed:1;
 } ngx_http_zarr_api_ctx_t;
 
 
@@ -202,6 +209,10 @@ static ngx_uint_t ngx_http_zarr_api_read_body(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx, const char **msg);
 static ngx_int_t ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_authenticate(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static void ngx_http_zarr_api_auth_done(ngx_http_request_t *r,
+    ngx_http_zarr_auth_t *au);
 static ngx_http_zarr_api_ctx_t *ngx_http_zarr_api_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_zarr_api_ctx_cleanup(void *data);
@@ -658,7 +669,99 @@ ngx_http_zarr_api_body_handler(ngx_http_request_t *r)
         rc = ngx_http_zarr_api_dispatch(r, ctx);
     }
 
+    if (ctx->auth.waiting) {
+        /* a credential lookup: the body is needed when it ends */
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
     if (ctx->body) {
+        json_decref(ctx->body);
+        ctx->body = NULL;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * A request signed with SigV4 (DESIGN 4b): verified against the
+ * credential sources; its signer is then the default batch owner.  An
+ * unsigned one goes on (nginx's allow/deny decide who reaches the API);
+ * a badly signed one gets 403.  Returns NGX_OK to go on, NGX_DONE while
+ * a credential lookup runs, or what answering returned.
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_authenticate(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int                    status;
+    ngx_int_t              rc;
+    const char            *code;
+    ngx_http_zarr_auth_t  *au;
+
+    au = &ctx->auth;
+
+    rc = ngx_http_zarr_auth(r, au, ngx_http_zarr_api_auth_done);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        r->main->count++;
+        return NGX_DONE;
+    }
+
+    ctx->authed = 1;
+
+    if (rc == NGX_DECLINED || au->rc == ZARR_AUTH_ANONYMOUS) {
+        /* no credential source, or not signed */
+        return NGX_OK;
+    }
+
+    if (au->rc == ZARR_AUTH_OK && !au->unavailable && ctx->has_body
+        && au->a.payload_hash_len == 64
+        && ngx_strncmp(au->a.payload_hash, ctx->body_sha256, 64) != 0)
+    {
+        au->rc = ZARR_AUTH_MISMATCH;
+        au->a.error = "the body does not match x-amz-content-sha256";
+        au->identity.len = 0;
+    }
+
+    if (au->rc == ZARR_AUTH_OK && !au->unavailable) {
+        return NGX_OK;
+    }
+
+    ngx_http_zarr_auth_log(r, au);
+
+    if (au->unavailable) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "unavailable", "%s",
+                                       "the gateway cannot look up the "
+                                       "access key now; retry");
+    }
+
+    code = zarr_auth_s3_code(au->rc, &au->a, &status);
+
+    return ngx_http_zarr_api_error(r, NGX_HTTP_FORBIDDEN, code, "%s",
+                                   au->a.error ? au->a.error
+                                               : "access denied");
+}
+
+
+static void
+ngx_http_zarr_api_auth_done(ngx_http_request_t *r, ngx_http_zarr_auth_t *au)
+{
+    ngx_int_t                 rc;
+    ngx_http_zarr_api_ctx_t  *ctx;
+
+    ctx = ngx_http_zarr_api_get_ctx(r);
+
+    rc = ngx_http_zarr_api_dispatch(r, ctx);
+
+    if (!au->waiting && ctx->body) {
         json_decref(ctx->body);
         ctx->body = NULL;
     }
@@ -677,6 +780,7 @@ ngx_http_zarr_api_read_body(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx, const char **msg)
 {
     u_char        *data, *p;
+    u_char         md[SHA256_DIGEST_LENGTH];
     size_t         len, size;
     ssize_t        n;
     ngx_buf_t     *b;
@@ -735,6 +839,12 @@ ngx_http_zarr_api_read_body(ngx_http_request_t *r,
 
     len = p - data;
 
+    /* a signed body: x-amz-content-sha256 is checked against this */
+    SHA256(data, len, md);
+    ngx_hex_dump(ctx->body_sha256, md, SHA256_DIGEST_LENGTH);
+    ctx->body_sha256[64] = '\0';
+    ctx->has_body = 1;
+
     while (len && (data[len - 1] == ' ' || data[len - 1] == '\n'
                    || data[len - 1] == '\r' || data[len - 1] == '\t'))
     {
@@ -767,8 +877,17 @@ static ngx_int_t
 ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
+    ngx_int_t  rc;
+
     if (ngx_http_zarr_get_store() == NULL) {
         return ngx_http_zarr_api_unavailable(r);
+    }
+
+    if (!ctx->authed) {
+        rc = ngx_http_zarr_api_authenticate(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
     }
 
     switch (ctx->route) {
@@ -1205,7 +1324,7 @@ ngx_http_zarr_api_batch_open(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
     int                        rc;
-    json_t                    *owner, *timeout;
+    json_t                    *owner, *timeout, *signer;
     double                     secs;
     ngx_str_t                  o;
     zarr_err_t                 err;
@@ -1217,6 +1336,24 @@ ngx_http_zarr_api_batch_open(ngx_http_request_t *r,
 
     owner = ctx->body ? json_object_get(ctx->body, "owner") : NULL;
     timeout = ctx->body ? json_object_get(ctx->body, "timeout") : NULL;
+
+    if (owner == NULL && ctx->auth.identity.len) {
+        /* a signed request: the signer's identity by default */
+        if (ctx->body == NULL) {
+            ctx->body = json_object();
+        }
+
+        signer = json_stringn((char *) ctx->auth.identity.data,
+                              ctx->auth.identity.len);
+
+        if (ctx->body == NULL || signer == NULL
+            || json_object_set_new(ctx->body, "owner", signer) != 0)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        owner = json_object_get(ctx->body, "owner");
+    }
 
     if (owner == NULL || !json_is_string(owner)
         || json_string_length(owner) == 0

@@ -29,6 +29,11 @@ static ngx_int_t ngx_http_zarr_read_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_zarr_begin(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
     zarr_key_t *keys, ngx_uint_t nkeys, int op);
+static ngx_int_t ngx_http_zarr_admit(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, zarr_key_t *keys, ngx_uint_t nkeys, int op);
+static void ngx_http_zarr_admit_done(ngx_http_request_t *r,
+    ngx_http_zarr_auth_t *au);
+static void ngx_http_zarr_admit_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_conflict(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
 static void ngx_http_zarr_cleanup(void *data);
@@ -59,6 +64,19 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
 
         if (ctx->waiting) {
             return NGX_AGAIN;
+        }
+
+        if (ctx->admit_wait) {
+            /* back from a credential lookup */
+            ctx->admit_wait = 0;
+
+            rc = ngx_http_zarr_begin(r, zlcf, ctx, ctx->keys, ctx->nkeys,
+                                     ctx->mut_op);
+            if (rc == NGX_AGAIN) {
+                return NGX_AGAIN;
+            }
+
+            return ngx_http_zarr_finalize(r, rc);
         }
 
         if (ctx->conflict) {
@@ -550,10 +568,24 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     size_t                size;
     ngx_str_t             owner;
     ngx_uint_t            i, j, nzarrs;
+    ngx_int_t             rc;
     ngx_pool_cleanup_t   *cln;
     ngx_http_zarr_job_t  *job;
 
-    if (ngx_http_complex_value(r, zlcf->batch_owner, &owner) != NGX_OK) {
+    if (!ctx->admitted) {
+        rc = ngx_http_zarr_admit(r, ctx, keys, nkeys, op);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    if (ctx->auth.identity.len && !zlcf->batch_owner_set) {
+        /* the verified identity: two keys of one user share a batch */
+        owner = ctx->auth.identity;
+
+    } else if (ngx_http_complex_value(r, zlcf->batch_owner, &owner)
+               != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -682,6 +714,154 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     r->main->blocked++;
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * DESIGN 4b: a mutation reaches the batch lock only once its signature
+ * is verified.  Without a credential source (the fallback) it does once
+ * its body is in, so that a client that the backend will refuse holds
+ * the zarr no longer than the backend takes to refuse it.  Returns
+ * NGX_OK (go on), NGX_AGAIN (a lookup or the body: the begin goes on
+ * later) or what sending the refusal returned.
+ */
+
+static ngx_int_t
+ngx_http_zarr_admit(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
+    zarr_key_t *keys, ngx_uint_t nkeys, int op)
+{
+    int                   status;
+    ngx_int_t             rc;
+    const char           *code;
+    ngx_table_elt_t      *h;
+    ngx_http_zarr_auth_t *au;
+
+    if (ctx->keys == NULL) {
+        /* the begin goes on after a wait: keep its arguments */
+        ctx->keys = ngx_palloc(r->pool, (nkeys + 1) * sizeof(zarr_key_t));
+        if (ctx->keys == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(ctx->keys, keys, nkeys * sizeof(zarr_key_t));
+        ctx->nkeys = nkeys;
+        ctx->mut_op = op;
+    }
+
+    au = &ctx->auth;
+
+    rc = ngx_http_zarr_auth(r, au, ngx_http_zarr_admit_done);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_AGAIN) {
+        ctx->admit_wait = 1;
+        ctx->waiting = 1;
+        r->main->blocked++;
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_DECLINED) {
+        /* no credential source: the lock once the body is in */
+
+        if (ctx->body_read
+            || (r->headers_in.content_length_n <= 0
+                && r->headers_in.chunked == 0))
+        {
+            ctx->admitted = 1;
+            return NGX_OK;
+        }
+
+        rc = ngx_http_read_client_request_body(r,
+                                     ngx_http_zarr_admit_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_AGAIN;
+    }
+
+    if (au->rc == ZARR_AUTH_OK && !au->unavailable) {
+        ctx->admitted = 1;
+        return NGX_OK;
+    }
+
+    ngx_http_zarr_auth_log(r, au);
+
+    if (au->unavailable) {
+        ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "5");
+
+        return ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "SlowDown",
+                                        "the gateway cannot look up the "
+                                        "access key now; retry");
+    }
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    code = zarr_auth_s3_code(au->rc, &au->a, &status);
+
+    return ngx_http_zarr_send_error(r, status, code,
+                                    au->a.error ? au->a.error
+                                                : "access denied");
+}
+
+
+/* a credential lookup ended: the begin goes on in the handler */
+
+static void
+ngx_http_zarr_admit_done(ngx_http_request_t *r, ngx_http_zarr_auth_t *au)
+{
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
+    ctx->waiting = 0;
+    r->main->blocked--;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    r->connection->write->handler(r->connection->write);
+}
+
+
+/* fallback: the body is in, the begin goes on */
+
+static void
+ngx_http_zarr_admit_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_http_zarr_ctx_t       *ctx;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    ctx->body_read = 1;
+    ctx->admitted = 1;
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    rc = ngx_http_zarr_begin(r, zlcf, ctx, ctx->keys, ctx->nkeys,
+                             ctx->mut_op);
+
+    if (rc == NGX_AGAIN) {
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
 }
 
 

@@ -84,6 +84,13 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
       0,
       NULL },
 
+    { ngx_string("zarr_credentials"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_zarr_credentials_source,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("zarr_mirror_delay"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -397,6 +404,7 @@ ngx_http_zarr_create_loc_conf(ngx_conf_t *cf)
 
     zlcf->gateway = NGX_CONF_UNSET;
     zlcf->batch_owner = NGX_CONF_UNSET_PTR;
+    zlcf->batch_owner_set = NGX_CONF_UNSET;
     zlcf->batch_timeout = NGX_CONF_UNSET_MSEC;
     zlcf->conflict_log_level = NGX_CONF_UNSET_UINT;
 
@@ -422,6 +430,18 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               60000);
     ngx_conf_merge_uint_value(conf->conflict_log_level,
                               prev->conflict_log_level, NGX_LOG_WARN);
+    if (conf->batch_owner != NGX_CONF_UNSET_PTR) {
+        /* given here: it wins over the verified identity */
+        conf->batch_owner_set = 1;
+    }
+
+    if (prev->batch_owner != NGX_CONF_UNSET_PTR
+        && prev->batch_owner_set == NGX_CONF_UNSET)
+    {
+        prev->batch_owner_set = 1;
+    }
+
+    ngx_conf_merge_value(conf->batch_owner_set, prev->batch_owner_set, 0);
     ngx_conf_merge_ptr_value(conf->batch_owner, prev->batch_owner, NULL);
 
     if (conf->batch_owner == NULL) {
@@ -814,6 +834,10 @@ ngx_http_zarr_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_zarr_auth_init_conf(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_zarr_filter_init(cf);
 }
 
@@ -905,6 +929,10 @@ ngx_http_zarr_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    if (ngx_http_zarr_auth_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_zarr_commit_init(cycle);
 }
 
@@ -913,4 +941,5 @@ static void
 ngx_http_zarr_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_zarr_commit_exit(cycle);
+    ngx_http_zarr_auth_exit_process();
 }

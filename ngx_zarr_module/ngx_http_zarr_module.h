@@ -9,6 +9,8 @@
  *   ngx_http_zarr_commit.c   the worker's group commits and resolver, run
  *                            in the thread pool
  *   ngx_http_zarr_api.c      the JSON admin API (zarr_api)
+ *   ngx_http_zarr_auth.c     signature verification and credential
+ *                            sources (zarr_credentials)
  */
 
 
@@ -20,7 +22,9 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "zarr_auth.h"
 #include "zarr_gate.h"
+#include "zarr_path.h"
 #include "zarr_s3.h"
 #include "zarr_s3op.h"
 #include "zarr_s3xml.h"
@@ -32,6 +36,10 @@
 
 /* the most a DeleteObjects body or a held response body may take */
 #define NGX_HTTP_ZARR_BODY_MAX      (4 * 1024 * 1024)
+
+
+/* a credential lookup failed (the RGW admin API is down): 503 */
+#define NGX_HTTP_ZARR_AUTH_UNAVAILABLE  (ZARR_AUTH_NOMEM + 1)
 
 
 /* $zarr_result */
@@ -65,7 +73,40 @@ typedef struct {
     ngx_str_t                   region;
     ngx_flag_t                  enabled;       /* some zarr_gateway on */
     ngx_msec_t                  mirror_delay;
+
+    /* zarr_credentials, in order; the RGW cache's shared zone */
+    ngx_array_t                *cred_sources;
+    ngx_shm_zone_t             *cred_zone;
 } ngx_http_zarr_main_conf_t;
+
+
+typedef struct ngx_http_zarr_auth_s  ngx_http_zarr_auth_t;
+
+typedef void (*ngx_http_zarr_auth_done_pt)(ngx_http_request_t *r,
+    ngx_http_zarr_auth_t *au);
+
+/* a request's signature check (ngx_http_zarr_auth.c) */
+struct ngx_http_zarr_auth_s {
+    zarr_auth_request_t         req;
+    zarr_auth_t                 a;
+    zarr_auth_rc_e              rc;            /* valid once checked */
+    ngx_str_t                   identity;      /* the verified owner */
+
+    /* a credential lookup this request waits for, and its result */
+    ngx_queue_t                 queue;
+    ngx_http_request_t         *r;
+    ngx_http_zarr_auth_done_pt  done;
+    ngx_str_t                   secret;
+    ngx_str_t                   owner;
+
+    unsigned                    built:1;
+    unsigned                    parsed:1;
+    unsigned                    waiting:1;
+    unsigned                    looked_up:1;   /* secret/owner are it */
+    unsigned                    found:1;
+    unsigned                    unavailable:1; /* the lookup failed */
+    unsigned                    cleanup_set:1;
+};
 
 
 typedef struct {
@@ -73,6 +114,7 @@ typedef struct {
     ngx_str_t                   prefix;
     ngx_str_t                   checksum_prefix;
     ngx_http_complex_value_t   *batch_owner;
+    ngx_flag_t                  batch_owner_set;   /* not the default */
     ngx_msec_t                  batch_timeout;
     ngx_uint_t                  conflict_log_level;
 } ngx_http_zarr_loc_conf_t;
@@ -86,11 +128,21 @@ typedef struct {
     ngx_str_t                   zarr_id;       /* of the first zarr */
     ngx_str_t                   owner;
     ngx_str_t                   batch;         /* $zarr_batch */
-    ngx_uint_t                  result;        /* $zarr_result */
+    ngx_uint_t                  result;        /* a credential lookup failed (the RGW admin API is down): 503 */
+#define NGX_HTTP_ZARR_AUTH_UNAVAILABLE  (ZARR_AUTH_NOMEM + 1)
+
+
+/* $zarr_result */
     ngx_uint_t                  refused;       /* zarr_path_rc_t */
 
     /* DeleteObjects: the requested keys, and which are zarr members */
     zarr_s3xml_result_t        *delete_req;
+
+    /* the begin that waits for the signature check or the body */
+    ngx_http_zarr_auth_t        auth;
+    zarr_key_t                 *keys;
+    ngx_uint_t                  nkeys;
+    int                         mut_op;
 
     ngx_http_zarr_job_t        *job;           /* begun, not finished */
     zarr_begin_t                begun;         /* copy of the begin's out */
@@ -121,6 +173,8 @@ typedef struct {
     unsigned                    versioned:1;   /* a version id, an append */
     unsigned                    retrying:1;    /* the job waits on retry */
     unsigned                    busy:1;        /* ...and waited too long */
+    unsigned                    admitted:1;    /* verified, or fallback */
+    unsigned                    admit_wait:1;  /* a lookup or the body */
 } ngx_http_zarr_ctx_t;
 
 
@@ -190,6 +244,7 @@ void ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
     ngx_uint_t failed);
 void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
 void ngx_http_zarr_stats_commit(ngx_uint_t us);
+void ngx_http_zarr_stats_auth(ngx_uint_t reason);
 ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_zarr_stats.c: the shared counters, for the admin API */
@@ -206,6 +261,17 @@ typedef struct {
 } ngx_http_zarr_counters_t;
 
 ngx_int_t ngx_http_zarr_stats_get(ngx_http_zarr_counters_t *c);
+
+/* ngx_http_zarr_auth.c */
+char *ngx_http_zarr_credentials_source(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_zarr_auth_init_conf(ngx_conf_t *cf);
+ngx_int_t ngx_http_zarr_auth_init_process(ngx_cycle_t *cycle);
+void ngx_http_zarr_auth_exit_process(void);
+ngx_uint_t ngx_http_zarr_auth_enabled(ngx_http_request_t *r);
+ngx_int_t ngx_http_zarr_auth(ngx_http_request_t *r, ngx_http_zarr_auth_t *au,
+    ngx_http_zarr_auth_done_pt done);
+void ngx_http_zarr_auth_log(ngx_http_request_t *r, ngx_http_zarr_auth_t *au);
 
 /* ngx_http_zarr_api.c */
 ngx_int_t ngx_http_zarr_api_handler(ngx_http_request_t *r);

@@ -7,11 +7,15 @@
 
 #include "ngx_http_zarr_module.h"
 #include "zarr_outbox.h"
+#include "zarr_auth.h"
 
 
 #define NGX_HTTP_ZARR_OPS          (ZARR_S3OP_SERVICE + 1)
 #define NGX_HTTP_ZARR_RESULTS      5
 #define NGX_HTTP_ZARR_BUCKETS      12
+
+/* zarr_auth_rc_e, and one more: a credential lookup that failed */
+#define NGX_HTTP_ZARR_AUTH_REASONS  (ZARR_AUTH_NOMEM + 2)
 
 
 /* upper bounds of the commit latency histogram, in microseconds */
@@ -33,6 +37,7 @@ typedef struct {
     ngx_atomic_t     commits;
     ngx_atomic_t     commit_us;
     ngx_atomic_t     commit_hist[NGX_HTTP_ZARR_BUCKETS + 1];
+    ngx_atomic_t     auth_failures[NGX_HTTP_ZARR_AUTH_REASONS];
 } ngx_http_zarr_stats_t;
 
 
@@ -113,6 +118,22 @@ ngx_http_zarr_stats_request(ngx_uint_t op, ngx_uint_t result)
     if (result == NGX_HTTP_ZARR_RESULT_BACKEND_ERROR) {
         (void) ngx_atomic_fetch_add(&ngx_http_zarr_stats->backend_errors, 1);
     }
+}
+
+
+/* reason: a zarr_auth_rc_e, or NGX_HTTP_ZARR_AUTH_UNAVAILABLE */
+
+void
+ngx_http_zarr_stats_auth(ngx_uint_t reason)
+{
+    if (ngx_http_zarr_stats == NULL
+        || reason >= NGX_HTTP_ZARR_AUTH_REASONS)
+    {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&ngx_http_zarr_stats->auth_failures[reason],
+                                1);
 }
 
 
@@ -280,6 +301,23 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
             s->conflicts, s->backend_errors, batches, backlog,
             s->mirror_puts, s->mirror_deletes, s->mirror_errors,
             s->resolved, s->resolve_errors);
+
+    p = ngx_slprintf(p, b->end,
+            "# HELP zarr_auth_failures_total Zarr mutations and signed "
+            "API requests refused by signature verification, by reason.\n"
+            "# TYPE zarr_auth_failures_total counter\n");
+
+    for (i = 1; i < NGX_HTTP_ZARR_AUTH_REASONS; i++) {
+        if (i == ZARR_AUTH_NOMEM) {
+            continue;
+        }
+
+        p = ngx_slprintf(p, b->end,
+                         "zarr_auth_failures_total{reason=\"%s\"} %uA\n",
+                         i == NGX_HTTP_ZARR_AUTH_UNAVAILABLE
+                         ? "unavailable" : zarr_auth_reason(i),
+                         s->auth_failures[i]);
+    }
 
     p = ngx_slprintf(p, b->end,
             "# HELP zarr_commit_seconds Duration of the gateway's LMDB "
