@@ -29,6 +29,7 @@ DEPS_BUILD = gcc make nginx nginx-dev liblmdb-dev lmdb-utils libjansson-dev \
 DEPS_RGW   = radosgw ceph-mon ceph-osd ceph-common
 DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-zarr python3-fsspec python3-prometheus-client \
+             python3-aiohttp python3-wrapt \
              awscli s3cmd rclone valgrind \
              procps curl
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
