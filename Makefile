@@ -10,13 +10,13 @@ ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
-           s3xml
+           s3xml auth
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
-           test_sigv4 test_s3_xml test_s3op test_s3xml
+           test_sigv4 test_s3_xml test_s3op test_s3xml test_auth
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
@@ -70,7 +70,8 @@ deps:
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do \
 	    echo "== $$t"; \
-	    ZARR_VECTORS=tests/zarr_checksum_vectors.json $$t; \
+	    ZARR_VECTORS=tests/zarr_checksum_vectors.json \
+	    ZARR_AUTH_REQUESTS=tests/unit/auth_requests $$t; \
 	done
 
 integration: all $(TOOL_BINS)
@@ -85,7 +86,8 @@ VALGRIND_DIR = $(abspath $(BUILD))/valgrind
 valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do \
 	    echo "== valgrind $$t"; \
-	    ZARR_VECTORS=tests/zarr_checksum_vectors.json valgrind -q \
+	    ZARR_VECTORS=tests/zarr_checksum_vectors.json \
+	    ZARR_AUTH_REQUESTS=tests/unit/auth_requests valgrind -q \
 	        --leak-check=full --error-exitcode=99 $$t > /dev/null; \
 	done
 	rm -rf $(VALGRIND_DIR)

@@ -40,6 +40,7 @@
 #define ZARR_AUTH_SCOPE_MAX        64       /* region or service */
 #define ZARR_AUTH_SKEW_MAX         (15 * 60)
 #define ZARR_AUTH_EXPIRES_MAX      (7 * 24 * 3600)
+#define ZARR_AUTH_SIGNED_HEADERS_MAX  4096  /* the list, decoded */
 
 
 typedef enum {
@@ -116,6 +117,9 @@ typedef struct {
     size_t                     signed_headers_len;
     const char                *payload_hash;
     size_t                     payload_hash_len;
+    int                        signed_headers_encoded;  /* presigned */
+    const char                *code;   /* S3 code of a MALFORMED, or NULL:
+                                          by kind */
 } zarr_auth_t;
 
 
@@ -142,7 +146,10 @@ zarr_auth_rc_e zarr_auth_parse(const zarr_auth_request_t *req,
 zarr_auth_rc_e zarr_auth_verify(const zarr_auth_request_t *req,
     zarr_auth_t *a, const unsigned char signing_key[32]);
 
-/* the S3 error code and HTTP status for rc */
+/*
+ * The S3 error code and HTTP status for rc (a may be NULL); never NULL:
+ * "" and 200 for ZARR_AUTH_OK, "InternalError" and 500 for NOMEM.
+ */
 const char *zarr_auth_s3_code(zarr_auth_rc_e rc, const zarr_auth_t *a,
     int *status);
 
