@@ -688,8 +688,9 @@ ngx_http_zarr_api_body_handler(ngx_http_request_t *r)
  * A request signed with SigV4 (DESIGN 4b): verified against the
  * credential sources; its signer is then the default batch owner.  An
  * unsigned one goes on (nginx's allow/deny decide who reaches the API);
- * a badly signed one gets 403.  Returns NGX_OK to go on, NGX_DONE while
- * a credential lookup runs, or what answering returned.
+ * a badly signed one gets 403.  Sets ctx->authed and returns NGX_OK to
+ * go on; else NGX_DONE while a credential lookup runs, or what
+ * answering returned.
  */
 
 static ngx_int_t
@@ -714,10 +715,9 @@ ngx_http_zarr_api_authenticate(ngx_http_request_t *r,
         return NGX_DONE;
     }
 
-    ctx->authed = 1;
-
     if (rc == NGX_DECLINED || au->rc == ZARR_AUTH_ANONYMOUS) {
         /* no credential source, or not signed */
+        ctx->authed = 1;
         return NGX_OK;
     }
 
@@ -731,6 +731,7 @@ ngx_http_zarr_api_authenticate(ngx_http_request_t *r,
     }
 
     if (au->rc == ZARR_AUTH_OK && !au->unavailable) {
+        ctx->authed = 1;
         return NGX_OK;
     }
 
@@ -885,7 +886,10 @@ ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
 
     if (!ctx->authed) {
         rc = ngx_http_zarr_api_authenticate(r, ctx);
-        if (rc != NGX_OK) {
+
+        if (!ctx->authed) {
+            /* a lookup runs (NGX_DONE), or refused: what answering
+             * returned */
             return rc;
         }
     }

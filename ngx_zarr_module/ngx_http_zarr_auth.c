@@ -62,12 +62,6 @@ typedef struct {
 } ngx_http_zarr_cred_node_t;
 
 
-typedef struct {
-    ngx_http_zarr_cred_sh_t    *sh;
-    ngx_slab_pool_t            *shpool;
-} ngx_http_zarr_cred_zone_t;
-
-
 /* one RGW lookup under way in this worker, and who waits for it */
 typedef struct {
     ngx_thread_task_t           task;
@@ -430,61 +424,52 @@ ngx_http_zarr_auth_init_conf(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_zarr_cred_zone_init(ngx_shm_zone_t *zone, void *data)
 {
-    ngx_http_zarr_cred_zone_t  *octx = data;
+    ngx_queue_t                *q;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_zarr_cred_sh_t    *sh;
+    ngx_http_zarr_cred_node_t  *cn;
 
-    ngx_http_zarr_cred_zone_t  *ctx;
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
-    ctx = ngx_pcalloc(ngx_cycle->pool, sizeof(ngx_http_zarr_cred_zone_t));
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (octx) {
+    if (data) {
         /* a reload: keys may have changed behind RGW too, start afresh */
-        ctx->shpool = octx->shpool;
-        ctx->sh = octx->sh;
+        sh = data;
 
-        ngx_shmtx_lock(&ctx->shpool->mutex);
+        ngx_shmtx_lock(&shpool->mutex);
 
-        while (!ngx_queue_empty(&ctx->sh->lru)) {
-            ngx_queue_t                *q;
-            ngx_http_zarr_cred_node_t  *cn;
-
-            q = ngx_queue_last(&ctx->sh->lru);
+        while (!ngx_queue_empty(&sh->lru)) {
+            q = ngx_queue_last(&sh->lru);
             cn = ngx_queue_data(q, ngx_http_zarr_cred_node_t, queue);
             ngx_queue_remove(q);
-            ngx_rbtree_delete(&ctx->sh->rbtree, &cn->node);
-            ngx_slab_free_locked(ctx->shpool, cn);
+            ngx_rbtree_delete(&sh->rbtree, &cn->node);
+            ngx_slab_free_locked(shpool, cn);
         }
 
-        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        ngx_shmtx_unlock(&shpool->mutex);
 
-        zone->data = ctx;
+        zone->data = sh;
         return NGX_OK;
     }
-
-    ctx->shpool = (ngx_slab_pool_t *) zone->shm.addr;
 
     if (zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        zone->data = ctx;
+        zone->data = shpool->data;
         return NGX_OK;
     }
 
-    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_http_zarr_cred_sh_t));
-    if (ctx->sh == NULL) {
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_zarr_cred_sh_t));
+    if (sh == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->shpool->data = ctx->sh;
+    shpool->data = sh;
 
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel,
                     ngx_http_zarr_cred_rbtree_insert);
-    ngx_queue_init(&ctx->sh->lru);
+    ngx_queue_init(&sh->lru);
 
-    ctx->shpool->log_nomem = 0;
+    shpool->log_nomem = 0;
 
-    zone->data = ctx;
+    zone->data = sh;
 
     return NGX_OK;
 }
@@ -524,23 +509,25 @@ ngx_http_zarr_cred_cache_get(ngx_http_request_t *r, ngx_http_zarr_auth_t *au)
 {
     uint32_t                    hash;
     ngx_int_t                   rc;
+    ngx_slab_pool_t            *shpool;
     ngx_rbtree_node_t          *node, *sentinel;
+    ngx_http_zarr_cred_sh_t    *sh;
     ngx_http_zarr_cred_node_t  *cn;
-    ngx_http_zarr_cred_zone_t  *z;
     ngx_http_zarr_main_conf_t  *zmcf;
 
     zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
-    z = zmcf->cred_zone->data;
+    shpool = (ngx_slab_pool_t *) zmcf->cred_zone->shm.addr;
+    sh = zmcf->cred_zone->data;
 
     hash = ngx_crc32_short((u_char *) au->a.access_key,
                            au->a.access_key_len);
 
     rc = NGX_DECLINED;
 
-    ngx_shmtx_lock(&z->shpool->mutex);
+    ngx_shmtx_lock(&shpool->mutex);
 
-    node = z->sh->rbtree.root;
-    sentinel = z->sh->rbtree.sentinel;
+    node = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
 
     while (node != sentinel) {
         if (hash != node->key) {
@@ -555,13 +542,13 @@ ngx_http_zarr_cred_cache_get(ngx_http_request_t *r, ngx_http_zarr_auth_t *au)
         {
             if (cn->expires_ms <= ngx_http_zarr_now_ms()) {
                 ngx_queue_remove(&cn->queue);
-                ngx_rbtree_delete(&z->sh->rbtree, node);
-                ngx_slab_free_locked(z->shpool, cn);
+                ngx_rbtree_delete(&sh->rbtree, node);
+                ngx_slab_free_locked(shpool, cn);
                 break;
             }
 
             ngx_queue_remove(&cn->queue);
-            ngx_queue_insert_head(&z->sh->lru, &cn->queue);
+            ngx_queue_insert_head(&sh->lru, &cn->queue);
 
             au->found = cn->found;
             au->secret.len = cn->secret_len;
@@ -582,7 +569,7 @@ ngx_http_zarr_cred_cache_get(ngx_http_request_t *r, ngx_http_zarr_auth_t *au)
         node = node->right;
     }
 
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    ngx_shmtx_unlock(&shpool->mutex);
 
     return rc;
 }
@@ -595,8 +582,9 @@ ngx_http_zarr_cred_cache_put(ngx_http_zarr_lookup_t *lk)
     uint32_t                    hash;
     ngx_uint_t                  i;
     ngx_queue_t                *q;
+    ngx_slab_pool_t            *shpool;
+    ngx_http_zarr_cred_sh_t    *sh;
     ngx_http_zarr_cred_node_t  *cn, *old;
-    ngx_http_zarr_cred_zone_t  *z;
     ngx_http_zarr_main_conf_t  *zmcf;
 
     zmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
@@ -605,7 +593,8 @@ ngx_http_zarr_cred_cache_put(ngx_http_zarr_lookup_t *lk)
         return;
     }
 
-    z = zmcf->cred_zone->data;
+    shpool = (ngx_slab_pool_t *) zmcf->cred_zone->shm.addr;
+    sh = zmcf->cred_zone->data;
 
     klen = ngx_strlen(lk->key);
     slen = lk->rc == 0 ? ngx_strlen(lk->secret) : 0;
@@ -613,21 +602,21 @@ ngx_http_zarr_cred_cache_put(ngx_http_zarr_lookup_t *lk)
     size = offsetof(ngx_http_zarr_cred_node_t, data) + klen + slen + olen;
     hash = ngx_crc32_short((u_char *) lk->key, klen);
 
-    ngx_shmtx_lock(&z->shpool->mutex);
+    ngx_shmtx_lock(&shpool->mutex);
 
     /* the least recently used entries make room (as limit_req does) */
 
     for (i = 0; ; i++) {
-        cn = ngx_slab_alloc_locked(z->shpool, size);
-        if (cn || i == 8 || ngx_queue_empty(&z->sh->lru)) {
+        cn = ngx_slab_alloc_locked(shpool, size);
+        if (cn || i == 8 || ngx_queue_empty(&sh->lru)) {
             break;
         }
 
-        q = ngx_queue_last(&z->sh->lru);
+        q = ngx_queue_last(&sh->lru);
         old = ngx_queue_data(q, ngx_http_zarr_cred_node_t, queue);
         ngx_queue_remove(q);
-        ngx_rbtree_delete(&z->sh->rbtree, &old->node);
-        ngx_slab_free_locked(z->shpool, old);
+        ngx_rbtree_delete(&sh->rbtree, &old->node);
+        ngx_slab_free_locked(shpool, old);
     }
 
     if (cn) {
@@ -641,11 +630,11 @@ ngx_http_zarr_cred_cache_put(ngx_http_zarr_lookup_t *lk)
         ngx_memcpy(cn->data + klen, lk->secret, slen);
         ngx_memcpy(cn->data + klen + slen, lk->owner, olen);
 
-        ngx_rbtree_insert(&z->sh->rbtree, &cn->node);
-        ngx_queue_insert_head(&z->sh->lru, &cn->queue);
+        ngx_rbtree_insert(&sh->rbtree, &cn->node);
+        ngx_queue_insert_head(&sh->lru, &cn->queue);
     }
 
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    ngx_shmtx_unlock(&shpool->mutex);
 }
 
 

@@ -574,6 +574,12 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     if (!ctx->admitted) {
         rc = ngx_http_zarr_admit(r, ctx, keys, nkeys, op);
+
+        if (rc == NGX_DECLINED) {
+            /* refused: what sending the refusal returned */
+            return ctx->admit_rc;
+        }
+
         if (rc != NGX_OK) {
             return rc;
         }
@@ -723,7 +729,8 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
  * its body is in, so that a client that the backend will refuse holds
  * the zarr no longer than the backend takes to refuse it.  Returns
  * NGX_OK (go on), NGX_AGAIN (a lookup or the body: the begin goes on
- * later) or what sending the refusal returned.
+ * later, maybe already did), NGX_DECLINED (refused: ctx->admit_rc is
+ * what sending the refusal returned) or an HTTP status.
  */
 
 static ngx_int_t
@@ -804,19 +811,22 @@ ngx_http_zarr_admit(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, "5");
 
-        return ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                        "SlowDown",
-                                        "the gateway cannot look up the "
-                                        "access key now; retry");
+        ctx->admit_rc = ngx_http_zarr_send_error(r,
+                                          NGX_HTTP_SERVICE_UNAVAILABLE,
+                                          "SlowDown",
+                                          "the gateway cannot look up the "
+                                          "access key now; retry");
+        return NGX_DECLINED;
     }
 
     ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
 
     code = zarr_auth_s3_code(au->rc, &au->a, &status);
 
-    return ngx_http_zarr_send_error(r, status, code,
-                                    au->a.error ? au->a.error
-                                                : "access denied");
+    ctx->admit_rc = ngx_http_zarr_send_error(r, status, code,
+                                             au->a.error ? au->a.error
+                                                         : "access denied");
+    return NGX_DECLINED;
 }
 
 

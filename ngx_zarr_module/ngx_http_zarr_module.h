@@ -143,6 +143,7 @@ typedef struct {
     zarr_key_t                 *keys;
     ngx_uint_t                  nkeys;
     int                         mut_op;
+    ngx_int_t                   admit_rc;      /* sending a refusal */
 
     ngx_http_zarr_job_t        *job;           /* begun, not finished */
     zarr_begin_t                begun;         /* copy of the begin's out */

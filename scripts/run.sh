@@ -89,6 +89,7 @@ sed -e "s|@PREFIX@|$prefix|g" \
     -e "s|@RGW_PORT@|$rgw_port|g" \
     -e "s|@CREDENTIALS@|$run_dir/rgw/gateway.cred|g" \
     -e "s|@BATCH_TIMEOUT@|${BATCH_TIMEOUT:-60s}|g" \
+    -e "s|@LOG_LEVEL@|${ZARR_LOG_LEVEL:-notice}|g" \
     -e "s|@AUTH@|${ZARR_AUTH-zarr_credentials rgw valid=60s;}|g" \
     "$template" >"$prefix/nginx.conf"
 if grep -n '@[A-Z_]*@' "$prefix/nginx.conf" >&2; then

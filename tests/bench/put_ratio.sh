@@ -148,6 +148,7 @@ render() {
         -e "s|@LISTEN_PORT@|$port|g" -e "s|@RGW_PORT@|$backend_port|g" \
         -e "s|@CREDENTIALS@|$rgw_dir/gateway.cred|g" \
         -e "s|@BATCH_TIMEOUT@|$BATCH_TIMEOUT|g" \
+        -e "s|@LOG_LEVEL@|${ZARR_LOG_LEVEL:-notice}|g" \
         -e "s|@AUTH@|${ZARR_AUTH-zarr_credentials rgw valid=60s;}|g" \
         "$template" >"$prefix/nginx.conf"
 }

@@ -362,6 +362,7 @@ def nginx_config(tmp_path_factory, module_path, repo_root):
             "LISTEN_PORT": free_port(),
             # signature verification (gateway template): RGW's admin API
             "AUTH": "zarr_credentials rgw valid=10s;",
+            "LOG_LEVEL": "info",
         }
         subs.update({k.upper(): v for k, v in values.items()})
         text = (repo_root / "conf" / template).read_text()

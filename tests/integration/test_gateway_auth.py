@@ -406,7 +406,10 @@ def test_fallback_drops_refused_batch(gateway, bucket_factory):
                                               gw.rgw.alice.access_key,
                                               "wrong", b"x")))]:
         assert r.status_code == 403, (name, r.text)
-        assert batch(gw, bucket, "fb") is None, name
+        # RGW refused it: the batch it opened is dropped (its finish is
+        # committed right after the answer went out)
+        assert wait_for(lambda: batch(gw, bucket, "fb") is None,
+                        timeout=5), name
         c_bob.put_object(Bucket=bucket, Key="zarr/fb/bob", Body=b"b")
         end_batch(gw, bucket, "fb")
     gw.assert_consistent(bucket, "fb")

@@ -81,14 +81,14 @@ def test_s3fs_zarr(gateway, bucket):
 
 
 def test_s3fs_sees_409(gateway, bucket):
-    """bob writes through s3fs while alice's batch is active: s3fs raises
-    PermissionError? No: botocore's OperationAborted surfaces as an
-    OSError-like error from s3fs (documented in docs/security.md)."""
+    """bob writes through s3fs while alice's batch is active: s3fs maps
+    the 409 OperationAborted to OSError(EBUSY) with the gateway's message
+    and does not retry it (docs/security.md)."""
+    import errno
     gw = gateway(workers=1)
     gw.client("alice").put_object(Bucket=bucket, Key="zarr/c9/a", Body=b"a")
-    fs_bob = fs_for(gw, "bob")
-    with pytest.raises(Exception) as e:
-        fs_bob.pipe("%s/zarr/c9/b" % bucket, b"b")
-    assert "OperationAborted" in repr(e.value) or "409" in repr(e.value) \
-        or "another upload batch" in str(e.value)
+    with pytest.raises(OSError) as e:
+        fs_for(gw, "bob").pipe("%s/zarr/c9/b" % bucket, b"b")
+    assert e.value.errno == errno.EBUSY
+    assert "another upload batch is active" in str(e.value)
     gw.assert_consistent(bucket, "c9")
