@@ -1256,7 +1256,10 @@ signed_at(const head_t *h)
 
     if (p == NULL) {
         p = strstr(h->req.uri, "X-Amz-Date=");
-        assert_non_null(p);
+        if (p == NULL) {
+            return 0;       /* SigV2: no time needed */
+        }
+
         p += 11;
     }
 
@@ -1315,6 +1318,20 @@ check_fixture(const char *dir, const char *name, unsigned *modes)
     h.req.now = now;
 
     rc = check(&h.req, EXAMPLE_SECRET, &a);
+
+    /* botocore 1.29 presigns with SigV2 by default: refused, key known */
+
+    if (a.kind == ZARR_AUTH_KIND_V2_QUERY
+        || a.kind == ZARR_AUTH_KIND_V2_HEADER)
+    {
+        assert_int_equal(rc, ZARR_AUTH_UNSUPPORTED);
+        assert_string_equal(a.access_key, EXAMPLE_KEY);
+        modes[4]++;
+        head_free(&h);
+        free(raw);
+        return;
+    }
+
     if (rc != ZARR_AUTH_OK) {
         fail_msg("%s: %s (%s)", name, zarr_auth_reason(rc),
                  a.error ? a.error : "-");
@@ -1408,7 +1425,7 @@ test_captured_requests(void **state)
     int             n;
     DIR            *d;
     const char     *dir;
-    unsigned        modes[4];
+    unsigned        modes[5];
     struct dirent  *e;
 
     (void) state;
@@ -1440,8 +1457,8 @@ test_captured_requests(void **state)
     closedir(d);
 
     print_message("%d captured requests: %u presigned, %u signed payload, "
-                  "%u UNSIGNED-PAYLOAD, %u streaming\n", n, modes[0],
-                  modes[1], modes[2], modes[3]);
+                  "%u UNSIGNED-PAYLOAD, %u streaming, %u SigV2\n", n,
+                  modes[0], modes[1], modes[2], modes[3], modes[4]);
 
     assert_true(n >= 10);
 }
