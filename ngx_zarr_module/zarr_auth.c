@@ -736,7 +736,7 @@ zarr_auth_signature(zarr_auth_t *a, const char *p, size_t len)
 static int
 zarr_auth_valid_signed_headers(const char *p, size_t len)
 {
-    int          host;
+    int          host, order;
     size_t       i, n, prev_len;
     const char  *name, *prev;
     unsigned     c;
@@ -771,9 +771,9 @@ zarr_auth_valid_signed_headers(const char *p, size_t len)
         }
 
         if (prev != NULL) {
-            c = memcmp(prev, name, prev_len < n ? prev_len : n);
+            order = memcmp(prev, name, prev_len < n ? prev_len : n);
 
-            if ((int) c > 0 || (c == 0 && prev_len >= n)) {
+            if (order > 0 || (order == 0 && prev_len >= n)) {
                 return 0;
             }
         }

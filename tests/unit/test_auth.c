@@ -1464,6 +1464,92 @@ test_captured_requests(void **state)
 }
 
 
+/*
+ * Requests RGW 16.2 judged (tests/unit/auth_requests/rgw, signed with
+ * alice's key of scripts/rgw.sh): "rgw-ok-*" it accepted, "rgw-mismatch-*"
+ * it refused.  The verifier agrees except where it follows AWS on
+ * purpose: repeated headers are joined with ',' (RGW keeps the last one)
+ * and an unsigned x-amz-* header is refused (RGW 16.2 ignores it).
+ */
+
+static void
+test_rgw_agreement(void **state)
+{
+    int              n, differ;
+    DIR             *d;
+    char             path[1024], dir[512], *raw;
+    size_t           i;
+    head_t           h;
+    const char      *base;
+    zarr_auth_t      a;
+    zarr_auth_rc_e   rc, rgw;
+    struct dirent   *e;
+    static const char  *ours[] = {
+        "rgw-ok-header_unsigned_x_amz.http",
+        "rgw-ok-repeat_last.http",
+        "rgw-ok-repeat_range_last.http",
+        "rgw-mismatch-repeat_comma.http",
+        "rgw-mismatch-repeat_range_comma.http",
+        NULL
+    };
+
+    (void) state;
+
+    base = getenv("ZARR_AUTH_REQUESTS");
+    snprintf(dir, sizeof(dir), "%s/rgw",
+             base ? base : "tests/unit/auth_requests");
+
+    d = opendir(dir);
+    if (d == NULL) {
+        fail_msg("cannot open %s", dir);
+    }
+
+    n = 0;
+    differ = 0;
+
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "rgw-", 4) != 0) {
+            continue;
+        }
+
+        rgw = strncmp(e->d_name, "rgw-ok-", 7) == 0 ? ZARR_AUTH_OK
+                                                     : ZARR_AUTH_MISMATCH;
+
+        for (i = 0; ours[i] != NULL; i++) {
+            if (strcmp(e->d_name, ours[i]) == 0) {
+                rgw = rgw == ZARR_AUTH_OK ? ZARR_AUTH_MISMATCH
+                                          : ZARR_AUTH_OK;
+                differ++;
+            }
+        }
+
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        raw = read_file(path);
+        head_parse(&h, raw, 0);
+        h.req.now = signed_at(&h) + 1;
+
+        rc = check(&h.req, "alice-secret-key-0000000000000000000001", &a);
+        if (rc != rgw) {
+            fail_msg("%s: expected %s, got %s (%s)", e->d_name,
+                     zarr_auth_reason(rgw), zarr_auth_reason(rc),
+                     a.error ? a.error : "-");
+        }
+
+        head_free(&h);
+        free(raw);
+        n++;
+    }
+
+    closedir(d);
+
+    print_message("%d requests judged by RGW 16.2: %d the same way, %d "
+                  "differently on purpose\n", n, n - differ, differ);
+
+    assert_int_equal(differ, 5);
+    assert_true(n >= 20);
+}
+
+
 int
 main(void)
 {
@@ -1482,6 +1568,7 @@ main(void)
         cmocka_unit_test(test_rgw_user),
         cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_captured_requests),
+        cmocka_unit_test(test_rgw_agreement),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
