@@ -121,7 +121,12 @@ typedef struct {
     /* a static, human-readable reason for any rc but ZARR_AUTH_OK */
     const char                *error;
 
-    /* private to zarr_auth.c: where parse found the pieces */
+    /*
+     * private to zarr_auth.c: where parse found the pieces; they point
+     * into the request's headers and target, so the request given to
+     * zarr_auth_parse() must stay in memory, unchanged, until
+     * zarr_auth_verify() (also across an asynchronous secret lookup)
+     */
     const char                *signed_headers;
     size_t                     signed_headers_len;
     const char                *payload_hash;

@@ -525,6 +525,9 @@ test_malformed_header(void **state)
                      "InvalidArgument");
     expect_malformed(GET_OBJECT, "AWS4-HMAC-SHA256 ", "Bearer ",
                      "InvalidArgument");
+    expect_malformed(GET_OBJECT, "Authorization: AWS4-HMAC-SHA256 ",
+                     "Authorization: \r\nX-Y: AWS4-HMAC-SHA256 ",
+                     "InvalidArgument");
     expect_malformed(GET_OBJECT, "Credential=", "Credentials=", HDR_BAD);
     expect_malformed(GET_OBJECT, "Credential=", "Credential", HDR_BAD);
     expect_malformed(GET_OBJECT, ",Signature=f0e8",
