@@ -1430,8 +1430,13 @@ zarr_auth_parse(const zarr_auth_request_t *req, zarr_auth_t *a)
 
     /* what verify() will rebuild must be readable */
 
-    if (path_len == 0 || req->uri[0] != '/'
-        || !zarr_auth_valid_encoding(req->uri, path_len)
+    if (path_len == 0 || req->uri[0] != '/') {
+        return zarr_auth_fail(a, ZARR_AUTH_MALFORMED,
+                              "the request target does not start with '/'",
+                              "InvalidArgument");
+    }
+
+    if (!zarr_auth_valid_encoding(req->uri, path_len)
         || !zarr_auth_valid_encoding(args, args_len))
     {
         return zarr_auth_fail(a, ZARR_AUTH_MALFORMED,
@@ -2014,7 +2019,9 @@ zarr_auth_s3_code(zarr_auth_rc_e rc, const zarr_auth_t *a, int *status)
         if (a != NULL && a->code != NULL) {
             code = a->code;
 
-        } else if (a != NULL && a->kind == ZARR_AUTH_KIND_V4_QUERY) {
+        } else if (a != NULL && (a->kind == ZARR_AUTH_KIND_V4_QUERY
+                                 || a->kind == ZARR_AUTH_KIND_V2_QUERY))
+        {
             code = "AuthorizationQueryParametersError";
 
         } else {

@@ -30,6 +30,9 @@
 
 #define HEAD_MAX_HEADERS  128
 
+#define HDR_BAD   "AuthorizationHeaderMalformed"
+#define QRY_BAD   "AuthorizationQueryParametersError"
+
 
 /* a raw request head, parsed as nginx would pass it */
 typedef struct {
@@ -37,6 +40,10 @@ typedef struct {
     zarr_auth_request_t   req;
     zarr_auth_header_t    headers[HEAD_MAX_HEADERS];
 } head_t;
+
+
+static void expect_code(const char *raw, time_t now,
+    zarr_auth_rc_e expected, const char *code, int status);
 
 
 static void
@@ -446,6 +453,15 @@ test_anonymous_and_unsupported(void **state)
     assert_string_equal(a.access_key, "AKIDQ2");
     head_free(&h);
 
+    expect_code("GET /b/k?AWSAccessKeyId=A%01&Signature=x HTTP/1.1\r\n"
+                "Host: h\r\n\r\n", 0, ZARR_AUTH_MALFORMED, QRY_BAD, 400);
+    expect_code("PUT /b/k HTTP/1.1\r\nHost: h\r\n"
+                "Authorization: AWS :sig\r\n\r\n", 0, ZARR_AUTH_MALFORMED,
+                HDR_BAD, 400);
+    expect_code("PUT /b/k HTTP/1.1\r\nHost: h\r\n"
+                "Authorization: AWS AKID\r\n\r\n", 0, ZARR_AUTH_MALFORMED,
+                HDR_BAD, 400);
+
     /* SigV4a, header and query */
 
     head_parse(&h, "PUT /b/k HTTP/1.1\r\nHost: h\r\n"
@@ -510,9 +526,6 @@ expect_malformed(const char *raw, const char *from, const char *to,
     free(s);
 }
 
-
-#define HDR_BAD   "AuthorizationHeaderMalformed"
-#define QRY_BAD   "AuthorizationQueryParametersError"
 
 
 static void
@@ -1341,6 +1354,12 @@ check_fixture(const char *dir, const char *name, unsigned *modes)
     }
 
     assert_string_equal(a.access_key, EXAMPLE_KEY);
+
+    /* another secret */
+    rc = check(&h.req, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ", &a);
+    if (rc != ZARR_AUTH_MISMATCH) {
+        fail_msg("%s: another secret: %s", name, zarr_auth_reason(rc));
+    }
 
     if (a.kind == ZARR_AUTH_KIND_V4_QUERY) {
         modes[0]++;
