@@ -682,6 +682,51 @@ test_date_header(void **state)
 
 
 static void
+test_payload_modes(void **state)
+{
+    size_t             i;
+    zarr_auth_t        a;
+    head_t             h;
+    char              *s;
+    static const char *modes[] = {
+        "UNSIGNED-PAYLOAD",
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        EXAMPLE_EMPTY,
+    };
+
+    (void) state;
+
+    /* accepted as sent; the seed signature covers the mode itself */
+
+    for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        s = replace(STREAMING, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                    modes[i]);
+        head_parse(&h, s, EXAMPLE_TIME);
+
+        assert_int_equal(zarr_auth_parse(&h.req, &a), ZARR_AUTH_OK);
+        assert_int_equal(a.payload_hash_len, strlen(modes[i]));
+        assert_memory_equal(a.payload_hash, modes[i], strlen(modes[i]));
+        assert_int_equal(check(&h.req, EXAMPLE_SECRET, &a),
+                         ZARR_AUTH_MISMATCH);
+
+        head_free(&h);
+        free(s);
+    }
+
+    expect_replaced(STREAMING, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
+                    EXAMPLE_TIME, ZARR_AUTH_UNSUPPORTED);
+    expect_replaced(STREAMING, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILERS",
+                    EXAMPLE_TIME, ZARR_AUTH_MALFORMED);
+    expect_replaced(STREAMING, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                    "streaming-aws4-hmac-sha256-payload",
+                    EXAMPLE_TIME, ZARR_AUTH_MALFORMED);
+}
+
+
+static void
 test_skew_and_expiry(void **state)
 {
     (void) state;
@@ -1686,6 +1731,7 @@ main(void)
         cmocka_unit_test(test_anonymous_and_unsupported),
         cmocka_unit_test(test_malformed_header),
         cmocka_unit_test(test_date_header),
+        cmocka_unit_test(test_payload_modes),
         cmocka_unit_test(test_skew_and_expiry),
         cmocka_unit_test(test_malformed_query),
         cmocka_unit_test(test_signed_by_the_signer),
