@@ -13,7 +13,6 @@
 
 
 #include <limits.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1342,7 +1341,7 @@ zarr_auth_parse_v2_query(zarr_auth_t *a, const char *args, size_t len)
 zarr_auth_rc_e
 zarr_auth_parse(const zarr_auth_request_t *req, zarr_auth_t *a)
 {
-    int                        v4q, v2q, other;
+    int                        v4q, v2q;
     size_t                     nauth, path_len, args_len, vlen;
     const char                *q, *args, *v;
     zarr_auth_rc_e             rc;
@@ -1369,7 +1368,6 @@ zarr_auth_parse(const zarr_auth_request_t *req, zarr_auth_t *a)
 
     v4q = 0;
     v2q = 0;
-    other = 0;
     v = args;
 
     while (zarr_auth_next_param(&v, args + args_len, &param)) {
@@ -1383,13 +1381,8 @@ zarr_auth_parse(const zarr_auth_request_t *req, zarr_auth_t *a)
                    || zarr_auth_param_is(&param, "Signature"))
         {
             v2q = 1;
-
-        } else {
-            other = 1;
         }
     }
-
-    (void) other;
 
     if (nauth > 0) {
         a->kind = ZARR_AUTH_KIND_V4_HEADER;
@@ -1559,13 +1552,15 @@ zarr_auth_canonical_query(zarr_buf_t *b, const char *args, size_t len,
     end = args + len;
 
     while (zarr_auth_next_param(&pos, end, &param)) {
-        if (presigned && param.name_len == 15
-            && memcmp(param.name, "X-Amz-Signature", 15) == 0)
+        dn = zarr_auth_decode(tmp, param.name, param.name_len, 1);
+
+        /* the signature itself, however its name is spelled, as parse */
+
+        if (presigned && dn == 15 && memcmp(tmp, "X-Amz-Signature", 15) == 0)
         {
             continue;
         }
 
-        dn = zarr_auth_decode(tmp, param.name, param.name_len, 1);
         pairs[n].name = arena;
         pairs[n].name_len = zarr_sigv4_uri_encode(arena, tmp, dn, 0);
         arena += pairs[n].name_len;
