@@ -20,7 +20,8 @@ UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
-             $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost
+             $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
+             $(BUILD)/bench/bench_auth
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)

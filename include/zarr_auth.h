@@ -23,7 +23,16 @@
  * UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER],
  * STREAMING-UNSIGNED-PAYLOAD-TRAILER: the seed signature is checked
  * here, chunk and trailer signatures by the backend), UNSIGNED-PAYLOAD
- * for a presigned URL without that header.
+ * for a presigned URL without that header.  In the query, '+' is a space
+ * and a malformed %XX is MALFORMED, as RGW reads them; empty pairs
+ * ("a&&b") are skipped.
+ *
+ * Where AWS and RGW 16.2 differ, this follows AWS (the fixtures of
+ * tests/unit/auth_requests/rgw show both): repeated headers are joined
+ * with ',' (RGW keeps the last), and an x-amz-* header left out of the
+ * signature is refused (MISMATCH; RGW ignores it; x-amz-content-sha256
+ * excepted, it is the payload hash).  SignedHeaders must be lowercase
+ * names, sorted, unique, host among them, as every SDK writes it.
  */
 
 #ifndef _ZARR_AUTH_H_INCLUDED_
@@ -112,7 +121,12 @@ typedef struct {
     /* a static, human-readable reason for any rc but ZARR_AUTH_OK */
     const char                *error;
 
-    /* private to zarr_auth.c: where parse found the pieces */
+    /*
+     * private to zarr_auth.c: where parse found the pieces; they point
+     * into the request's headers and target, so the request given to
+     * zarr_auth_parse() must stay in memory, unchanged, until
+     * zarr_auth_verify() (also across an asynchronous secret lookup)
+     */
     const char                *signed_headers;
     size_t                     signed_headers_len;
     const char                *payload_hash;
@@ -134,6 +148,16 @@ typedef struct {
  * X-Amz-Expires past, or X-Amz-Date more than ZARR_AUTH_SKEW_MAX ahead).
  * X-Amz-Expires over ZARR_AUTH_EXPIRES_MAX is MALFORMED.  Control bytes
  * or an over-long access key id are MALFORMED.
+ *
+ * Header signatures need x-amz-content-sha256 and one x-amz-date (or,
+ * without it, one Date: RFC 1123 or ISO 8601 basic) on the credential's
+ * day.  An access key id is 1 to ZARR_AUTH_ACCESS_KEY_MAX printable
+ * ASCII bytes (0x21-0x7e).  An Authorization header together with
+ * presigned or SigV2 query parameters is MALFORMED (InvalidArgument);
+ * so is any other Authorization scheme.  a->code names the S3 code of a
+ * MALFORMED when it is not the kind's (AuthorizationHeaderMalformed,
+ * AuthorizationQueryParametersError): InvalidArgument, InvalidRequest
+ * (no x-amz-content-sha256), AccessDenied (no valid date, as S3).
  */
 zarr_auth_rc_e zarr_auth_parse(const zarr_auth_request_t *req,
     zarr_auth_t *a);
@@ -141,7 +165,9 @@ zarr_auth_rc_e zarr_auth_parse(const zarr_auth_request_t *req,
 /*
  * Checks a parsed signature against the request with the signing key of
  * a->access_key (see zarr_auth_cache_key()).  Returns ZARR_AUTH_OK,
- * ZARR_AUTH_MISMATCH or ZARR_AUTH_NOMEM.
+ * ZARR_AUTH_MISMATCH (also for a signed header missing from the request
+ * and an unsigned x-amz-* header; a->error says which) or
+ * ZARR_AUTH_NOMEM.  req must be the request given to zarr_auth_parse().
  */
 zarr_auth_rc_e zarr_auth_verify(const zarr_auth_request_t *req,
     zarr_auth_t *a, const unsigned char signing_key[32]);
