@@ -23,8 +23,8 @@
 #define ZARR_S3OP_BAD_ARGS      -2     /* 400 InvalidArgument */
 #define ZARR_S3OP_SMALL_BUF     -3     /* caller error */
 
-/* enough for any access key id (AWS: 16-128 bytes) */
-#define ZARR_S3_ACCESS_KEY_MAX  256
+/* the longest access key id read (AWS: 16-128 bytes); longer: malformed */
+#define ZARR_S3_ACCESS_KEY_MAX  128
 
 /* the buffer zarr_s3op_classify() needs: decoding never grows a string */
 #define ZARR_S3OP_BUF_SIZE(uri_len, args_len)  ((uri_len) + (args_len))
@@ -151,7 +151,9 @@ const char *zarr_s3op_name(zarr_s3op_e op);
  * into auth or into buf (size bytes, ZARR_S3_ACCESS_KEY_MAX is enough).
  *
  * Returns 0 (*key_len 0 for an anonymous request), or -1 with *key_len 0
- * when credentials are there but cannot be read.
+ * when credentials are there but cannot be read, or when the key id is
+ * longer than ZARR_S3_ACCESS_KEY_MAX bytes or holds a control byte
+ * (below 0x20, or 0x7f: never in a key id, and unfit for log lines).
  */
 int zarr_s3_access_key(const char *auth, size_t auth_len, const char *args,
     size_t args_len, char *buf, size_t size, const char **key,

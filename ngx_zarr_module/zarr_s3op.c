@@ -90,6 +90,10 @@ static int zarr_s3op_value(const zarr_s3op_param_t *raw, char **pos,
     const char **value, size_t *len);
 static int zarr_s3_sigv4_credential(const char *p, const char *end,
     const char **key, size_t *key_len);
+static int zarr_s3_access_key_check(const char *key, size_t len);
+static int zarr_s3_access_key_find(const char *auth, size_t auth_len,
+    const char *args, size_t args_len, char *buf, size_t size,
+    const char **key, size_t *key_len);
 
 
 static const zarr_s3op_name_t  zarr_s3op_params[] = {
@@ -790,10 +794,50 @@ zarr_s3_sigv4_credential(const char *p, const char *end, const char **key,
 }
 
 
+/* 0: a key id we may use (as an owner, in a log line), -1: not */
+
+static int
+zarr_s3_access_key_check(const char *key, size_t len)
+{
+    size_t  i;
+
+    if (len > ZARR_S3_ACCESS_KEY_MAX) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 zarr_s3_access_key(const char *auth, size_t auth_len, const char *args,
     size_t args_len, char *buf, size_t size, const char **key,
     size_t *key_len)
+{
+    if (zarr_s3_access_key_find(auth, auth_len, args, args_len, buf, size,
+                                key, key_len)
+        != 0
+        || zarr_s3_access_key_check(*key, *key_len) != 0)
+    {
+        *key = "";
+        *key_len = 0;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+zarr_s3_access_key_find(const char *auth, size_t auth_len,
+    const char *args, size_t args_len, char *buf, size_t size,
+    const char **key, size_t *key_len)
 {
     int                 n, v4;
     char                c;

@@ -4,8 +4,11 @@ read as the backend reads them.  Each test ends with the gateway's tree
 equal to the backend's listing, and nothing under the checksum prefix
 touched by a client."""
 
+import time
+
 import botocore
 import pytest
+import requests
 
 from conftest import s3_client
 
@@ -91,4 +94,57 @@ def test_delete_objects_namespace_tricks(gateway, bucket):
         + b'"><Key>zarr/z/a</Key></Object><Quiet>true</Quiet></Delete>')
     assert keys(direct, bucket, "zarr/") == [
         "zarr/z/b", "zarr/z/c/d", "zarr/z/c/e"]
+    gw.assert_consistent(bucket, "z")
+
+
+def test_long_zarr_id_is_a_bad_request(gateway, bucket):
+    """A zarr id over 255 bytes cannot be stored: 400 InvalidArgument
+    (not a 503 that SDKs retry), on a PUT and for a whole DeleteObjects;
+    nothing reaches the backend."""
+    gw = gateway()
+    c = gw.client()
+    direct = s3_client(gw.rgw)
+    ok, long = "i" * 255, "i" * 256
+    c.put_object(Bucket=bucket, Key="zarr/%s/a" % ok, Body=b"1")
+    c.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"2")
+    gw.assert_consistent(bucket, ok)
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.put_object(Bucket=bucket, Key="zarr/%s/a" % long, Body=b"x")
+    assert err(e.value) == ("InvalidArgument", 400)
+    assert "255" in e.value.response["Error"]["Message"]
+
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": "zarr/z/a"}, {"Key": "zarr/%s/a" % long}]})
+    assert err(e.value) == ("InvalidArgument", 400)
+
+    assert keys(direct, bucket, "zarr/") == ["zarr/%s/a" % ok, "zarr/z/a"]
+    gw.assert_consistent(bucket, "z")
+    gw.assert_consistent(bucket, ok)
+    assert "[error]" not in gw.error_log()
+
+
+def test_unreadable_access_key_is_no_owner(gateway, bucket):
+    """$zarr_access_key (the default batch owner, in log lines) is empty
+    for a key id with control bytes or over 128 bytes."""
+    gw = gateway()
+    base = "%s/%s/zarr/z/b?X-Amz-Algorithm=AWS4-HMAC-SHA256" % (gw.url,
+                                                               bucket)
+    for cred in ["EVIL%01%1B%5B1mKEY", "K" * 129]:
+        r = requests.put(base + "&X-Amz-Credential=%s%%2F20240101%%2F"
+                         "us-east-1%%2Fs3%%2Faws4_request&X-Amz-Date="
+                         "20240101T000000Z&X-Amz-Expires=60"
+                         "&X-Amz-SignedHeaders=host&X-Amz-Signature=00"
+                         % cred, data=b"x")
+        assert r.status_code in (400, 403), r.text
+    for _ in range(100):
+        lines = [l for l in gw.nginx.access_log.read_text().splitlines()
+                 if "zarr/z/b" in l]
+        if len(lines) == 2:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 2
+    for line in lines:
+        assert line.endswith(" key=-"), line
     gw.assert_consistent(bucket, "z")

@@ -700,6 +700,59 @@ test_access_key_presigned(void **state)
 }
 
 
+/* key ids end up as batch owners and in log lines: bounded, printable */
+
+static void
+test_access_key_limits(void **state)
+{
+    char    key[ZARR_S3_ACCESS_KEY_MAX + 1], hdr[512], args[512];
+    size_t  i;
+
+    (void) state;
+
+    /* ZARR_S3_ACCESS_KEY_MAX bytes: fine; one more: malformed */
+    for (i = 0; i <= ZARR_S3_ACCESS_KEY_MAX; i += ZARR_S3_ACCESS_KEY_MAX) {
+        snprintf(hdr, sizeof(hdr), "AWS4-HMAC-SHA256 Credential=%0*d/"
+                 "20240101/us-east-1/s3/aws4_request, Signature=abc",
+                 (int) i + 1, 7);
+        assert_int_equal(access_key(hdr, "", key), i ? -1 : 0);
+        assert_int_equal(strlen(key), i ? 0 : 1);
+
+        snprintf(hdr, sizeof(hdr), "AWS %0*d:sig", (int) i + 1, 7);
+        assert_int_equal(access_key(hdr, "", key), i ? -1 : 0);
+
+        snprintf(args, sizeof(args), "X-Amz-Credential=%0*d%%2Fx",
+                 (int) i + 1, 7);
+        assert_int_equal(access_key("", args, key), i ? -1 : 0);
+
+        snprintf(args, sizeof(args), "AWSAccessKeyId=%0*d", (int) i + 1, 7);
+        assert_int_equal(access_key("", args, key), i ? -1 : 0);
+    }
+
+    snprintf(hdr, sizeof(hdr), "AWS4-HMAC-SHA256 Credential=%0*d/"
+             "20240101/us-east-1/s3/aws4_request",
+             ZARR_S3_ACCESS_KEY_MAX, 7);
+    assert_int_equal(access_key(hdr, "", key), 0);
+    assert_int_equal(strlen(key), ZARR_S3_ACCESS_KEY_MAX);
+
+    /* control bytes, as sent percent-encoded in a presigned URL */
+    assert_int_equal(access_key("", "X-Amz-Credential=A%01B%2Fx", key), -1);
+    assert_string_equal(key, "");
+    assert_int_equal(access_key("", "X-Amz-Credential=A%0D%0AB%2Fx", key),
+                     -1);
+    assert_int_equal(access_key("", "AWSAccessKeyId=A%7FB", key), -1);
+    assert_int_equal(access_key("", "AWSAccessKeyId=A%00B", key), -1);
+    assert_int_equal(access_key("AWS A\x01B:sig", "", key), -1);
+    assert_int_equal(access_key("AWS4-HMAC-SHA256 Credential=A\x1b[1mB/"
+                                "20240101/us-east-1/s3/aws4_request", "",
+                                key), -1);
+
+    /* printable non-ASCII passes: the backend judges it */
+    assert_int_equal(access_key("", "AWSAccessKeyId=%C3%A9", key), 0);
+    assert_string_equal(key, "\xc3\xa9");
+}
+
+
 /* copy sources */
 
 
@@ -806,6 +859,7 @@ main(void)
         cmocka_unit_test(test_access_key_header),
         cmocka_unit_test(test_access_key_bad),
         cmocka_unit_test(test_access_key_presigned),
+        cmocka_unit_test(test_access_key_limits),
         cmocka_unit_test(test_copy_source),
         cmocka_unit_test(test_copy_source_bad),
     };
