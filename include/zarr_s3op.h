@@ -101,6 +101,12 @@ typedef struct {
     const char    *version_id;
     size_t         version_id_len;
 
+    /*
+     * PUT_OBJECT, COPY_OBJECT: RGW's ?append (the parameter is there,
+     * with a value or not): the object grows, its size is not the body's
+     */
+    int            append;
+
     /* a static description of why classification failed, else NULL */
     const char    *error;
 } zarr_s3op_t;
@@ -138,6 +144,17 @@ typedef struct {
  */
 int zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf,
     size_t size, zarr_s3op_t *op);
+
+/*
+ * Whether a PUT's body is aws-chunked, from its x-amz-content-sha256 and
+ * Content-Encoding values (NULL when absent): 1 when the hash is
+ * "STREAMING-..." (the backend decodes the body: the object's size is
+ * x-amz-decoded-content-length), 0 when neither says so (the size is the
+ * body's), -1 when only Content-Encoding names aws-chunked (backends
+ * differ: the size must be asked for).
+ */
+int zarr_s3_aws_chunked(const char *sha256, size_t sha256_len,
+    const char *encoding, size_t encoding_len);
 
 /* the $zarr_op value: "put", "copy", ..., "service" */
 const char *zarr_s3op_name(zarr_s3op_e op);

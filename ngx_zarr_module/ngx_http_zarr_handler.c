@@ -222,7 +222,6 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     char                 *buf;
     size_t                size;
     ngx_int_t             rc;
-    ngx_str_t             val;
     zarr_key_t            zk;
     zarr_s3op_t           op;
     zarr_s3op_request_t   req;
@@ -269,10 +268,7 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
      * the tree effect of these is not in the request: deleting a version
      * may leave another one current, an append grows the object
      */
-    ctx->versioned = op.version_id != NULL
-                     || (op.op == ZARR_S3OP_PUT_OBJECT
-                         && ngx_http_arg(r, (u_char *) "append", 6, &val)
-                            == NGX_OK);
+    ctx->versioned = op.version_id != NULL || op.append;
 
     ctx->bucket.data = (u_char *) op.bucket;
     ctx->bucket.len = op.bucket_len;

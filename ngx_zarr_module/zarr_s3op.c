@@ -30,6 +30,7 @@
 #define ZARR_S3OP_Q_RESTORE      0x0200
 #define ZARR_S3OP_Q_SELECT       0x0400
 #define ZARR_S3OP_Q_MDSEARCH     0x0800
+#define ZARR_S3OP_Q_APPEND       0x1000
 
 /* longer than any name above: no need to decode further */
 #define ZARR_S3OP_NAME_MAX       16
@@ -109,6 +110,7 @@ static const zarr_s3op_name_t  zarr_s3op_params[] = {
     { "restore", 7, ZARR_S3OP_Q_RESTORE },
     { "select", 6, ZARR_S3OP_Q_SELECT },
     { "mdsearch", 8, ZARR_S3OP_Q_MDSEARCH },
+    { "append", 6, ZARR_S3OP_Q_APPEND },
     { NULL, 0, 0 }
 };
 
@@ -477,6 +479,9 @@ zarr_s3op_keyed(zarr_s3op_t *op, zarr_s3op_method_e method,
         } else {
             op->op = copy_source ? ZARR_S3OP_COPY_OBJECT
                                  : ZARR_S3OP_PUT_OBJECT;
+
+            /* RGW appends on "append" with or without a value */
+            op->append = (q->seen & ZARR_S3OP_Q_APPEND) != 0;
         }
 
         break;
@@ -965,6 +970,55 @@ zarr_s3_access_key_find(const char *auth, size_t auth_len,
         *key_len = k;
 
         return 0;
+    }
+
+    return 0;
+}
+
+
+/* aws-chunked bodies */
+
+
+int
+zarr_s3_aws_chunked(const char *sha256, size_t sha256_len,
+    const char *encoding, size_t encoding_len)
+{
+    const char  *p, *end, *tok, *tend;
+
+    if (sha256 && sha256_len >= 10 && memcmp(sha256, "STREAMING-", 10) == 0)
+    {
+        return 1;
+    }
+
+    if (encoding == NULL) {
+        return 0;
+    }
+
+    /* a list of tokens: "aws-chunked", "aws-chunked, gzip", ... */
+
+    p = encoding;
+    end = encoding + encoding_len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        tok = p;
+
+        while (p < end && *p != ',') {
+            p++;
+        }
+
+        tend = p;
+
+        while (tend > tok && (tend[-1] == ' ' || tend[-1] == '\t')) {
+            tend--;
+        }
+
+        if (tend - tok == 11 && strncasecmp(tok, "aws-chunked", 11) == 0) {
+            return -1;
+        }
     }
 
     return 0;

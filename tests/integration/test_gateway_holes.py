@@ -148,3 +148,63 @@ def test_unreadable_access_key_is_no_owner(gateway, bucket):
     for line in lines:
         assert line.endswith(" key=-"), line
     gw.assert_consistent(bucket, "z")
+
+
+def test_decoded_length_only_for_aws_chunked(gateway, bucket):
+    """x-amz-decoded-content-length on a plain PUT is the client's word:
+    the backend stores the body, and so the tree takes the body's size."""
+    gw = gateway()
+
+    def lie(value, encoding=None):
+        def add(request, **kw):
+            request.headers["x-amz-decoded-content-length"] = value
+            if encoding:
+                request.headers["Content-Encoding"] = encoding
+        cl = gw.client()
+        cl.meta.events.register("before-sign.s3.PutObject", add)
+        return cl
+
+    lie("1").put_object(Bucket=bucket, Key="zarr/z/a", Body=b"0123456789")
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--10")
+    lie("100000").put_object(Bucket=bucket, Key="zarr/z/b", Body=b"xyz")
+    lie("not a number").put_object(Bucket=bucket, Key="zarr/z/c", Body=b"c")
+    # Content-Encoding alone does not make RGW decode: asked for (HEAD)
+    lie("2", "aws-chunked").put_object(Bucket=bucket, Key="zarr/z/d",
+                                       Body=b"dddd")
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-4--18")
+
+
+def signed(gw, method, path, body=b""):
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    alice = gw.rgw.users["alice"]
+    req = AWSRequest(method=method, url=gw.url + path, data=body)
+    S3SigV4Auth(Credentials(alice.access_key, alice.secret_key), "s3",
+                gw.rgw.region).add_auth(req)
+    return requests.request(method, gw.url + path, data=body,
+                            headers=dict(req.headers.items()))
+
+
+def test_append_detected_as_rgw_does(gateway, bucket):
+    """RGW appends on ?append whatever its value (none, empty): the object
+    grows, its size is not the body's; the tree follows."""
+    gw = gateway()
+    c = gw.client()
+    direct = s3_client(gw.rgw)
+    total = 0
+    for query, part in [("append&position=0", b"12345"),
+                        ("append&position=5", b"678"),
+                        ("position=8&append=", b"90"),
+                        ("append&position=10", b"abcdef")]:
+        r = signed(gw, "PUT", "/%s/zarr/z/log?%s" % (bucket, query), part)
+        assert r.status_code == 200, (query, r.text)
+        total += len(part)
+        assert direct.head_object(Bucket=bucket, Key="zarr/z/log")[
+            "ContentLength"] == total
+        tree = gw.assert_consistent(bucket, "z")
+        assert tree["."].endswith("-1--%d" % total)
+    c.put_object(Bucket=bucket, Key="zarr/z/log", Body=b"plain again")
+    gw.assert_consistent(bucket, "z")
