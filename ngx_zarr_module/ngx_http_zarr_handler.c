@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
 static ngx_int_t ngx_http_zarr_refuse(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_int_t status, ngx_str_t *key);
+static ngx_int_t ngx_http_zarr_body_too_large(ngx_http_request_t *r);
 static void ngx_http_zarr_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_delete_objects(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
@@ -293,15 +294,15 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     case ZARR_S3OP_DELETE_OBJECTS:
         ctx->tracked = 1;
 
-        if (r->headers_in.content_length_n > NGX_HTTP_ZARR_BODY_MAX) {
-            ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
-            return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "MalformedXML",
-                                            "the request body is too large");
-        }
+        /* the limit holds while the body arrives, chunked or not */
 
-        rc = ngx_http_read_client_request_body(r,
-                                               ngx_http_zarr_body_handler);
+        rc = ngx_http_zarr_body_read(r, NGX_HTTP_ZARR_BODY_MAX,
+                                     ngx_http_zarr_body_handler,
+                                     ngx_http_zarr_body_too_large);
+
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            return ngx_http_zarr_body_too_large(r);
+        }
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
             return rc;
@@ -348,6 +349,19 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
         /* multipart steps: the lock only */
         return ngx_http_zarr_begin(r, zlcf, ctx, &zk, 1, 0);
     }
+}
+
+
+static ngx_int_t
+ngx_http_zarr_body_too_large(ngx_http_request_t *r)
+{
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST, "MalformedXML",
+                                    "the request body is too large");
 }
 
 

@@ -4,6 +4,9 @@ read as the backend reads them.  Each test ends with the gateway's tree
 equal to the backend's listing, and nothing under the checksum prefix
 touched by a client."""
 
+import json
+import re
+import socket
 import time
 
 import botocore
@@ -208,3 +211,118 @@ def test_append_detected_as_rgw_does(gateway, bucket):
         assert tree["."].endswith("-1--%d" % total)
     c.put_object(Bucket=bucket, Key="zarr/z/log", Body=b"plain again")
     gw.assert_consistent(bucket, "z")
+
+
+def sign(gw, method, path, body):
+    """SigV4 headers of alice for the whole body (sent chunked or not)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    alice = gw.rgw.users["alice"]
+    req = AWSRequest(method=method, url=gw.url + path, data=body)
+    S3SigV4Auth(Credentials(alice.access_key, alice.secret_key), "s3",
+                gw.rgw.region).add_auth(req)
+    return {k: v for k, v in req.headers.items()
+            if k.lower() != "content-length"}
+
+
+def chunked_request(gw, method, path, headers, body, sent, chunk=65536):
+    """Sends the header and the first sent bytes of body in chunks (the
+    rest, and the last chunk, never), then reads the answer; None when
+    none came within 10 s (the server still waits for the body)."""
+    s = socket.create_connection(("127.0.0.1", gw.nginx.port))
+    s.settimeout(10)
+    head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % (
+        method, path, gw.nginx.port)
+    head += "".join("%s: %s\r\n" % kv for kv in headers.items())
+    head += "Transfer-Encoding: chunked\r\n\r\n"
+    try:
+        s.sendall(head.encode())
+        for i in range(0, sent, chunk):
+            part = body[i:min(i + chunk, sent)]
+            s.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+    except OSError:
+        pass    # the server answered and stopped reading: fine
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            got = s.recv(65536)
+            if not got:
+                break
+            data += got
+        if b"\r\n\r\n" in data:
+            hdr, rest = data.split(b"\r\n\r\n", 1)
+            n = int(re.search(rb"(?i)content-length: *(\d+)", hdr).group(1))
+            while len(rest) < n:
+                got = s.recv(65536)
+                if not got:
+                    break
+                rest += got
+            return hdr.decode(), rest
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return None
+
+
+def test_chunked_delete_objects_limit_while_reading(gateway, bucket):
+    """A chunked DeleteObjects body over 4 MiB is refused as soon as the
+    limit is passed, not after the whole body was spooled to disk."""
+    gw = gateway()
+    c = gw.client()
+    direct = s3_client(gw.rgw)
+    c.put_object(Bucket=bucket, Key="zarr/z/a", Body=b"1")
+    c.put_object(Bucket=bucket, Key="zarr/z/b", Body=b"2")
+    gw.assert_consistent(bucket, "z")
+
+    path = "/%s?delete" % bucket
+    body = (b"<Delete><Object><Key>zarr/z/a</Key></Object><!--"
+            + b"x" * (5 * 2 ** 20) + b"--></Delete>")
+    headers = sign(gw, "POST", path, body)
+    # 4.5 MiB sent, the rest held back: the answer must come anyway
+    answer = chunked_request(gw, "POST", path, headers, body,
+                             4 * 2 ** 20 + 2 ** 19)
+    assert answer is not None, "no answer before the end of the body"
+    hdr, xml = answer
+    assert hdr.startswith("HTTP/1.1 400"), hdr
+    assert re.search(r"(?i)\r\nconnection: close", hdr), hdr
+    assert b"<Code>MalformedXML</Code>" in xml
+    assert b"too large" in xml
+
+    # the same declared by Content-Length: refused before reading
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        delete_with_body(gw, bucket, body)
+    assert err(e.value) == ("MalformedXML", 400)
+
+    assert keys(direct, bucket, "zarr/") == ["zarr/z/a", "zarr/z/b"]
+    assert not list((gw.nginx.prefix / "client_body_temp").rglob("0*"))
+
+    # a chunked body under the limit is read and forwarded whole
+    small = (b'<Delete xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+             b'<Object><Key>zarr/z/a</Key></Object><!--'
+             + b"y" * 300000 + b"--></Delete>")
+    headers = sign(gw, "POST", path, small)
+    r = requests.post(gw.url + path, data=iter([small[:100000],
+                                                 small[100000:]]),
+                      headers=headers)
+    assert r.status_code == 200, r.text
+    assert keys(direct, bucket, "zarr/") == ["zarr/z/b"]
+    gw.assert_consistent(bucket, "z")
+
+
+def test_chunked_api_body_limit_while_reading(gateway, bucket):
+    """The admin API's 64 KiB limit holds for a chunked body too: 413
+    with a JSON error before the body ends."""
+    gw = gateway()
+    path = "/zarr-api/v1/buckets/%s/zarrs" % bucket
+    body = b'{"zarr_id": "x"' + b" " * 200000 + b"}"
+    answer = chunked_request(gw, "POST", path, {}, body, 100000,
+                             chunk=4096)
+    assert answer is not None, "no answer before the end of the body"
+    hdr, doc = answer
+    assert hdr.startswith("HTTP/1.1 413"), hdr
+    assert json.loads(doc)["error"] == "bad_request"
+    # small chunked bodies still work
+    r = requests.post(gw.url + path, data=iter([b'{"zarr_id":', b' "y"}']))
+    assert r.status_code in (200, 201), r.text
