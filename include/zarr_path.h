@@ -27,7 +27,8 @@ typedef enum {
     ZARR_PATH_TRAILING_SLASH,
     ZARR_PATH_BAD_UTF8,
     ZARR_PATH_NUL,
-    ZARR_PATH_TOO_LONG
+    ZARR_PATH_TOO_LONG,
+    ZARR_PATH_ID_TOO_LONG          /* zarr id over ZARR_ID_MAX bytes */
 } zarr_path_rc_t;
 
 
@@ -43,6 +44,8 @@ typedef struct {
 /*
  * Splits key (without the bucket) into zarr id and path for prefix.
  * "zarr/ID" alone, and keys outside prefix, are ZARR_PATH_NOT_ZARR.
+ * An id longer than ZARR_ID_MAX is ZARR_PATH_ID_TOO_LONG (the store
+ * cannot hold it: a bad request, not a failure of the gateway).
  * Prefix "" makes the first component the zarr id.
  */
 int zarr_key_split(const char *key, size_t key_len, const char *prefix,

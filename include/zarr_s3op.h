@@ -23,8 +23,8 @@
 #define ZARR_S3OP_BAD_ARGS      -2     /* 400 InvalidArgument */
 #define ZARR_S3OP_SMALL_BUF     -3     /* caller error */
 
-/* enough for any access key id (AWS: 16-128 bytes) */
-#define ZARR_S3_ACCESS_KEY_MAX  256
+/* the longest access key id read (AWS: 16-128 bytes); longer: malformed */
+#define ZARR_S3_ACCESS_KEY_MAX  128
 
 /* the buffer zarr_s3op_classify() needs: decoding never grows a string */
 #define ZARR_S3OP_BUF_SIZE(uri_len, args_len)  ((uri_len) + (args_len))
@@ -101,6 +101,12 @@ typedef struct {
     const char    *version_id;
     size_t         version_id_len;
 
+    /*
+     * PUT_OBJECT, COPY_OBJECT: RGW's ?append (the parameter is there,
+     * with a value or not): the object grows, its size is not the body's
+     */
+    int            append;
+
     /* a static description of why classification failed, else NULL */
     const char    *error;
 } zarr_s3op_t;
@@ -139,6 +145,17 @@ typedef struct {
 int zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf,
     size_t size, zarr_s3op_t *op);
 
+/*
+ * Whether a PUT's body is aws-chunked, from its x-amz-content-sha256 and
+ * Content-Encoding values (NULL when absent): 1 when the hash is
+ * "STREAMING-..." (the backend decodes the body: the object's size is
+ * x-amz-decoded-content-length), 0 when neither says so (the size is the
+ * body's), -1 when only Content-Encoding names aws-chunked (backends
+ * differ: the size must be asked for).
+ */
+int zarr_s3_aws_chunked(const char *sha256, size_t sha256_len,
+    const char *encoding, size_t encoding_len);
+
 /* the $zarr_op value: "put", "copy", ..., "service" */
 const char *zarr_s3op_name(zarr_s3op_e op);
 
@@ -151,7 +168,9 @@ const char *zarr_s3op_name(zarr_s3op_e op);
  * into auth or into buf (size bytes, ZARR_S3_ACCESS_KEY_MAX is enough).
  *
  * Returns 0 (*key_len 0 for an anonymous request), or -1 with *key_len 0
- * when credentials are there but cannot be read.
+ * when credentials are there but cannot be read, or when the key id is
+ * longer than ZARR_S3_ACCESS_KEY_MAX bytes or holds a control byte
+ * (below 0x20, or 0x7f: never in a key id, and unfit for log lines).
  */
 int zarr_s3_access_key(const char *auth, size_t auth_len, const char *args,
     size_t args_len, char *buf, size_t size, const char **key,

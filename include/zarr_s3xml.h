@@ -6,9 +6,16 @@
  *
  * Plain C, no nginx types, no static mutable state: safe from any thread
  * (one parser per thread at a time).  Parsing is expat's, streaming: feed
- * a body in chunks as they arrive.  Element names match in no namespace
- * or in the S3 one; elements of other names or namespaces are skipped.
- * A DOCTYPE is refused (S3 never sends one; no entity expansion tricks).
+ * a body in chunks as they arrive.  A DOCTYPE is refused (S3 never sends
+ * one; no entity expansion tricks).
+ *
+ * Request bodies are read as RGW reads them, element names as written
+ * (expat without namespace processing), and whatever a namespace-aware
+ * backend could read otherwise is refused as malformed: a prefixed
+ * element name, a namespace declaration other than xmlns="S3's".  Known
+ * elements repeated where one is read (<Quiet>, <Key>, <VersionId>) are
+ * refused too, and <Quiet> takes "true" or "false" only.  Responses
+ * match names in no namespace or in S3's and skip other elements.
  */
 
 

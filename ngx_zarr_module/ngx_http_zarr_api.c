@@ -205,6 +205,7 @@ static ngx_uint_t ngx_http_zarr_api_route(ngx_http_request_t *r,
 static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
 static ngx_int_t ngx_http_zarr_api_valid_bucket(u_char *p, size_t len);
 static void ngx_http_zarr_api_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_zarr_api_too_large(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_api_read_body(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx, const char **msg);
 static ngx_int_t ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
@@ -411,19 +412,17 @@ ngx_http_zarr_api_handler(ngx_http_request_t *r)
     if (r->method == NGX_HTTP_POST
         && ctx->route != NGX_HTTP_ZARR_API_RECONCILE)
     {
-        if (r->headers_in.content_length_n > NGX_HTTP_ZARR_API_BODY_MAX) {
-            return ngx_http_zarr_api_error(r,
-                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                           "bad_request",
-                                           "the request body is larger "
-                                           "than %d bytes",
-                                           NGX_HTTP_ZARR_API_BODY_MAX);
-        }
-
         r->request_body_in_single_buf = 1;
 
-        rc = ngx_http_read_client_request_body(r,
-                                           ngx_http_zarr_api_body_handler);
+        /* the limit holds while the body arrives, chunked or not */
+
+        rc = ngx_http_zarr_body_read(r, NGX_HTTP_ZARR_API_BODY_MAX,
+                                     ngx_http_zarr_api_body_handler,
+                                     ngx_http_zarr_api_too_large);
+
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            return ngx_http_zarr_api_too_large(r);
+        }
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
             return rc;
@@ -438,6 +437,16 @@ ngx_http_zarr_api_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_zarr_api_dispatch(r, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_too_large(ngx_http_request_t *r)
+{
+    return ngx_http_zarr_api_error(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "bad_request",
+                                   "the request body is larger than %d "
+                                   "bytes", NGX_HTTP_ZARR_API_BODY_MAX);
 }
 
 

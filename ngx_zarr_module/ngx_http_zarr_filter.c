@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_zarr_effect(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 static ngx_int_t ngx_http_zarr_release(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx);
+static ngx_table_elt_t *ngx_http_zarr_single_header(ngx_http_request_t *r,
+    const char *name, size_t len);
 static off_t ngx_http_zarr_request_size(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_same_key(ngx_http_zarr_job_t *job,
     zarr_mutation_t *m, const char *key, size_t len);
@@ -64,20 +66,80 @@ ngx_http_zarr_same_key(ngx_http_zarr_job_t *job, zarr_mutation_t *m,
 }
 
 
-/* the object's size: the decoded length of an aws-chunked body */
+/* the one header called name, NULL when absent or repeated */
+
+static ngx_table_elt_t *
+ngx_http_zarr_single_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return found;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            if (found) {
+                return NULL;
+            }
+
+            found = &h[i];
+        }
+    }
+}
+
+
+/*
+ * The object's size, -1 when the gateway must ask the backend: the
+ * decoded length of an aws-chunked body (the only one the backend
+ * decodes: x-amz-decoded-content-length on any other PUT is the
+ * client's word, not the object's size), else the body's length
+ */
 
 static off_t
 ngx_http_zarr_request_size(ngx_http_request_t *r)
 {
-    ngx_table_elt_t  *h;
+    ngx_int_t         rc;
+    ngx_table_elt_t  *sha, *enc, *h;
 
-    h = ngx_http_zarr_find_header(&r->headers_in.headers,
-                                  "x-amz-decoded-content-length", 28);
-    if (h) {
+    sha = ngx_http_zarr_find_header(&r->headers_in.headers,
+                                    "x-amz-content-sha256", 20);
+    enc = ngx_http_zarr_find_header(&r->headers_in.headers,
+                                    "content-encoding", 16);
+
+    rc = zarr_s3_aws_chunked(sha ? (char *) sha->value.data : NULL,
+                             sha ? sha->value.len : 0,
+                             enc ? (char *) enc->value.data : NULL,
+                             enc ? enc->value.len : 0);
+
+    if (rc == 1) {
+        h = ngx_http_zarr_single_header(r, "x-amz-decoded-content-length",
+                                        28);
+        if (h == NULL) {
+            return -1;
+        }
+
+        /* NGX_ERROR (-1) when not a number */
         return ngx_atoof(h->value.data, h->value.len);
     }
 
-    if (r->headers_in.chunked) {
+    if (rc != 0 || r->headers_in.chunked) {
         return -1;
     }
 

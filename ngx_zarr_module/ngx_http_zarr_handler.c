@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
 static ngx_int_t ngx_http_zarr_refuse(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_int_t status, ngx_str_t *key);
+static ngx_int_t ngx_http_zarr_body_too_large(ngx_http_request_t *r);
 static void ngx_http_zarr_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_delete_objects(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
@@ -240,7 +241,6 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     char                 *buf;
     size_t                size;
     ngx_int_t             rc;
-    ngx_str_t             val;
     zarr_key_t            zk;
     zarr_s3op_t           op;
     zarr_s3op_request_t   req;
@@ -287,10 +287,7 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
      * the tree effect of these is not in the request: deleting a version
      * may leave another one current, an append grows the object
      */
-    ctx->versioned = op.version_id != NULL
-                     || (op.op == ZARR_S3OP_PUT_OBJECT
-                         && ngx_http_arg(r, (u_char *) "append", 6, &val)
-                            == NGX_OK);
+    ctx->versioned = op.version_id != NULL || op.append;
 
     ctx->bucket.data = (u_char *) op.bucket;
     ctx->bucket.len = op.bucket_len;
@@ -315,15 +312,15 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     case ZARR_S3OP_DELETE_OBJECTS:
         ctx->tracked = 1;
 
-        if (r->headers_in.content_length_n > NGX_HTTP_ZARR_BODY_MAX) {
-            ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
-            return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                            "MalformedXML",
-                                            "the request body is too large");
-        }
+        /* the limit holds while the body arrives, chunked or not */
 
-        rc = ngx_http_read_client_request_body(r,
-                                               ngx_http_zarr_body_handler);
+        rc = ngx_http_zarr_body_read(r, NGX_HTTP_ZARR_BODY_MAX,
+                                     ngx_http_zarr_body_handler,
+                                     ngx_http_zarr_body_too_large);
+
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            return ngx_http_zarr_body_too_large(r);
+        }
 
         if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
             return rc;
@@ -370,6 +367,19 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
         /* multipart steps: the lock only */
         return ngx_http_zarr_begin(r, zlcf, ctx, &zk, 1, 0);
     }
+}
+
+
+static ngx_int_t
+ngx_http_zarr_body_too_large(ngx_http_request_t *r)
+{
+    ngx_http_zarr_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_BAD_REQUEST, "MalformedXML",
+                                    "the request body is too large");
 }
 
 

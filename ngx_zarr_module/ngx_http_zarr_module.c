@@ -838,6 +838,10 @@ ngx_http_zarr_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_http_zarr_body_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_zarr_filter_init(cf);
 }
 

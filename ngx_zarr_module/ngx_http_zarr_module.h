@@ -227,6 +227,14 @@ ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
 void ngx_http_zarr_begin_done(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 
+/* ngx_http_zarr_body.c */
+typedef ngx_int_t (*ngx_http_zarr_body_refuse_pt)(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_zarr_body_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_zarr_body_read(ngx_http_request_t *r, off_t max,
+    ngx_http_client_body_handler_pt post_handler,
+    ngx_http_zarr_body_refuse_pt refuse);
+
 /* ngx_http_zarr_filter.c */
 ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);
 void ngx_http_zarr_finish_done(ngx_http_request_t *r,

@@ -121,6 +121,11 @@ zarr_key_split(const char *key, size_t key_len, const char *prefix,
         return ZARR_PATH_TRAILING_SLASH;
     }
 
+    if (rc == ZARR_PATH_OK && out->zarr_id_len > ZARR_ID_MAX) {
+        out->error_offset = prefix_len + ZARR_ID_MAX;
+        return ZARR_PATH_ID_TOO_LONG;
+    }
+
     return rc;
 }
 
@@ -147,6 +152,8 @@ zarr_path_strerror(int rc)
         return "key contains a NUL byte";
     case ZARR_PATH_TOO_LONG:
         return "key has a path segment longer than 480 bytes";
+    case ZARR_PATH_ID_TOO_LONG:
+        return "zarr id longer than 255 bytes";
     }
 
     return "unknown key error";

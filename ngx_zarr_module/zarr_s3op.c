@@ -30,6 +30,7 @@
 #define ZARR_S3OP_Q_RESTORE      0x0200
 #define ZARR_S3OP_Q_SELECT       0x0400
 #define ZARR_S3OP_Q_MDSEARCH     0x0800
+#define ZARR_S3OP_Q_APPEND       0x1000
 
 /* longer than any name above: no need to decode further */
 #define ZARR_S3OP_NAME_MAX       16
@@ -90,6 +91,10 @@ static int zarr_s3op_value(const zarr_s3op_param_t *raw, char **pos,
     const char **value, size_t *len);
 static int zarr_s3_sigv4_credential(const char *p, const char *end,
     const char **key, size_t *key_len);
+static int zarr_s3_access_key_check(const char *key, size_t len);
+static int zarr_s3_access_key_find(const char *auth, size_t auth_len,
+    const char *args, size_t args_len, char *buf, size_t size,
+    const char **key, size_t *key_len);
 
 
 static const zarr_s3op_name_t  zarr_s3op_params[] = {
@@ -105,6 +110,7 @@ static const zarr_s3op_name_t  zarr_s3op_params[] = {
     { "restore", 7, ZARR_S3OP_Q_RESTORE },
     { "select", 6, ZARR_S3OP_Q_SELECT },
     { "mdsearch", 8, ZARR_S3OP_Q_MDSEARCH },
+    { "append", 6, ZARR_S3OP_Q_APPEND },
     { NULL, 0, 0 }
 };
 
@@ -473,6 +479,9 @@ zarr_s3op_keyed(zarr_s3op_t *op, zarr_s3op_method_e method,
         } else {
             op->op = copy_source ? ZARR_S3OP_COPY_OBJECT
                                  : ZARR_S3OP_PUT_OBJECT;
+
+            /* RGW appends on "append" with or without a value */
+            op->append = (q->seen & ZARR_S3OP_Q_APPEND) != 0;
         }
 
         break;
@@ -790,10 +799,50 @@ zarr_s3_sigv4_credential(const char *p, const char *end, const char **key,
 }
 
 
+/* 0: a key id we may use (as an owner, in a log line), -1: not */
+
+static int
+zarr_s3_access_key_check(const char *key, size_t len)
+{
+    size_t  i;
+
+    if (len > ZARR_S3_ACCESS_KEY_MAX) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if ((unsigned char) key[i] < 0x20 || key[i] == 0x7f) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 zarr_s3_access_key(const char *auth, size_t auth_len, const char *args,
     size_t args_len, char *buf, size_t size, const char **key,
     size_t *key_len)
+{
+    if (zarr_s3_access_key_find(auth, auth_len, args, args_len, buf, size,
+                                key, key_len)
+        != 0
+        || zarr_s3_access_key_check(*key, *key_len) != 0)
+    {
+        *key = "";
+        *key_len = 0;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+zarr_s3_access_key_find(const char *auth, size_t auth_len,
+    const char *args, size_t args_len, char *buf, size_t size,
+    const char **key, size_t *key_len)
 {
     int                 n, v4;
     char                c;
@@ -921,6 +970,55 @@ zarr_s3_access_key(const char *auth, size_t auth_len, const char *args,
         *key_len = k;
 
         return 0;
+    }
+
+    return 0;
+}
+
+
+/* aws-chunked bodies */
+
+
+int
+zarr_s3_aws_chunked(const char *sha256, size_t sha256_len,
+    const char *encoding, size_t encoding_len)
+{
+    const char  *p, *end, *tok, *tend;
+
+    if (sha256 && sha256_len >= 10 && memcmp(sha256, "STREAMING-", 10) == 0)
+    {
+        return 1;
+    }
+
+    if (encoding == NULL) {
+        return 0;
+    }
+
+    /* a list of tokens: "aws-chunked", "aws-chunked, gzip", ... */
+
+    p = encoding;
+    end = encoding + encoding_len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) {
+            p++;
+        }
+
+        tok = p;
+
+        while (p < end && *p != ',') {
+            p++;
+        }
+
+        tend = p;
+
+        while (tend > tok && (tend[-1] == ' ' || tend[-1] == '\t')) {
+            tend--;
+        }
+
+        if (tend - tok == 11 && strncasecmp(tok, "aws-chunked", 11) == 0) {
+            return -1;
+        }
     }
 
     return 0;

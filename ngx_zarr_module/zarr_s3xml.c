@@ -58,6 +58,7 @@ typedef enum {
 struct zarr_s3xml_parser_s {
     XML_Parser            parser;
     zarr_s3xml_kind_e     kind;
+    int                   literal;     /* names as written, as RGW reads */
     size_t                max_body;
     size_t                max_objects;
     size_t                fed;
@@ -92,6 +93,8 @@ static void zarr_s3xml_fail(zarr_s3xml_parser_t *p, int rc,
 #endif
     ;
 static const char *zarr_s3xml_local(const XML_Char *name);
+static const char *zarr_s3xml_literal(zarr_s3xml_parser_t *p,
+    const XML_Char *name, const XML_Char **atts);
 static zarr_s3xml_root_e zarr_s3xml_root(zarr_s3xml_kind_e kind,
     const char *local);
 static unsigned zarr_s3xml_field(zarr_s3xml_parser_t *p,
@@ -330,6 +333,47 @@ zarr_s3xml_local(const XML_Char *name)
 }
 
 
+/*
+ * A request body's element name, read literally as RGW does (expat
+ * without namespace processing), or NULL when a namespace-aware reader
+ * (AWS, MinIO's local names) could read the element otherwise: a
+ * prefixed name, or a default namespace other than S3's.  Fails the
+ * parse in that case.
+ */
+
+static const char *
+zarr_s3xml_literal(zarr_s3xml_parser_t *p, const XML_Char *name,
+    const XML_Char **atts)
+{
+    if (strchr(name, ':') != NULL) {
+        zarr_s3xml_fail(p, ZARR_S3XML_MALFORMED,
+                        "prefixed element name <%s>", name);
+        return NULL;
+    }
+
+    for ( /* void */ ; atts[0]; atts += 2) {
+        if (strncmp(atts[0], "xmlns", 5) != 0) {
+            continue;
+        }
+
+        if (atts[0][5] == ':') {
+            zarr_s3xml_fail(p, ZARR_S3XML_MALFORMED,
+                            "namespace prefix declaration \"%s\"",
+                            atts[0]);
+            return NULL;
+        }
+
+        if (atts[0][5] == '\0' && strcmp(atts[1], ZARR_S3XML_NS) != 0) {
+            zarr_s3xml_fail(p, ZARR_S3XML_MALFORMED,
+                            "namespace other than S3's on <%s>", name);
+            return NULL;
+        }
+    }
+
+    return name;
+}
+
+
 static zarr_s3xml_root_e
 zarr_s3xml_root(zarr_s3xml_kind_e kind, const char *local)
 {
@@ -454,19 +498,27 @@ zarr_s3xml_start(void *data, const XML_Char *name, const XML_Char **atts)
     unsigned     field, *seen;
     const char  *local;
 
-    (void) atts;
-
     if (p->rc != ZARR_S3XML_OK) {
         return;
     }
 
     p->depth++;
 
+    if (p->literal) {
+        /* even inside skipped elements: nothing two readers may differ on */
+
+        local = zarr_s3xml_literal(p, name, atts);
+        if (local == NULL) {
+            return;
+        }
+
+    } else {
+        local = zarr_s3xml_local(name);
+    }
+
     if (p->skip) {
         return;
     }
-
-    local = zarr_s3xml_local(name);
 
     if (p->field) {
         zarr_s3xml_fail(p, ZARR_S3XML_MALFORMED,
@@ -645,18 +697,15 @@ zarr_s3xml_field_done(zarr_s3xml_parser_t *p)
     switch (p->field) {
 
     case ZARR_S3XML_F_QUIET:
-        zarr_s3xml_trim(&t, &n);
+        /*
+         * RGW takes exactly "true" (any case) for quiet and anything else
+         * for not, AWS any xs:boolean: only the two words all read alike
+         */
 
-        /* xs:boolean */
-
-        if ((n == 4 && memcmp(t, "true", 4) == 0)
-            || (n == 1 && t[0] == '1'))
-        {
+        if (n == 4 && memcmp(t, "true", 4) == 0) {
             p->res.quiet = 1;
 
-        } else if ((n == 5 && memcmp(t, "false", 5) == 0)
-                   || (n == 1 && t[0] == '0'))
-        {
+        } else if (n == 5 && memcmp(t, "false", 5) == 0) {
             p->res.quiet = 0;
 
         } else {
@@ -795,7 +844,14 @@ zarr_s3xml_create(zarr_s3xml_kind_e kind, size_t max_body,
         return NULL;
     }
 
-    p->parser = XML_ParserCreateNS(NULL, ZARR_S3XML_NS_SEP);
+    /*
+     * a request body is read as the backend will read it; responses come
+     * from the backend and may use namespaces as they like
+     */
+
+    p->literal = kind == ZARR_S3XML_DELETE;
+    p->parser = p->literal ? XML_ParserCreate(NULL)
+                           : XML_ParserCreateNS(NULL, ZARR_S3XML_NS_SEP);
     if (p->parser == NULL) {
         free(p);
         return NULL;

@@ -97,6 +97,24 @@ test_split_bad(void **state)
     assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_TOO_LONG);
     longname[7 + ZARR_NAME_MAX] = '\0';
     assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_OK);
+
+    /* the zarr id: at most ZARR_ID_MAX bytes, the store's limit */
+    memset(longname, 'i', sizeof(longname));
+    memcpy(longname, "zarr/", 5);
+    memcpy(longname + 5 + ZARR_ID_MAX, "/x", 3);
+    assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_OK);
+    assert_int_equal(k.zarr_id_len, ZARR_ID_MAX);
+    memcpy(longname + 5 + ZARR_ID_MAX, "i/x", 4);
+    assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_ID_TOO_LONG);
+    assert_int_equal(k.error_offset, 5 + ZARR_ID_MAX);
+    /* a longer segment still says so first */
+    memset(longname, 'i', sizeof(longname));
+    memcpy(longname, "zarr/", 5);
+    memcpy(longname + 5 + ZARR_NAME_MAX + 1, "/x", 3);
+    assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_TOO_LONG);
+    /* "zarr/<long id>" alone is still no member */
+    longname[5 + ZARR_NAME_MAX + 1] = '\0';
+    assert_int_equal(split(longname, "zarr/", &k), ZARR_PATH_NOT_ZARR);
 }
 
 
@@ -107,7 +125,7 @@ test_messages(void **state)
 
     (void) state;
 
-    for (rc = ZARR_PATH_OK; rc <= ZARR_PATH_TOO_LONG; rc++) {
+    for (rc = ZARR_PATH_OK; rc <= ZARR_PATH_ID_TOO_LONG; rc++) {
         assert_non_null(zarr_path_strerror(rc));
         assert_null(strstr(zarr_path_strerror(rc), "unknown"));
     }

@@ -175,6 +175,88 @@ test_put(void **state)
 }
 
 
+/* RGW's appendable objects: the parameter is there, value or not */
+
+static void
+test_put_append(void **state)
+{
+    size_t         i;
+    classified_t   c;
+    const char    *yes[] = {
+        "/b/k?append", "/b/k?append=", "/b/k?append&position=0",
+        "/b/k?position=3&append=&x-id=PutObject", "/b/k?appen%64",
+        "/b/k?&append&", "/b/k?append=false"
+    };
+    const char    *no[] = {
+        "/b/k", "/b/k?Append", "/b/k?appendx", "/b/k?position=0",
+        "/b/k?x-append", "/b/k?x=append"
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        assert_int_equal(classify_full("PUT", yes[i], 0, &c), ZARR_S3OP_OK);
+        assert_int_equal(c.op.op, ZARR_S3OP_PUT_OBJECT);
+        if (!c.op.append) {
+            fail_msg("not an append: %s", yes[i]);
+        }
+    }
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        assert_int_equal(classify_full("PUT", no[i], 0, &c), ZARR_S3OP_OK);
+        assert_int_equal(c.op.op, ZARR_S3OP_PUT_OBJECT);
+        if (c.op.append) {
+            fail_msg("taken for an append: %s", no[i]);
+        }
+    }
+
+    /* a copy too; multipart steps and other methods never */
+    assert_int_equal(classify_full("PUT", "/b/k?append", 1, &c),
+                     ZARR_S3OP_OK);
+    assert_int_equal(c.op.op, ZARR_S3OP_COPY_OBJECT);
+    assert_true(c.op.append);
+    assert_int_equal(classify_full("PUT", "/b/k?append&partNumber=1"
+                                   "&uploadId=u", 0, &c), ZARR_S3OP_OK);
+    assert_int_equal(c.op.op, ZARR_S3OP_UPLOAD_PART);
+    assert_false(c.op.append);
+    assert_int_equal(classify_full("DELETE", "/b/k?append", 0, &c),
+                     ZARR_S3OP_OK);
+    assert_false(c.op.append);
+}
+
+
+static int
+chunked(const char *sha, const char *enc)
+{
+    return zarr_s3_aws_chunked(sha, sha ? strlen(sha) : 0, enc,
+                               enc ? strlen(enc) : 0);
+}
+
+
+static void
+test_aws_chunked(void **state)
+{
+    (void) state;
+
+    assert_int_equal(chunked("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", NULL), 1);
+    assert_int_equal(chunked("STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                             "aws-chunked"), 1);
+    assert_int_equal(chunked(NULL, NULL), 0);
+    assert_int_equal(chunked("UNSIGNED-PAYLOAD", NULL), 0);
+    assert_int_equal(chunked("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934"
+                             "ca495991b7852b855", "gzip"), 0);
+    assert_int_equal(chunked("streaming-aws4-hmac-sha256-payload", NULL), 0);
+    assert_int_equal(chunked("STREAMING", NULL), 0);
+    assert_int_equal(chunked(NULL, ""), 0);
+    assert_int_equal(chunked(NULL, "aws-chunkedx, gzip"), 0);
+
+    /* only the encoding says so: the backends differ */
+    assert_int_equal(chunked(NULL, "aws-chunked"), -1);
+    assert_int_equal(chunked("UNSIGNED-PAYLOAD", "gzip, AWS-Chunked "), -1);
+    assert_int_equal(chunked(NULL, " ,aws-chunked,"), -1);
+}
+
+
 static void
 test_copy(void **state)
 {
@@ -700,6 +782,59 @@ test_access_key_presigned(void **state)
 }
 
 
+/* key ids end up as batch owners and in log lines: bounded, printable */
+
+static void
+test_access_key_limits(void **state)
+{
+    char    key[ZARR_S3_ACCESS_KEY_MAX + 1], hdr[512], args[512];
+    size_t  i;
+
+    (void) state;
+
+    /* ZARR_S3_ACCESS_KEY_MAX bytes: fine; one more: malformed */
+    for (i = 0; i <= ZARR_S3_ACCESS_KEY_MAX; i += ZARR_S3_ACCESS_KEY_MAX) {
+        snprintf(hdr, sizeof(hdr), "AWS4-HMAC-SHA256 Credential=%0*d/"
+                 "20240101/us-east-1/s3/aws4_request, Signature=abc",
+                 (int) i + 1, 7);
+        assert_int_equal(access_key(hdr, "", key), i ? -1 : 0);
+        assert_int_equal(strlen(key), i ? 0 : 1);
+
+        snprintf(hdr, sizeof(hdr), "AWS %0*d:sig", (int) i + 1, 7);
+        assert_int_equal(access_key(hdr, "", key), i ? -1 : 0);
+
+        snprintf(args, sizeof(args), "X-Amz-Credential=%0*d%%2Fx",
+                 (int) i + 1, 7);
+        assert_int_equal(access_key("", args, key), i ? -1 : 0);
+
+        snprintf(args, sizeof(args), "AWSAccessKeyId=%0*d", (int) i + 1, 7);
+        assert_int_equal(access_key("", args, key), i ? -1 : 0);
+    }
+
+    snprintf(hdr, sizeof(hdr), "AWS4-HMAC-SHA256 Credential=%0*d/"
+             "20240101/us-east-1/s3/aws4_request",
+             ZARR_S3_ACCESS_KEY_MAX, 7);
+    assert_int_equal(access_key(hdr, "", key), 0);
+    assert_int_equal(strlen(key), ZARR_S3_ACCESS_KEY_MAX);
+
+    /* control bytes, as sent percent-encoded in a presigned URL */
+    assert_int_equal(access_key("", "X-Amz-Credential=A%01B%2Fx", key), -1);
+    assert_string_equal(key, "");
+    assert_int_equal(access_key("", "X-Amz-Credential=A%0D%0AB%2Fx", key),
+                     -1);
+    assert_int_equal(access_key("", "AWSAccessKeyId=A%7FB", key), -1);
+    assert_int_equal(access_key("", "AWSAccessKeyId=A%00B", key), -1);
+    assert_int_equal(access_key("AWS A\x01B:sig", "", key), -1);
+    assert_int_equal(access_key("AWS4-HMAC-SHA256 Credential=A\x1b[1mB/"
+                                "20240101/us-east-1/s3/aws4_request", "",
+                                key), -1);
+
+    /* printable non-ASCII passes: the backend judges it */
+    assert_int_equal(access_key("", "AWSAccessKeyId=%C3%A9", key), 0);
+    assert_string_equal(key, "\xc3\xa9");
+}
+
+
 /* copy sources */
 
 
@@ -792,6 +927,8 @@ main(void)
         cmocka_unit_test(test_reads),
         cmocka_unit_test(test_service),
         cmocka_unit_test(test_put),
+        cmocka_unit_test(test_put_append),
+        cmocka_unit_test(test_aws_chunked),
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_multipart_ambiguous),
@@ -806,6 +943,7 @@ main(void)
         cmocka_unit_test(test_access_key_header),
         cmocka_unit_test(test_access_key_bad),
         cmocka_unit_test(test_access_key_presigned),
+        cmocka_unit_test(test_access_key_limits),
         cmocka_unit_test(test_copy_source),
         cmocka_unit_test(test_copy_source_bad),
     };
