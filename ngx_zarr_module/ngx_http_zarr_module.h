@@ -72,6 +72,7 @@ typedef struct {
     ngx_flag_t                  gateway;
     ngx_str_t                   prefix;
     ngx_str_t                   checksum_prefix;
+    ngx_str_t                   virtual_host_suffix;  /* "": none */
     ngx_http_complex_value_t   *batch_owner;
     ngx_msec_t                  batch_timeout;
     ngx_uint_t                  conflict_log_level;

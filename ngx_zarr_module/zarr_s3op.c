@@ -538,12 +538,72 @@ zarr_s3op_value(const zarr_s3op_param_t *raw, char **pos,
 
 
 int
+zarr_s3op_host_bucket(const char *host, size_t host_len, const char *domain,
+    size_t domain_len, const char **bucket, size_t *bucket_len)
+{
+    size_t       i, len;
+    const char  *colon;
+
+    *bucket = NULL;
+    *bucket_len = 0;
+
+    if (host == NULL || domain == NULL) {
+        return 0;
+    }
+
+    /* "example.org." is "example.org"; ".example.org" as well */
+
+    if (domain_len > 0 && domain[0] == '.') {
+        domain++;
+        domain_len--;
+    }
+
+    if (domain_len > 0 && domain[domain_len - 1] == '.') {
+        domain_len--;
+    }
+
+    if (domain_len == 0 || host_len == 0 || host[0] == '[') {
+        /* no domain, no host, an IPv6 literal */
+        return 0;
+    }
+
+    colon = memchr(host, ':', host_len);
+    len = colon ? (size_t) (colon - host) : host_len;
+
+    if (len > 0 && host[len - 1] == '.') {
+        len--;
+    }
+
+    if (len < domain_len + 2
+        || host[len - domain_len - 1] != '.'
+        || strncasecmp(host + len - domain_len, domain, domain_len) != 0)
+    {
+        return 0;
+    }
+
+    len -= domain_len + 1;
+
+    for (i = 0; i < len; i++) {
+        if (host[i] >= 'A' && host[i] <= 'Z') {
+            return -1;
+        }
+    }
+
+    *bucket = host;
+    *bucket_len = len;
+
+    return 1;
+}
+
+
+int
 zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf, size_t size,
     zarr_s3op_t *op)
 {
+    int                  vhost;
     char                *pos;
-    size_t               uri_len, args_len;
-    const char          *uri, *args, *p, *end, *slash, *q;
+    size_t               uri_len, args_len, host_bucket_len;
+    const char          *uri, *args, *p, *end, *slash, *q, *host_bucket;
     zarr_s3op_query_t    query;
     zarr_s3op_method_e   method;
 
@@ -581,24 +641,42 @@ zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf, size_t size,
 
     method = zarr_s3op_method(req->method, req->method_len);
 
-    /* "/bucket[/key]": split at the first raw '/', then decode each */
+    vhost = zarr_s3op_host_bucket(req->host, req->host_len,
+                                  req->host_suffix, req->host_suffix_len,
+                                  &host_bucket, &host_bucket_len);
+
+    if (vhost < 0) {
+        return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
+                              "upper-case bucket name in the Host header");
+    }
 
     p = uri + 1;
     end = uri + uri_len;
-    slash = memchr(p, '/', end - p);
-
     pos = buf;
 
-    if (zarr_s3op_decode(pos, p, (slash ? slash : end) - p, 0,
-                         &op->bucket_len)
-        != 0)
-    {
-        return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
-                              "malformed percent-encoding in the path");
-    }
+    if (vhost) {
+        /* "bucket.domain" + "/[key]": the whole path is the key */
 
-    op->bucket = pos;
-    pos += op->bucket_len;
+        op->bucket = host_bucket;
+        op->bucket_len = host_bucket_len;
+        slash = uri;
+
+    } else {
+        /* "/bucket[/key]": split at the first raw '/', then decode each */
+
+        slash = memchr(p, '/', end - p);
+
+        if (zarr_s3op_decode(pos, p, (slash ? slash : end) - p, 0,
+                             &op->bucket_len)
+            != 0)
+        {
+            return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
+                                  "malformed percent-encoding in the path");
+        }
+
+        op->bucket = pos;
+        pos += op->bucket_len;
+    }
 
     if (slash) {
         if (zarr_s3op_decode(pos, slash + 1, end - slash - 1, 0,

@@ -1,0 +1,163 @@
+"""Virtual-hosted-style addressing (zarr_virtual_host_suffix): a request
+whose Host is <bucket>.s3.zarr.test addresses <bucket>, with the whole path
+as the key, at RGW (rgw dns name in scripts/rgw.sh) and at the gateway
+alike; path-style keeps working beside it.
+
+Name resolution: nothing resolves s3.zarr.test (the .test TLD is reserved,
+RFC 6761) and /etc/hosts is left alone.  boto3 is given the gateway as an
+HTTP proxy (botocore's `proxies` config): urllib3 then connects to nginx
+and sends the request line in absolute form
+("PUT http://demo.s3.zarr.test:PORT/zarr/z/k HTTP/1.1") with the Host
+header "demo.s3.zarr.test:PORT", which is what a client resolving the name
+to the gateway would send, and what SigV4 signs.  nginx accepts the
+absolute form; the module classifies on the Host header, which is what
+proxy_pass forwards to RGW (proxy_set_header Host $http_host).
+"""
+
+import os
+import socket
+
+import botocore
+import pytest
+
+from conftest import s3_client
+
+
+DOMAIN = "s3.zarr.test"
+
+
+def err(e):
+    return e.response["Error"]["Code"], e.response["ResponseMetadata"][
+        "HTTPStatusCode"]
+
+
+def client(gw, user="alice", style="virtual"):
+    """boto3 at http://s3.zarr.test:PORT, every request sent to the gateway
+    as to an HTTP proxy (see the module docstring)."""
+    return s3_client(gw.rgw, user,
+                     endpoint=f"http://{DOMAIN}:{gw.nginx.port}",
+                     s3={"addressing_style": style},
+                     proxies={"http": gw.url})
+
+
+def raw(gw, method, path, host, body=b""):
+    """One unsigned HTTP/1.1 request to the gateway with this Host."""
+    req = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+           f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", gw.nginx.port)) as s:
+        s.sendall(req.encode() + body)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    head, _, rest = out.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest
+
+
+def test_virtual_host_writes_are_tracked(gateway, bucket):
+    gw = gateway()
+    alice = client(gw)
+    alice.put_object(Bucket=bucket, Key="zarr/z/.zgroup",
+                     Body=b'{"zarr_format":2}')
+    for i in range(3):
+        alice.put_object(Bucket=bucket, Key=f"zarr/z/a/0.{i}",
+                         Body=os.urandom(50 + i))
+    tree = gw.assert_consistent(bucket, "z")
+    assert gw.tree(bucket, "z") == tree and "a" in tree
+
+    # the access log shows the bucket and zarr the gateway saw
+    log = gw.nginx.access_log.read_text()
+    assert f"PUT http://{bucket}.{DOMAIN}" in log or \
+        "PUT /zarr/z/a/0.2" in log
+    assert "op=put result=ok zarr=z" in log
+
+    # the batch is alice's: bob gets 409 in both styles, nothing written
+    for style in ("virtual", "path"):
+        bob = client(gw, "bob", style)
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            bob.put_object(Bucket=bucket, Key="zarr/z/bob", Body=b"b")
+        assert err(e.value) == ("OperationAborted", 409), style
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            bob.delete_object(Bucket=bucket, Key="zarr/z/a/0.0")
+        assert err(e.value) == ("OperationAborted", 409), style
+    assert gw.tree(bucket, "z") == tree
+    assert "zarr batch conflict: zarr=\"%s/zarr/z\"" % bucket \
+        in gw.error_log()
+
+    # the same batch through the other style, and through 127.0.0.1
+    client(gw, style="path").put_object(Bucket=bucket, Key="zarr/z/p",
+                                        Body=b"path")
+    gw.client().put_object(Bucket=bucket, Key="zarr/z/q", Body=b"ip")
+    alice.delete_object(Bucket=bucket, Key="zarr/z/a/0.1")
+    alice.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "zarr/z/a/0.2"}, {"Key": "elsewhere"}]})
+    tree = gw.assert_consistent(bucket, "z")
+    assert set(tree) == {".", "a"}
+
+    # multipart through the virtual host
+    mpu = alice.create_multipart_upload(Bucket=bucket, Key="zarr/z/m")
+    part = alice.upload_part(Bucket=bucket, Key="zarr/z/m", PartNumber=1,
+                             UploadId=mpu["UploadId"], Body=b"m" * 100)
+    alice.complete_multipart_upload(
+        Bucket=bucket, Key="zarr/z/m", UploadId=mpu["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1,
+                                    "ETag": part["ETag"]}]})
+    gw.assert_consistent(bucket, "z")
+
+    # reads of the checksum mirror through the virtual host
+    body = alice.get_object(Bucket=bucket,
+                            Key="zarr-checksums/z/.checksum")["Body"].read()
+    assert body.startswith(b'{"checksums"')
+
+
+def test_virtual_host_refusals(gateway, bucket):
+    gw = gateway()
+    alice = client(gw)
+
+    # bad keys and the checksum prefix, as in path-style
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        alice.put_object(Bucket=bucket, Key="zarr/z/a//b", Body=b"x")
+    assert err(e.value) == ("InvalidArgument", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        alice.put_object(Bucket=bucket, Key="zarr-checksums/z/.checksum",
+                         Body=b"x")
+    assert err(e.value) == ("AccessDenied", 403)
+    assert gw.tree(bucket, "z") is None
+
+    # a key whose first segment names another bucket is still a key
+    alice.put_object(Bucket=bucket, Key=f"{bucket}/zarr/z/k", Body=b"k")
+    assert gw.tree(bucket, "z") is None
+
+    # an upper-case bucket in Host: no DNS name has one, the backend may
+    # fold it or not; refused before anything is forwarded
+    status, body = raw(gw, "PUT", "/zarr/z/k",
+                       f"{bucket.upper()}.{DOMAIN}", b"x")
+    assert status == 400 and b"<Code>InvalidURI</Code>" in body
+    assert gw.tree(bucket, "z") is None
+
+
+def test_domain_itself_is_path_style(gateway, bucket):
+    gw = gateway()
+    # Host s3.zarr.test: path-style at RGW and at the gateway
+    c = client(gw, style="path")
+    c.put_object(Bucket=bucket, Key="zarr/y/a", Body=b"a")
+    c.put_object(Bucket=bucket, Key="zarr/y/b/c", Body=b"bc")
+    tree = gw.assert_consistent(bucket, "y")
+    assert "b" in tree
+    assert [o["Key"] for o in c.list_objects_v2(
+        Bucket=bucket, Prefix="zarr/y/")["Contents"]] == \
+        ["zarr/y/a", "zarr/y/b/c"]
+
+
+def test_rgw_serves_virtual_hosts(rgw, bucket):
+    """The premise: RGW itself reads Host <bucket>.s3.zarr.test as the
+    bucket (else the tests above prove nothing)."""
+    port = rgw.port
+    c = s3_client(rgw, endpoint=f"http://{DOMAIN}:{port}",
+                  s3={"addressing_style": "virtual"},
+                  proxies={"http": rgw.endpoint})
+    c.put_object(Bucket=bucket, Key="k", Body=b"v")
+    direct = s3_client(rgw)
+    assert direct.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
