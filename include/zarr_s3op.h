@@ -136,8 +136,9 @@ typedef struct {
  * are the bucket b, "/b//x" is the key "/x".  When req->host names a
  * bucket under req->host_suffix (zarr_s3op_host_bucket()), that is the
  * bucket and the whole path after its leading '/' is the key: "/" is the
- * bucket, "/a/b" the key "a/b", "//x" the key "/x".  %XX is decoded, '+' in the
- * path is a literal plus; in the query '+' is a space, as S3 decodes it.
+ * bucket, "/a/b" the key "a/b", "//x" the key "/x".  %XX is decoded, '+'
+ * in the path is a literal plus; in the query '+' is a space, as S3
+ * decodes it.
  * Query parameters match sub-resource names exactly and in any order,
  * with or without '='; other parameters (x-id, X-Amz-*) are ignored.
  *
