@@ -25,6 +25,8 @@ typedef struct {
 } zarr_form_disposition_t;
 
 
+static const char *zarr_form_find(const char *p, size_t len,
+    const char *s, size_t n);
 static int zarr_form_is(const char *p, size_t len, const char *name);
 static const char *zarr_form_skip_ws(const char *p, const char *end);
 static int zarr_form_param(const char **pos, const char *end,
@@ -35,6 +37,37 @@ static int zarr_form_disposition(const char *p, size_t len,
 static int zarr_form_fail(zarr_form_t *form, int rc, const char *error);
 static int zarr_form_after_boundary(const char **pos, const char *end,
     zarr_form_t *form);
+
+
+/* the first s (n bytes, n > 0) in p, or NULL: memmem() is not C99 */
+
+static const char *
+zarr_form_find(const char *p, size_t len, const char *s, size_t n)
+{
+    const char  *end;
+
+    if (len < n) {
+        return NULL;
+    }
+
+    end = p + len - n + 1;
+
+    while (p < end) {
+        p = memchr(p, s[0], end - p);
+
+        if (p == NULL) {
+            return NULL;
+        }
+
+        if (memcmp(p, s, n) == 0) {
+            return p;
+        }
+
+        p++;
+    }
+
+    return NULL;
+}
 
 
 /* case-insensitive equality with a NUL-terminated name */
@@ -333,7 +366,7 @@ zarr_form_parse(const char *body, size_t len, const char *boundary,
 
     } else {
         /* a preamble before the first delimiter */
-        p = memmem(body, len, delim, delim_len);
+        p = zarr_form_find(body, len, delim, delim_len);
 
         if (p == NULL) {
             return zarr_form_fail(form,
@@ -365,7 +398,7 @@ zarr_form_parse(const char *body, size_t len, const char *boundary,
         memset(&d, 0, sizeof(zarr_form_disposition_t));
 
         for ( ;; ) {
-            eol = memmem(p, end - p, "\r\n", 2);
+            eol = zarr_form_find(p, end - p, "\r\n", 2);
 
             if (eol == NULL || headers + (eol - p) > ZARR_FORM_HEADERS_MAX) {
                 if (eol || headers + (end - p) > ZARR_FORM_HEADERS_MAX) {
@@ -440,7 +473,7 @@ zarr_form_parse(const char *body, size_t len, const char *boundary,
         }
 
         data = p;
-        p = memmem(p, end - p, delim, delim_len);
+        p = zarr_form_find(p, end - p, delim, delim_len);
 
         if (p == NULL) {
             return zarr_form_fail(form, ZARR_FORM_INCOMPLETE,
@@ -473,7 +506,7 @@ zarr_form_key(const zarr_form_t *form, char *buf, size_t size,
         return ZARR_FORM_NO_KEY;
     }
 
-    var = memmem(form->key, form->key_len, ZARR_FORM_FILENAME_VAR,
+    var = zarr_form_find(form->key, form->key_len, ZARR_FORM_FILENAME_VAR,
                  ZARR_FORM_FILENAME_VAR_LEN);
 
     if (var == NULL) {
@@ -485,7 +518,7 @@ zarr_form_key(const zarr_form_t *form, char *buf, size_t size,
     tail = form->key + form->key_len - after;
 
     if (form->filename == NULL || form->filename_odd
-        || memmem(after, tail, ZARR_FORM_FILENAME_VAR,
+        || zarr_form_find(after, tail, ZARR_FORM_FILENAME_VAR,
                   ZARR_FORM_FILENAME_VAR_LEN))
     {
         return ZARR_FORM_AMBIGUOUS;
