@@ -315,12 +315,8 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
         return NGX_DECLINED;
 
     case ZARR_S3OP_POST_OBJECT:
-        /* the key is inside a form: the gateway cannot see it */
-        ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
-        return ngx_http_zarr_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
-                                        "NotImplemented",
-                                        "POST object uploads are not "
-                                        "supported by the zarr gateway");
+        /* the key is inside the form: ngx_http_zarr_post.c */
+        return ngx_http_zarr_post_object(r, zlcf, ctx);
 
     case ZARR_S3OP_DELETE_OBJECTS:
         ctx->tracked = 1;

@@ -173,6 +173,10 @@ ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
 void ngx_http_zarr_begin_done(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 
+/* ngx_http_zarr_post.c */
+ngx_int_t ngx_http_zarr_post_object(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+
 /* ngx_http_zarr_filter.c */
 ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);
 void ngx_http_zarr_finish_done(ngx_http_request_t *r,
