@@ -35,8 +35,8 @@
  * The operations.  Those from ZARR_S3OP_PUT_OBJECT to
  * ZARR_S3OP_DELETE_OBJECTS mutate a zarr (or need its batch lock);
  * ZARR_S3OP_POST_OBJECT is a browser-form upload whose key is in the
- * multipart/form-data body, which the gateway cannot see before
- * forwarding: refuse it wherever the gateway is on.
+ * multipart/form-data body: the caller reads the form (zarr_form.h)
+ * before deciding.
  */
 typedef enum {
     ZARR_S3OP_READ = 0,          /* GET, HEAD, OPTIONS: changes nothing */
