@@ -167,6 +167,30 @@ int zarr_s3op_host_bucket(const char *host, size_t host_len,
     const char *domain, size_t domain_len, const char **bucket,
     size_t *bucket_len);
 
+/*
+ * Whether a Host header may name a bucket at some backend: returns 1 for
+ * a name, *name pointing into host without the ":port" and one trailing
+ * '.'; 0 for an absent or empty Host or an IP address, which no backend
+ * reads as a bucket.  A single label counts as a name: RGW with
+ * rgw_dns_name (and AWS) reads any Host outside its domains as a bucket
+ * name, "localhost" included.
+ */
+int zarr_s3op_host_name(const char *host, size_t host_len, const char **name,
+    size_t *name_len);
+
+/*
+ * Classifies req as a backend would that serves virtual hosts under a
+ * domain the gateway does not know, or takes the whole Host for a bucket
+ * name: the whole path is the key, the bucket is "" (unknown), "/" is a
+ * bucket-level request.  The gateway asks it
+ * for a Host that may name a bucket (zarr_s3op_host_name()) but is
+ * neither under zarr_virtual_host_suffix nor a name it serves path-style,
+ * to refuse writes that would touch a zarr under that reading.  Returns
+ * and fills op as zarr_s3op_classify().
+ */
+int zarr_s3op_classify_unknown_host(const zarr_s3op_request_t *req,
+    char *buf, size_t size, zarr_s3op_t *op);
+
 /* the $zarr_op value: "put", "copy", ..., "service" */
 const char *zarr_s3op_name(zarr_s3op_e op);
 

@@ -17,8 +17,6 @@
 
 static ngx_int_t ngx_http_zarr_classify(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
-static void ngx_http_zarr_host(ngx_http_request_t *r,
-    ngx_http_zarr_loc_conf_t *zlcf, zarr_s3op_request_t *req);
 static ngx_int_t ngx_http_zarr_check_key(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_str_t *key, zarr_key_t *zk);
 static ngx_int_t ngx_http_zarr_refuse(ngx_http_request_t *r,
@@ -152,31 +150,6 @@ ngx_http_zarr_find_header(ngx_list_t *headers, const char *name, size_t len)
 
 
 /*
- * Virtual-hosted style: the Host header exactly as the backend gets it
- * (proxy_set_header Host $http_host), not r->headers_in.server, which an
- * absolute request line may set otherwise.
- */
-
-static void
-ngx_http_zarr_host(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
-    zarr_s3op_request_t *req)
-{
-    ngx_table_elt_t  *host;
-
-    host = r->headers_in.host;
-
-    if (host == NULL || zlcf->virtual_host_suffix.len == 0) {
-        return;
-    }
-
-    req->host = (char *) host->value.data;
-    req->host_len = host->value.len;
-    req->host_suffix = (char *) zlcf->virtual_host_suffix.data;
-    req->host_suffix_len = zlcf->virtual_host_suffix.len;
-}
-
-
-/*
  * Returns NGX_DECLINED (not a zarr member: proxy it), NGX_OK (a member,
  * zk filled), NGX_HTTP_FORBIDDEN (under the checksum prefix) or
  * NGX_HTTP_BAD_REQUEST (a bad member key, zk->error_offset says where).
@@ -263,7 +236,7 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     req.copy_source = ngx_http_zarr_find_header(&r->headers_in.headers,
                                                 "x-amz-copy-source", 17)
                       != NULL;
-    ngx_http_zarr_host(r, zlcf, &req);
+    ngx_http_zarr_host_request(r, zlcf, &req);
 
     size = ZARR_S3OP_BUF_SIZE(r->unparsed_uri.len, 0) + 16;
 
@@ -292,6 +265,11 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     }
 
     ctx->op = op.op;
+
+    rc = ngx_http_zarr_host_check(r, zlcf, ctx, &req, &op);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
 
     /*
      * the tree effect of these is not in the request: deleting a version

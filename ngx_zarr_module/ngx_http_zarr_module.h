@@ -173,6 +173,13 @@ ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
 void ngx_http_zarr_begin_done(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 
+/* ngx_http_zarr_vhost.c */
+void ngx_http_zarr_host_request(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, zarr_s3op_request_t *req);
+ngx_int_t ngx_http_zarr_host_check(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
+    const zarr_s3op_request_t *req, const zarr_s3op_t *op);
+
 /* ngx_http_zarr_post.c */
 ngx_int_t ngx_http_zarr_post_object(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);

@@ -42,9 +42,13 @@ def client(gw, user="alice", style="virtual"):
 
 def raw(gw, method, path, host, body=b""):
     """One unsigned HTTP/1.1 request to the gateway with this Host."""
+    return raw_at(gw.nginx.port, method, path, host, body)
+
+
+def raw_at(port, method, path, host, body=b""):
     req = (f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", gw.nginx.port)) as s:
+    with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(req.encode() + body)
         out = b""
         while True:
@@ -161,3 +165,76 @@ def test_rgw_serves_virtual_hosts(rgw, bucket):
     c.put_object(Bucket=bucket, Key="k", Body=b"v")
     direct = s3_client(rgw)
     assert direct.get_object(Bucket=bucket, Key="k")["Body"].read() == b"v"
+
+
+def test_rgw_takes_other_names_for_buckets(rgw):
+    """The premise of test_unknown_domain_writes_refused: with rgw dns
+    name set, RGW reads a Host outside its domain, "localhost" included,
+    as a bucket name (the whole path is the key); an IP address is
+    path-style."""
+    def bucket_named(host):
+        status, body = raw_at(rgw.port, "GET", "/nosuchbucket-x/k", host)
+        assert status == 404
+        return body.split(b"<BucketName>")[1].split(b"<")[0].decode()
+
+    assert bucket_named("s3.other.test") == "s3.other.test"
+    assert bucket_named("localhost:%d" % rgw.port) == "localhost"
+    assert bucket_named("127.0.0.1:%d" % rgw.port) == "nosuchbucket-x"
+    assert bucket_named(DOMAIN) == "nosuchbucket-x"
+    assert bucket_named("b1." + DOMAIN) == "b1"
+
+
+def test_unknown_domain_writes_refused(gateway, bucket):
+    """A Host under a domain the gateway is not told about (here
+    s3.other.test): a backend serving that domain reads the whole path as
+    the key, and RGW with rgw dns name takes the whole Host for a bucket
+    name (test_rgw_takes_other_names_for_buckets), the whole path again
+    the key.  Writes that would then touch a zarr are refused, as are
+    DeleteObjects and form uploads that the path-style reading takes for
+    service requests."""
+    gw = gateway()
+    other = s3_client(gw.rgw, endpoint=f"http://s3.other.test:{gw.nginx.port}",
+                      s3={"addressing_style": "virtual"},
+                      proxies={"http": gw.url})
+
+    for call in (
+            lambda: other.put_object(Bucket=bucket, Key="zarr/z/k",
+                                     Body=b"x"),
+            lambda: other.delete_object(Bucket=bucket, Key="zarr/z/k"),
+            lambda: other.create_multipart_upload(Bucket=bucket,
+                                                  Key="zarr/z/m"),
+            lambda: other.put_object(Bucket=bucket,
+                                     Key="zarr-checksums/z/.checksum",
+                                     Body=b"x"),
+            lambda: other.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": "zarr/z/k"}]})):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert err(e.value) == ("InvalidRequest", 400)
+
+    # a form upload to "/" under that Host
+    status, body = raw(gw, "POST", "/", f"{bucket}.s3.other.test",
+                       b"--x--\r\n")
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in body
+
+    # nothing reached RGW
+    assert not s3_client(gw.rgw).list_objects_v2(Bucket=bucket).get(
+        "Contents")
+    assert gw.tree(bucket, "z") is None
+
+    # writes whose whole path is outside the zarrs are forwarded (RGW
+    # answers them: no bucket "<bucket>.s3.other.test"), reads too
+    status, _ = raw(gw, "PUT", "/elsewhere/k", f"{bucket}.s3.other.test",
+                    b"x")
+    assert status != 400
+    status, _ = raw(gw, "GET", "/zarr/z/k", f"{bucket}.s3.other.test")
+    assert status != 400
+
+    # a single label: RGW takes the whole Host for a bucket name
+    status, body = raw(gw, "PUT", "/zarr/z/k", "localhost", b"x")
+    assert status == 400 and b"<Code>InvalidRequest</Code>" in body
+
+    # 127.0.0.1 is no bucket anywhere: path-style, tracked
+    gw.client().put_object(Bucket=bucket, Key="zarr/z/k", Body=b"tracked")
+    tree = gw.assert_consistent(bucket, "z")
+    assert tree["."].endswith("-1--7")

@@ -930,6 +930,91 @@ test_virtual_host(void **state)
 }
 
 
+static void
+test_host_name(void **state)
+{
+    size_t       len;
+    const char  *n;
+
+    (void) state;
+
+#define HN(host)  zarr_s3op_host_name(host, strlen(host), &n, &len)
+
+    assert_int_equal(HN("demo.s3.example.org:8080"), 1);
+    assert_str(n, len, "demo.s3.example.org");
+    assert_int_equal(HN("s3.example.org."), 1);
+    assert_str(n, len, "s3.example.org");
+    assert_int_equal(HN("a.b"), 1);
+    assert_int_equal(HN("10.0.0.1x"), 1);
+
+    /* no bucket anywhere */
+    assert_int_equal(HN("127.0.0.1:8080"), 0);
+    assert_null(n);
+    assert_int_equal(HN("10.1.2.3"), 0);
+    assert_int_equal(HN("[::1]:80"), 0);
+    assert_int_equal(HN(""), 0);
+    assert_int_equal(HN(":80"), 0);
+
+    /* RGW with rgw_dns_name takes these for buckets */
+    assert_int_equal(HN("localhost:8080"), 1);
+    assert_str(n, len, "localhost");
+    assert_int_equal(HN("gateway."), 1);
+    assert_str(n, len, "gateway");
+    assert_int_equal(zarr_s3op_host_name(NULL, 0, &n, &len), 0);
+
+#undef HN
+}
+
+
+static void
+expect_unknown(const char *method, const char *uri, zarr_s3op_e op,
+    const char *key)
+{
+    classified_t         c;
+    zarr_s3op_request_t  req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.method_len = strlen(method);
+    req.uri = uri;
+    req.uri_len = strlen(uri);
+
+    c.rc = zarr_s3op_classify_unknown_host(&req, c.buf, sizeof(c.buf),
+                                           &c.op);
+
+    if (c.rc != ZARR_S3OP_OK) {
+        fail_msg("%s %s: rc %d (%s)", method, uri, c.rc, c.op.error);
+    }
+
+    if (c.op.op != op) {
+        fail_msg("%s %s: op %s, expected %s", method, uri,
+                 zarr_s3op_name(c.op.op), zarr_s3op_name(op));
+    }
+
+    assert_int_equal(c.op.bucket_len, 0);
+    assert_int_equal(c.op.key_len, strlen(key));
+    assert_memory_equal(c.op.key, key, c.op.key_len);
+}
+
+
+static void
+test_unknown_host(void **state)
+{
+    (void) state;
+
+    /* what a backend serving virtual hosts would do with it */
+    expect_unknown("PUT", "/zarr/ID/k", ZARR_S3OP_PUT_OBJECT, "zarr/ID/k");
+    expect_unknown("DELETE", "/zarr/ID/k", ZARR_S3OP_DELETE_OBJECT,
+                   "zarr/ID/k");
+    expect_unknown("POST", "/?delete", ZARR_S3OP_DELETE_OBJECTS, "");
+    expect_unknown("POST", "/", ZARR_S3OP_POST_OBJECT, "");
+    expect_unknown("PUT", "/", ZARR_S3OP_BUCKET_OP, "");
+    expect_unknown("GET", "/", ZARR_S3OP_READ, "");
+    expect_unknown("PUT", "/b/zarr/ID/k", ZARR_S3OP_PUT_OBJECT,
+                   "b/zarr/ID/k");
+}
+
+
 int
 main(void)
 {
@@ -955,6 +1040,8 @@ main(void)
         cmocka_unit_test(test_copy_source_bad),
         cmocka_unit_test(test_host_bucket),
         cmocka_unit_test(test_virtual_host),
+        cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_unknown_host),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
