@@ -175,7 +175,8 @@ rgw gc processor period = 10
 rgw gc processor max time = 10
 # virtual-hosted style: Host <bucket>.s3.zarr.test addresses <bucket> (a
 # name under the reserved .test TLD, RFC 6761, that no resolver answers);
-# any other Host (127.0.0.1:PORT) stays path-style
+# Host s3.zarr.test and IP addresses (127.0.0.1:PORT) stay path-style, and
+# any other name is taken for a bucket name (localhost too: use 127.0.0.1)
 rgw dns name = s3.zarr.test
 EOF
 }
