@@ -93,7 +93,10 @@ valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 	    $(PYTHON) -m pytest -q tests/integration/test_gateway_boto3.py \
 	    tests/integration/test_gateway_batches.py \
 	    tests/integration/test_mirror.py tests/integration/test_api.py \
-	    tests/integration/test_metrics.py -k "not kill and not outage"
+	    tests/integration/test_metrics.py \
+	    tests/integration/test_gateway_post.py \
+	    tests/integration/test_gateway_vhost.py \
+	    -k "not kill and not outage"
 	@n=$$(ls $(VALGRIND_DIR) | wc -l); \
 	bad=$$(find $(VALGRIND_DIR) -name '*.log' -size +0 | wc -l); \
 	echo "valgrind: $$n nginx processes, $$bad with errors"; \
