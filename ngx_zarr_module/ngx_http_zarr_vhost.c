@@ -42,9 +42,9 @@ ngx_http_zarr_host_request(ngx_http_request_t *r,
 
 
 /*
- * A write whose Host is a DNS name the gateway does not know (neither
- * under zarr_virtual_host_suffix, nor the suffix itself, nor an exact
- * server_name of this server) may be read virtual-hosted style by the
+ * A write whose Host is a name the gateway does not know (neither under
+ * zarr_virtual_host_suffix, nor the suffix itself, nor the server's name,
+ * the first of its server_name) may be read virtual-hosted style by the
  * backend: the whole path is then the key.  When that reading touches a
  * zarr (a key under zarr_prefix or zarr_checksum_prefix), or is a
  * DeleteObjects or a form upload that the path-style reading takes for a
@@ -151,7 +151,7 @@ ngx_http_zarr_host_check(ngx_http_request_t *r,
 }
 
 
-/* the suffix, a name under it, or an exact server_name of this server */
+/* the suffix, a name under it, or the server's name */
 
 static ngx_int_t
 ngx_http_zarr_host_known(ngx_http_request_t *r,
@@ -159,9 +159,7 @@ ngx_http_zarr_host_known(ngx_http_request_t *r,
 {
     size_t                       slen;
     u_char                      *s;
-    ngx_uint_t                   i;
     const char                  *bucket;
-    ngx_http_server_name_t      *sn;
     ngx_http_core_srv_conf_t    *cscf;
 
     if (zlcf->virtual_host_suffix.len) {
@@ -191,28 +189,25 @@ ngx_http_zarr_host_known(ngx_http_request_t *r,
         }
     }
 
+    /*
+     * the server's name ($server_name): the server_names array itself is
+     * freed with the configuration's temporary pool
+     */
+
     cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
 
-    sn = cscf->server_names.elts;
+    s = cscf->server_name.data;
+    slen = cscf->server_name.len;
 
-    for (i = 0; i < cscf->server_names.nelts; i++) {
-        s = sn[i].name.data;
-        slen = sn[i].name.len;
+    /* an exact name only: not ".example.org", "*.", ".*", "~regex" */
 
-        /* exact names only: not ".example.org", "*.", ".*", "~regex" */
-
-        if (slen == 0 || s[0] == '.' || s[0] == '*' || s[0] == '~'
-            || s[slen - 1] == '*')
-        {
-            continue;
-        }
-
-        if (slen == len && ngx_strncasecmp(s, (u_char *) name, len) == 0) {
-            return 1;
-        }
+    if (slen == 0 || s[0] == '.' || s[0] == '*' || s[0] == '~'
+        || s[slen - 1] == '*')
+    {
+        return 0;
     }
 
-    return 0;
+    return slen == len && ngx_strncasecmp(s, (u_char *) name, len) == 0;
 }
 
 

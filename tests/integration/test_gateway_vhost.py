@@ -16,11 +16,14 @@ proxy_pass forwards to RGW (proxy_set_header Host $http_host).
 
 import os
 import socket
+import subprocess
 
 import botocore
 import pytest
 
-from conftest import s3_client
+from conftest import (NGINX, Gateway, Nginx, bad_log_lines,
+                      nginx_test_config, s3_client, stop_nginx,
+                      wait_for_port)
 
 
 DOMAIN = "s3.zarr.test"
@@ -238,3 +241,57 @@ def test_unknown_domain_writes_refused(gateway, bucket):
     gw.client().put_object(Bucket=bucket, Key="zarr/z/k", Body=b"tracked")
     tree = gw.assert_consistent(bucket, "z")
     assert tree["."].endswith("-1--7")
+
+
+def test_server_name_is_known(nginx_config, rgw, tmp_path, bucket):
+    """The server's name (its first server_name) is a name the gateway
+    serves path-style: a write through it is not refused; another name
+    still is.  (Without zarr_virtual_host_suffix here.)"""
+    cred = tmp_path / "gateway.cred"
+    cred.write_text(f"access_key={rgw.gateway.access_key}\n"
+                    f"secret_key={rgw.gateway.secret_key}\n"
+                    f"region={rgw.region}\n")
+    prefix, conf, port = nginx_config(
+        "nginx-gateway.conf.template", rgw_port=rgw.port, workers=1,
+        batch_timeout="60s", credentials=cred)
+    text = conf.read_text()
+    for old, new in (
+            ("zarr_virtual_host_suffix s3.zarr.test;", ""),
+            ("client_max_body_size 0;",
+             "client_max_body_size 0;\n        server_name s3.zarr.test;")):
+        assert old in text
+        text = text.replace(old, new)
+    conf.write_text(text)
+    t = nginx_test_config(prefix, conf)
+    assert t.returncode == 0, t.stdout
+    proc = subprocess.Popen(
+        [NGINX, "-p", str(prefix), "-c", str(conf), "-e",
+         str(prefix / "error.log"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_port(port, proc=proc)
+        gw = Gateway(Nginx(port, prefix, prefix / "error.log"), rgw,
+                     prefix / "store", cred)
+
+        # Host s3.zarr.test: RGW and the gateway read it path-style
+        c = client(gw, style="path")
+        c.put_object(Bucket=bucket, Key="zarr/n/k", Body=b"named")
+        gw.assert_consistent(bucket, "n")
+
+        # the bucket "zarr" path-style: its whole path is a zarr key, yet
+        # under the server's name it is forwarded (RGW refuses the
+        # unsigned write), under another name refused
+        status, body = raw(gw, "PUT", "/zarr/n/k", f"{DOMAIN}:{port}", b"x")
+        assert status in (403, 404) and b"InvalidRequest" not in body
+        status, body = raw(gw, "PUT", "/zarr/n/k", "s3.other.test", b"x")
+        assert status == 400 and b"<Code>InvalidRequest</Code>" in body
+
+        # virtual-hosted under it: the gateway is not told, so a write
+        # whose whole path is a zarr key is refused
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client(gw).put_object(Bucket=bucket, Key="zarr/n/v", Body=b"v")
+        assert err(e.value) == ("InvalidRequest", 400)
+        assert gw.tree(bucket, "n") == gw.listing(bucket, "n")
+        assert not bad_log_lines(prefix / "error.log")
+    finally:
+        stop_nginx(proc)
