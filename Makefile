@@ -10,13 +10,13 @@ ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
-           s3xml auth
+           s3xml auth form
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
-           test_sigv4 test_s3_xml test_s3op test_s3xml test_auth
+           test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
@@ -97,7 +97,10 @@ valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 	    $(PYTHON) -m pytest -q tests/integration/test_gateway_boto3.py \
 	    tests/integration/test_gateway_batches.py \
 	    tests/integration/test_mirror.py tests/integration/test_api.py \
-	    tests/integration/test_metrics.py -k "not kill and not outage"
+	    tests/integration/test_metrics.py \
+	    tests/integration/test_gateway_post.py \
+	    tests/integration/test_gateway_vhost.py \
+	    -k "not kill and not outage"
 	@n=$$(ls $(VALGRIND_DIR) | wc -l); \
 	bad=$$(find $(VALGRIND_DIR) -name '*.log' -size +0 | wc -l); \
 	echo "valgrind: $$n nginx processes, $$bad with errors"; \

@@ -7,7 +7,8 @@
  * Plain C, no nginx types, no static mutable state: safe from any thread.
  * Inputs are (pointer, length) byte ranges, not NUL-terminated; outputs
  * point into a caller buffer or into the input.  Buckets are addressed
- * path-style (/bucket/key).
+ * path-style (/bucket/key), or virtual-hosted style (Host: bucket.domain,
+ * the whole path is the key) when the request names the domain.
  */
 
 
@@ -34,8 +35,8 @@
  * The operations.  Those from ZARR_S3OP_PUT_OBJECT to
  * ZARR_S3OP_DELETE_OBJECTS mutate a zarr (or need its batch lock);
  * ZARR_S3OP_POST_OBJECT is a browser-form upload whose key is in the
- * multipart/form-data body, which the gateway cannot see before
- * forwarding: refuse it wherever the gateway is on.
+ * multipart/form-data body: the caller reads the form (zarr_form.h)
+ * before deciding.
  */
 typedef enum {
     ZARR_S3OP_READ = 0,          /* GET, HEAD, OPTIONS: changes nothing */
@@ -81,6 +82,16 @@ typedef struct {
     size_t         args_len;
 
     int            copy_source;    /* an x-amz-copy-source header is there */
+
+    /*
+     * virtual-hosted style: the Host header as sent (NULL when absent)
+     * and the domain under which a Host names a bucket
+     * (zarr_virtual_host_suffix); no domain: path-style only
+     */
+    const char    *host;
+    size_t         host_len;
+    const char    *host_suffix;
+    size_t         host_suffix_len;
 } zarr_s3op_request_t;
 
 
@@ -128,14 +139,19 @@ typedef struct {
  * the decoded strings op points to.
  *
  * The path is split at its first '/' after the leading one: "/b" and "/b/"
- * are the bucket b, "/b//x" is the key "/x".  %XX is decoded, '+' in the
- * path is a literal plus; in the query '+' is a space, as S3 decodes it.
+ * are the bucket b, "/b//x" is the key "/x".  When req->host names a
+ * bucket under req->host_suffix (zarr_s3op_host_bucket()), that is the
+ * bucket and the whole path after its leading '/' is the key: "/" is the
+ * bucket, "/a/b" the key "a/b", "//x" the key "/x".  %XX is decoded, '+'
+ * in the path is a literal plus; in the query '+' is a space, as S3
+ * decodes it.
  * Query parameters match sub-resource names exactly and in any order,
  * with or without '='; other parameters (x-id, X-Amz-*) are ignored.
  *
  * Returns ZARR_S3OP_OK, or with op->error set:
  *  - ZARR_S3OP_BAD_URI: a malformed %XX in the path, a path not starting
- *    with '/', an empty bucket before a key, '/' in the decoded bucket;
+ *    with '/', an empty bucket before a key, '/' in the decoded bucket,
+ *    a Host naming a bucket with an upper-case letter;
  *  - ZARR_S3OP_BAD_ARGS: a write the backend could take for another
  *    operation than the gateway: a malformed %XX in its query, an empty
  *    or repeated uploadId or partNumber, a PUT with only one of them.
@@ -155,6 +171,42 @@ int zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf,
  */
 int zarr_s3_aws_chunked(const char *sha256, size_t sha256_len,
     const char *encoding, size_t encoding_len);
+
+/*
+ * The bucket a Host header names under domain: host is "<bucket>.<domain>"
+ * once a ":port" and one trailing '.' are dropped, the domain compared
+ * case-insensitively.  Returns 1 with *bucket pointing into host, 0 when
+ * host does not name a bucket under domain (path-style: the domain itself
+ * or another name), -1 when it names one with an upper-case letter (no
+ * DNS name does; the backend may fold it or not: refuse).
+ */
+int zarr_s3op_host_bucket(const char *host, size_t host_len,
+    const char *domain, size_t domain_len, const char **bucket,
+    size_t *bucket_len);
+
+/*
+ * Whether a Host header may name a bucket at some backend: returns 1 for
+ * a name, *name pointing into host without the ":port" and one trailing
+ * '.'; 0 for an absent or empty Host or an IP address, which no backend
+ * reads as a bucket.  A single label counts as a name: RGW with
+ * rgw_dns_name (and AWS) reads any Host outside its domains as a bucket
+ * name, "localhost" included.
+ */
+int zarr_s3op_host_name(const char *host, size_t host_len, const char **name,
+    size_t *name_len);
+
+/*
+ * Classifies req as a backend would that serves virtual hosts under a
+ * domain the gateway does not know, or takes the whole Host for a bucket
+ * name: the whole path is the key, the bucket is "" (unknown), "/" is a
+ * bucket-level request.  The gateway asks it
+ * for a Host that may name a bucket (zarr_s3op_host_name()) but is
+ * neither under zarr_virtual_host_suffix nor a name it serves path-style,
+ * to refuse writes that would touch a zarr under that reading.  Returns
+ * and fills op as zarr_s3op_classify().
+ */
+int zarr_s3op_classify_unknown_host(const zarr_s3op_request_t *req,
+    char *buf, size_t size, zarr_s3op_t *op);
 
 /* the $zarr_op value: "put", "copy", ..., "service" */
 const char *zarr_s3op_name(zarr_s3op_e op);

@@ -254,6 +254,7 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     req.copy_source = ngx_http_zarr_find_header(&r->headers_in.headers,
                                                 "x-amz-copy-source", 17)
                       != NULL;
+    ngx_http_zarr_host_request(r, zlcf, &req);
 
     size = ZARR_S3OP_BUF_SIZE(r->unparsed_uri.len, 0) + 16;
 
@@ -283,6 +284,11 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     ctx->op = op.op;
 
+    rc = ngx_http_zarr_host_check(r, zlcf, ctx, &req, &op);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     /*
      * the tree effect of these is not in the request: deleting a version
      * may leave another one current, an append grows the object
@@ -302,12 +308,8 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
         return NGX_DECLINED;
 
     case ZARR_S3OP_POST_OBJECT:
-        /* the key is inside a form: the gateway cannot see it */
-        ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
-        return ngx_http_zarr_send_error(r, NGX_HTTP_NOT_IMPLEMENTED,
-                                        "NotImplemented",
-                                        "POST object uploads are not "
-                                        "supported by the zarr gateway");
+        /* the key is inside the form: ngx_http_zarr_post.c */
+        return ngx_http_zarr_post_object(r, zlcf, ctx);
 
     case ZARR_S3OP_DELETE_OBJECTS:
         ctx->tracked = 1;

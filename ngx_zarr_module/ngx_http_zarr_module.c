@@ -24,6 +24,7 @@ static char *ngx_http_zarr_credentials(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_zarr_backend(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_zarr_domain(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -52,6 +53,9 @@ static ngx_conf_enum_t  ngx_http_zarr_log_levels[] = {
 
 static ngx_conf_post_handler_pt  ngx_http_zarr_prefix_p =
     ngx_http_zarr_prefix;
+
+static ngx_conf_post_handler_pt  ngx_http_zarr_domain_p =
+    ngx_http_zarr_domain;
 
 
 static ngx_command_t  ngx_http_zarr_commands[] = {
@@ -133,6 +137,13 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_zarr_loc_conf_t, checksum_prefix),
       &ngx_http_zarr_prefix_p },
+
+    { ngx_string("zarr_virtual_host_suffix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_zarr_loc_conf_t, virtual_host_suffix),
+      &ngx_http_zarr_domain_p },
 
     { ngx_string("zarr_batch_owner"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -400,6 +411,7 @@ ngx_http_zarr_create_loc_conf(ngx_conf_t *cf)
      *
      *     zlcf->prefix = { 0, NULL };
      *     zlcf->checksum_prefix = { 0, NULL };
+     *     zlcf->virtual_host_suffix = { 0, NULL };
      */
 
     zlcf->gateway = NGX_CONF_UNSET;
@@ -426,6 +438,8 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "zarr/");
     ngx_conf_merge_str_value(conf->checksum_prefix, prev->checksum_prefix,
                              "zarr-checksums/");
+    ngx_conf_merge_str_value(conf->virtual_host_suffix,
+                             prev->virtual_host_suffix, "");
     ngx_conf_merge_msec_value(conf->batch_timeout, prev->batch_timeout,
                               60000);
     ngx_conf_merge_uint_value(conf->conflict_log_level,
@@ -576,6 +590,35 @@ ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data)
 
     if (prefix->len && prefix->data[prefix->len - 1] != '/') {
         return "must end with \"/\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a DNS domain as a Host header may end with: no port, no path */
+
+static char *
+ngx_http_zarr_domain(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_str_t  *domain = data;
+
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (domain->len == 0) {
+        return "must not be empty";
+    }
+
+    for (i = 0; i < domain->len; i++) {
+        c = domain->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+        {
+            return "must be a domain name (letters, digits, \"-\" and "
+                   "\".\"), without a port";
+        }
     }
 
     return NGX_CONF_OK;

@@ -113,6 +113,7 @@ typedef struct {
     ngx_flag_t                  gateway;
     ngx_str_t                   prefix;
     ngx_str_t                   checksum_prefix;
+    ngx_str_t                   virtual_host_suffix;  /* "": none */
     ngx_http_complex_value_t   *batch_owner;
     ngx_flag_t                  batch_owner_set;   /* not the default */
     ngx_msec_t                  batch_timeout;
@@ -234,6 +235,17 @@ ngx_int_t ngx_http_zarr_body_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_zarr_body_read(ngx_http_request_t *r, off_t max,
     ngx_http_client_body_handler_pt post_handler,
     ngx_http_zarr_body_refuse_pt refuse);
+
+/* ngx_http_zarr_vhost.c */
+void ngx_http_zarr_host_request(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, zarr_s3op_request_t *req);
+ngx_int_t ngx_http_zarr_host_check(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
+    const zarr_s3op_request_t *req, const zarr_s3op_t *op);
+
+/* ngx_http_zarr_post.c */
+ngx_int_t ngx_http_zarr_post_object(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
 
 /* ngx_http_zarr_filter.c */
 ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);

@@ -85,6 +85,8 @@ static void zarr_s3op_parse_query(const char *args, size_t len,
     zarr_s3op_query_t *q);
 static zarr_s3op_method_e zarr_s3op_method(const char *m, size_t len);
 static int zarr_s3op_fail(zarr_s3op_t *op, int rc, const char *error);
+static int zarr_s3op_classify_as(const zarr_s3op_request_t *req, char *buf,
+    size_t size, zarr_s3op_t *op, int unknown);
 static int zarr_s3op_keyed(zarr_s3op_t *op, zarr_s3op_method_e method,
     const zarr_s3op_query_t *q, int copy_source);
 static int zarr_s3op_value(const zarr_s3op_param_t *raw, char **pos,
@@ -547,12 +549,133 @@ zarr_s3op_value(const zarr_s3op_param_t *raw, char **pos,
 
 
 int
+zarr_s3op_host_bucket(const char *host, size_t host_len, const char *domain,
+    size_t domain_len, const char **bucket, size_t *bucket_len)
+{
+    size_t       i, len;
+    const char  *colon;
+
+    *bucket = NULL;
+    *bucket_len = 0;
+
+    if (host == NULL || domain == NULL) {
+        return 0;
+    }
+
+    /* "example.org." is "example.org"; ".example.org" as well */
+
+    if (domain_len > 0 && domain[0] == '.') {
+        domain++;
+        domain_len--;
+    }
+
+    if (domain_len > 0 && domain[domain_len - 1] == '.') {
+        domain_len--;
+    }
+
+    if (domain_len == 0 || host_len == 0 || host[0] == '[') {
+        /* no domain, no host, an IPv6 literal */
+        return 0;
+    }
+
+    colon = memchr(host, ':', host_len);
+    len = colon ? (size_t) (colon - host) : host_len;
+
+    if (len > 0 && host[len - 1] == '.') {
+        len--;
+    }
+
+    if (len < domain_len + 2
+        || host[len - domain_len - 1] != '.'
+        || strncasecmp(host + len - domain_len, domain, domain_len) != 0)
+    {
+        return 0;
+    }
+
+    len -= domain_len + 1;
+
+    for (i = 0; i < len; i++) {
+        if (host[i] >= 'A' && host[i] <= 'Z') {
+            return -1;
+        }
+    }
+
+    *bucket = host;
+    *bucket_len = len;
+
+    return 1;
+}
+
+
+int
+zarr_s3op_host_name(const char *host, size_t host_len, const char **name,
+    size_t *name_len)
+{
+    size_t       i, len;
+    const char  *colon;
+
+    *name = NULL;
+    *name_len = 0;
+
+    if (host == NULL || host_len == 0 || host[0] == '[') {
+        return 0;
+    }
+
+    colon = memchr(host, ':', host_len);
+    len = colon ? (size_t) (colon - host) : host_len;
+
+    if (len > 0 && host[len - 1] == '.') {
+        len--;
+    }
+
+    /*
+     * an IPv4 address; a single label ("localhost") is a name: RGW with
+     * rgw_dns_name takes any Host outside its domains for a bucket name
+     */
+
+    for (i = 0; i < len; i++) {
+        if (host[i] != '.' && (host[i] < '0' || host[i] > '9')) {
+            break;
+        }
+    }
+
+    if (i == len) {
+        return 0;
+    }
+
+    *name = host;
+    *name_len = len;
+
+    return 1;
+}
+
+
+int
 zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf, size_t size,
     zarr_s3op_t *op)
 {
+    return zarr_s3op_classify_as(req, buf, size, op, 0);
+}
+
+
+int
+zarr_s3op_classify_unknown_host(const zarr_s3op_request_t *req, char *buf,
+    size_t size, zarr_s3op_t *op)
+{
+    return zarr_s3op_classify_as(req, buf, size, op, 1);
+}
+
+
+/* unknown: virtual-hosted style under an unknown domain, bucket "" */
+
+static int
+zarr_s3op_classify_as(const zarr_s3op_request_t *req, char *buf,
+    size_t size, zarr_s3op_t *op, int unknown)
+{
+    int                  vhost;
     char                *pos;
-    size_t               uri_len, args_len;
-    const char          *uri, *args, *p, *end, *slash, *q;
+    size_t               uri_len, args_len, host_bucket_len;
+    const char          *uri, *args, *p, *end, *slash, *q, *host_bucket;
     zarr_s3op_query_t    query;
     zarr_s3op_method_e   method;
 
@@ -590,24 +713,49 @@ zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf, size_t size,
 
     method = zarr_s3op_method(req->method, req->method_len);
 
-    /* "/bucket[/key]": split at the first raw '/', then decode each */
+    if (unknown) {
+        vhost = 1;
+        host_bucket = "";
+        host_bucket_len = 0;
+
+    } else {
+        vhost = zarr_s3op_host_bucket(req->host, req->host_len,
+                                      req->host_suffix, req->host_suffix_len,
+                                      &host_bucket, &host_bucket_len);
+    }
+
+    if (vhost < 0) {
+        return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
+                              "upper-case bucket name in the Host header");
+    }
 
     p = uri + 1;
     end = uri + uri_len;
-    slash = memchr(p, '/', end - p);
-
     pos = buf;
 
-    if (zarr_s3op_decode(pos, p, (slash ? slash : end) - p, 0,
-                         &op->bucket_len)
-        != 0)
-    {
-        return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
-                              "malformed percent-encoding in the path");
-    }
+    if (vhost) {
+        /* "bucket.domain" + "/[key]": the whole path is the key */
 
-    op->bucket = pos;
-    pos += op->bucket_len;
+        op->bucket = host_bucket;
+        op->bucket_len = host_bucket_len;
+        slash = uri;
+
+    } else {
+        /* "/bucket[/key]": split at the first raw '/', then decode each */
+
+        slash = memchr(p, '/', end - p);
+
+        if (zarr_s3op_decode(pos, p, (slash ? slash : end) - p, 0,
+                             &op->bucket_len)
+            != 0)
+        {
+            return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
+                                  "malformed percent-encoding in the path");
+        }
+
+        op->bucket = pos;
+        pos += op->bucket_len;
+    }
 
     if (slash) {
         if (zarr_s3op_decode(pos, slash + 1, end - slash - 1, 0,
@@ -622,7 +770,7 @@ zarr_s3op_classify(const zarr_s3op_request_t *req, char *buf, size_t size,
         pos += op->key_len;
     }
 
-    if (op->bucket_len == 0) {
+    if (op->bucket_len == 0 && !unknown) {
         if (uri_len != 1) {
             return zarr_s3op_fail(op, ZARR_S3OP_BAD_URI,
                                   "empty bucket name in the path");

@@ -173,6 +173,11 @@ rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw gc obj min wait = 10
 rgw gc processor period = 10
 rgw gc processor max time = 10
+# virtual-hosted style: Host <bucket>.s3.zarr.test addresses <bucket> (a
+# name under the reserved .test TLD, RFC 6761, that no resolver answers);
+# Host s3.zarr.test and IP addresses (127.0.0.1:PORT) stay path-style, and
+# any other name is taken for a bucket name (localhost too: use 127.0.0.1)
+rgw dns name = s3.zarr.test
 EOF
 }
 

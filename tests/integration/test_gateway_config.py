@@ -61,6 +61,19 @@ CASES = [
                                       "zarr_thread_pool zarr;\n"
                                       "zarr_store /tmp/x;"},
      '"zarr_store" directive is duplicate'),
+    ("virtual host port",
+     lambda p, c: {"zarr_virtual_host_suffix s3.zarr.test;":
+                   "zarr_virtual_host_suffix s3.zarr.test:80;"},
+     '"zarr_virtual_host_suffix" directive must be a domain name'),
+    ("virtual host empty",
+     lambda p, c: {"zarr_virtual_host_suffix s3.zarr.test;":
+                   'zarr_virtual_host_suffix "";'},
+     '"zarr_virtual_host_suffix" directive must not be empty'),
+    ("virtual host twice",
+     lambda p, c: {"zarr_virtual_host_suffix s3.zarr.test;":
+                   "zarr_virtual_host_suffix a.test;\n"
+                   "zarr_virtual_host_suffix b.test;"},
+     '"zarr_virtual_host_suffix" directive is duplicate'),
     ("unknown pool", lambda p, c: {"zarr_thread_pool zarr;":
                                    "zarr_thread_pool other;"},
      'unknown thread pool "other"'),

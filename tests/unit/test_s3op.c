@@ -920,6 +920,236 @@ test_copy_source_bad(void **state)
 }
 
 
+/* virtual-hosted style */
+
+
+static int
+classify_host(const char *method, const char *uri, const char *host,
+    const char *domain, classified_t *c)
+{
+    zarr_s3op_request_t  req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.method_len = strlen(method);
+    req.uri = uri;
+    req.uri_len = strlen(uri);
+    req.host = host;
+    req.host_len = host ? strlen(host) : 0;
+    req.host_suffix = domain;
+    req.host_suffix_len = domain ? strlen(domain) : 0;
+
+    c->rc = zarr_s3op_classify(&req, c->buf, sizeof(c->buf), &c->op);
+
+    return c->rc;
+}
+
+
+static void
+expect_host(const char *method, const char *uri, const char *host,
+    const char *domain, zarr_s3op_e op, const char *bucket, const char *key)
+{
+    classified_t  c;
+
+    if (classify_host(method, uri, host, domain, &c) != ZARR_S3OP_OK) {
+        fail_msg("%s %s Host %s: rc %d (%s)", method, uri, host, c.rc,
+                 c.op.error);
+    }
+
+    if (c.op.op != op) {
+        fail_msg("%s %s Host %s: op %s, expected %s", method, uri, host,
+                 zarr_s3op_name(c.op.op), zarr_s3op_name(op));
+    }
+
+    assert_str(c.op.bucket, c.op.bucket_len, bucket);
+    assert_int_equal(c.op.key_len, strlen(key));
+    assert_memory_equal(c.op.key, key, c.op.key_len);
+}
+
+
+static void
+test_host_bucket(void **state)
+{
+    int          rc;
+    size_t       len;
+    const char  *b;
+
+    (void) state;
+
+#define HB(host, domain)                                                    \
+    zarr_s3op_host_bucket(host, strlen(host), domain, strlen(domain), &b,  \
+                          &len)
+
+    assert_int_equal(HB("demo.s3.zarr.test", "s3.zarr.test"), 1);
+    assert_str(b, len, "demo");
+    assert_int_equal(HB("demo.s3.zarr.test:8080", "s3.zarr.test"), 1);
+    assert_str(b, len, "demo");
+    assert_int_equal(HB("demo.S3.Zarr.TEST", "s3.zarr.test"), 1);
+    assert_str(b, len, "demo");
+    assert_int_equal(HB("demo.s3.zarr.test.", "s3.zarr.test"), 1);
+    assert_str(b, len, "demo");
+    assert_int_equal(HB("demo.s3.zarr.test.:80", "s3.zarr.test"), 1);
+    assert_str(b, len, "demo");
+    assert_int_equal(HB("demo.s3.zarr.test", ".s3.zarr.test."), 1);
+    assert_str(b, len, "demo");
+    /* bucket names may hold dots */
+    assert_int_equal(HB("a.b.c.s3.zarr.test", "s3.zarr.test"), 1);
+    assert_str(b, len, "a.b.c");
+
+    /* path-style */
+    rc = zarr_s3op_host_bucket(NULL, 0, "s3.zarr.test", 12, &b, &len);
+    assert_int_equal(rc, 0);
+    rc = zarr_s3op_host_bucket("demo.s3.zarr.test", 17, NULL, 0, &b, &len);
+    assert_int_equal(rc, 0);
+    assert_int_equal(HB("demo.s3.zarr.test", ""), 0);
+    assert_int_equal(HB("s3.zarr.test", "s3.zarr.test"), 0);
+    assert_int_equal(HB("s3.zarr.test:8080", "s3.zarr.test"), 0);
+    assert_int_equal(HB(".s3.zarr.test", "s3.zarr.test"), 0);
+    assert_int_equal(HB("demos3.zarr.test", "s3.zarr.test"), 0);
+    assert_int_equal(HB("demo.s3.zarr.test.evil", "s3.zarr.test"), 0);
+    assert_int_equal(HB("127.0.0.1:8080", "s3.zarr.test"), 0);
+    assert_int_equal(HB("[::1]:8080", "s3.zarr.test"), 0);
+    assert_int_equal(HB("", "s3.zarr.test"), 0);
+    assert_null(b);
+
+    /* no DNS name has upper case: the backend may fold it or not */
+    assert_int_equal(HB("Demo.s3.zarr.test", "s3.zarr.test"), -1);
+
+#undef HB
+}
+
+
+static void
+test_virtual_host(void **state)
+{
+    classified_t  c;
+    const char   *d = "s3.zarr.test";
+    const char   *h = "demo.s3.zarr.test:8080";
+
+    (void) state;
+
+    /* the whole path is the key */
+    expect_host("PUT", "/zarr/ID/k", h, d, ZARR_S3OP_PUT_OBJECT, "demo",
+                "zarr/ID/k");
+    expect_host("PUT", "/zarr/ID/a%20b?x-id=PutObject", h, d,
+                ZARR_S3OP_PUT_OBJECT, "demo", "zarr/ID/a b");
+    expect_host("DELETE", "/zarr/ID/k", h, d, ZARR_S3OP_DELETE_OBJECT,
+                "demo", "zarr/ID/k");
+    expect_host("POST", "/zarr/ID/k?uploads", h, d, ZARR_S3OP_CREATE_MPU,
+                "demo", "zarr/ID/k");
+    expect_host("POST", "/?delete", h, d, ZARR_S3OP_DELETE_OBJECTS, "demo",
+                "");
+    expect_host("POST", "/", h, d, ZARR_S3OP_POST_OBJECT, "demo", "");
+    expect_host("GET", "/?list-type=2", h, d, ZARR_S3OP_READ, "demo", "");
+    expect_host("PUT", "/", h, d, ZARR_S3OP_BUCKET_OP, "demo", "");
+    expect_host("PUT", "//x", h, d, ZARR_S3OP_PUT_OBJECT, "demo", "/x");
+    /* a first path segment is not a bucket */
+    expect_host("PUT", "/other/zarr/ID/k", h, d, ZARR_S3OP_PUT_OBJECT,
+                "demo", "other/zarr/ID/k");
+
+    /* the domain itself, another name, no domain: path-style */
+    expect_host("PUT", "/zarr/ID/k", "s3.zarr.test", d,
+                ZARR_S3OP_PUT_OBJECT, "zarr", "ID/k");
+    expect_host("PUT", "/zarr/ID/k", "127.0.0.1:8080", d,
+                ZARR_S3OP_PUT_OBJECT, "zarr", "ID/k");
+    expect_host("PUT", "/zarr/ID/k", h, NULL, ZARR_S3OP_PUT_OBJECT, "zarr",
+                "ID/k");
+    expect_host("GET", "/", "s3.zarr.test", d, ZARR_S3OP_SERVICE, "", "");
+
+    assert_int_equal(classify_host("PUT", "/zarr/ID/k",
+                                   "DEMO.s3.zarr.test", d, &c),
+                     ZARR_S3OP_BAD_URI);
+    assert_non_null(c.op.error);
+    assert_int_equal(classify_host("PUT", "/zarr/%zz", h, d, &c),
+                     ZARR_S3OP_BAD_URI);
+}
+
+
+static void
+test_host_name(void **state)
+{
+    size_t       len;
+    const char  *n;
+
+    (void) state;
+
+#define HN(host)  zarr_s3op_host_name(host, strlen(host), &n, &len)
+
+    assert_int_equal(HN("demo.s3.example.org:8080"), 1);
+    assert_str(n, len, "demo.s3.example.org");
+    assert_int_equal(HN("s3.example.org."), 1);
+    assert_str(n, len, "s3.example.org");
+    assert_int_equal(HN("a.b"), 1);
+    assert_int_equal(HN("10.0.0.1x"), 1);
+
+    /* no bucket anywhere */
+    assert_int_equal(HN("127.0.0.1:8080"), 0);
+    assert_null(n);
+    assert_int_equal(HN("10.1.2.3"), 0);
+    assert_int_equal(HN("[::1]:80"), 0);
+    assert_int_equal(HN(""), 0);
+    assert_int_equal(HN(":80"), 0);
+
+    /* RGW with rgw_dns_name takes these for buckets */
+    assert_int_equal(HN("localhost:8080"), 1);
+    assert_str(n, len, "localhost");
+    assert_int_equal(HN("gateway."), 1);
+    assert_str(n, len, "gateway");
+    assert_int_equal(zarr_s3op_host_name(NULL, 0, &n, &len), 0);
+
+#undef HN
+}
+
+
+static void
+expect_unknown(const char *method, const char *uri, zarr_s3op_e op,
+    const char *key)
+{
+    classified_t         c;
+    zarr_s3op_request_t  req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.method_len = strlen(method);
+    req.uri = uri;
+    req.uri_len = strlen(uri);
+
+    c.rc = zarr_s3op_classify_unknown_host(&req, c.buf, sizeof(c.buf),
+                                           &c.op);
+
+    if (c.rc != ZARR_S3OP_OK) {
+        fail_msg("%s %s: rc %d (%s)", method, uri, c.rc, c.op.error);
+    }
+
+    if (c.op.op != op) {
+        fail_msg("%s %s: op %s, expected %s", method, uri,
+                 zarr_s3op_name(c.op.op), zarr_s3op_name(op));
+    }
+
+    assert_int_equal(c.op.bucket_len, 0);
+    assert_int_equal(c.op.key_len, strlen(key));
+    assert_memory_equal(c.op.key, key, c.op.key_len);
+}
+
+
+static void
+test_unknown_host(void **state)
+{
+    (void) state;
+
+    /* what a backend serving virtual hosts would do with it */
+    expect_unknown("PUT", "/zarr/ID/k", ZARR_S3OP_PUT_OBJECT, "zarr/ID/k");
+    expect_unknown("DELETE", "/zarr/ID/k", ZARR_S3OP_DELETE_OBJECT,
+                   "zarr/ID/k");
+    expect_unknown("POST", "/?delete", ZARR_S3OP_DELETE_OBJECTS, "");
+    expect_unknown("POST", "/", ZARR_S3OP_POST_OBJECT, "");
+    expect_unknown("PUT", "/", ZARR_S3OP_BUCKET_OP, "");
+    expect_unknown("GET", "/", ZARR_S3OP_READ, "");
+    expect_unknown("PUT", "/b/zarr/ID/k", ZARR_S3OP_PUT_OBJECT,
+                   "b/zarr/ID/k");
+}
+
+
 int
 main(void)
 {
@@ -946,6 +1176,10 @@ main(void)
         cmocka_unit_test(test_access_key_limits),
         cmocka_unit_test(test_copy_source),
         cmocka_unit_test(test_copy_source_bad),
+        cmocka_unit_test(test_host_bucket),
+        cmocka_unit_test(test_virtual_host),
+        cmocka_unit_test(test_host_name),
+        cmocka_unit_test(test_unknown_host),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
