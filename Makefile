@@ -10,13 +10,13 @@ ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
-           s3xml
+           s3xml listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
-           test_sigv4 test_s3_xml test_s3op test_s3xml
+           test_sigv4 test_s3_xml test_s3op test_s3xml test_listing
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
