@@ -329,8 +329,15 @@ zarr_manifest_build(zarr_entry_t *dirs, size_t ndirs, zarr_entry_t *files,
     uint64_t         count;
     zarr_manifest_t  m;
 
-    qsort(dirs, ndirs, sizeof(zarr_entry_t), zarr_entry_cmp);
-    qsort(files, nfiles, sizeof(zarr_entry_t), zarr_entry_cmp);
+    /* qsort() must not see NULL, even with no entries (C99 7.20.5) */
+
+    if (ndirs > 1) {
+        qsort(dirs, ndirs, sizeof(zarr_entry_t), zarr_entry_cmp);
+    }
+
+    if (nfiles > 1) {
+        qsort(files, nfiles, sizeof(zarr_entry_t), zarr_entry_cmp);
+    }
 
     rc = zarr_manifest_init(&m, manifest != NULL);
 
