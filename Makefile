@@ -30,7 +30,7 @@ DEPS_RGW   = radosgw ceph-mon ceph-osd ceph-common
 DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-zarr python3-fsspec python3-prometheus-client \
              awscli s3cmd rclone valgrind \
-             procps curl
+             procps curl clang libclang-rt-14-dev
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench \
@@ -75,7 +75,7 @@ unit: $(UNIT_BINS)
 integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
-test: unit integration
+test: unit fuzz-smoke integration
 
 # the unit tests under valgrind (leaks too), then the gateway tests with
 # every nginx process under memcheck (slow; the kill -9 test is left out:
@@ -119,6 +119,8 @@ bench-api: all $(TOOL_BINS)
 
 run: all
 	scripts/run.sh
+
+include tests/fuzz/fuzz.mk
 
 clean:
 	rm -rf $(BUILD)
