@@ -20,7 +20,8 @@
 #define FUZZ_HEADERS_MAX 32
 
 
-static void fuzz_request(const char *s, size_t len);
+static void fuzz_request(const char *s, size_t len,
+    unsigned data_byte);
 static void fuzz_keyfile(const char *s, size_t len);
 static void fuzz_rgw_user(const char *s, size_t len);
 
@@ -29,7 +30,7 @@ static zarr_auth_cache_t  *fuzz_cache;
 
 
 static void
-fuzz_request(const char *s, size_t len)
+fuzz_request(const char *s, size_t len, unsigned data_byte)
 {
     int                  status;
     size_t               off, n, i;
@@ -138,6 +139,19 @@ fuzz_request(const char *s, size_t len)
 
     FUZZ_CHECK(rc == ZARR_AUTH_OK || rc == ZARR_AUTH_MISMATCH
                || rc == ZARR_AUTH_NOMEM);
+
+    if (rc != ZARR_AUTH_OK) {
+        return;
+    }
+
+    /* the seeds are signed: one hex digit changed must not verify */
+
+    i = data_byte % 64;
+    a.signature[i] = a.signature[i] == '0' ? '1' : '0';
+
+    rc = zarr_auth_verify(&req, &a, key);
+
+    FUZZ_CHECK(rc == ZARR_AUTH_MISMATCH || rc == ZARR_AUTH_NOMEM);
 }
 
 
@@ -220,7 +234,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     switch (data[0] % 3) {
 
     case 0:
-        fuzz_request((const char *) data + 1, size - 1);
+        fuzz_request((const char *) data + 1, size - 1, data[0] / 3);
         break;
 
     case 1:
