@@ -11,6 +11,9 @@
 
 set -u
 
+# as in tests/fuzz/fuzz.mk: a smaller quarantine, 2-3 times faster
+export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
+
 BUILD=${BUILD:-build}
 RUNS=${RUNS:-10000000}
 OUT=$BUILD/fuzz/long
