@@ -10,13 +10,13 @@ ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
-           s3xml auth form
+           s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h)
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
-           test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form
+           test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form test_listing
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
@@ -32,7 +32,7 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-zarr python3-fsspec python3-prometheus-client \
              python3-aiohttp python3-wrapt \
              awscli s3cmd rclone valgrind \
-             procps curl
+             procps curl clang libclang-rt-14-dev
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench \
@@ -78,7 +78,7 @@ unit: $(UNIT_BINS)
 integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
-test: unit integration
+test: unit fuzz-smoke integration
 
 # the unit tests under valgrind (leaks too), then the gateway tests with
 # every nginx process under memcheck (slow; the kill -9 test is left out:
@@ -126,6 +126,8 @@ bench-api: all $(TOOL_BINS)
 
 run: all
 	scripts/run.sh
+
+include tests/fuzz/fuzz.mk
 
 clean:
 	rm -rf $(BUILD)

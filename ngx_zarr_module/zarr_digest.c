@@ -25,9 +25,13 @@ static int zarr_entry_cmp(const void *a, const void *b);
 int
 zarr_name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-    int  rc;
+    int     rc;
+    size_t  n;
 
-    rc = memcmp(a, b, alen < blen ? alen : blen);
+    /* memcmp() must not see NULL, even for 0 bytes (an empty name) */
+
+    n = alen < blen ? alen : blen;
+    rc = n ? memcmp(a, b, n) : 0;
 
     if (rc != 0) {
         return rc;
@@ -130,7 +134,12 @@ zarr_manifest_entry(zarr_manifest_t *m, int state, const char *name,
         m->last_cap = name_len + 64;
     }
 
-    memcpy(m->last, name, name_len);
+    /* m->last is still NULL for a first, empty name */
+
+    if (name_len) {
+        memcpy(m->last, name, name_len);
+    }
+
     m->last_len = name_len;
 
     if (zarr_buf_add(&m->buf, "{\"digest\":\"", 11) != 0) {
@@ -329,8 +338,15 @@ zarr_manifest_build(zarr_entry_t *dirs, size_t ndirs, zarr_entry_t *files,
     uint64_t         count;
     zarr_manifest_t  m;
 
-    qsort(dirs, ndirs, sizeof(zarr_entry_t), zarr_entry_cmp);
-    qsort(files, nfiles, sizeof(zarr_entry_t), zarr_entry_cmp);
+    /* qsort() must not see NULL, even with no entries (C99 7.20.5) */
+
+    if (ndirs > 1) {
+        qsort(dirs, ndirs, sizeof(zarr_entry_t), zarr_entry_cmp);
+    }
+
+    if (nfiles > 1) {
+        qsort(files, nfiles, sizeof(zarr_entry_t), zarr_entry_cmp);
+    }
 
     rc = zarr_manifest_init(&m, manifest != NULL);
 

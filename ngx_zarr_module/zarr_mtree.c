@@ -13,7 +13,10 @@
 #include "zarr_mtree.h"
 
 
+/* the fuzz build makes it small: faster under ASan, more chunks used */
+#ifndef ZARR_ARENA_CHUNK
 #define ZARR_ARENA_CHUNK  (1024 * 1024)
+#endif
 #define ZARR_MTREE_DEPTH  520
 
 
@@ -464,8 +467,15 @@ zarr_mtree_calc(zarr_mtree_t *t, zarr_mdir_t *d, zarr_dir_cb cb, void *ctx,
     zarr_manifest_t  m;
     zarr_dir_sum_t  *sums;
 
-    qsort(d->dirs, d->ndirs, sizeof(zarr_mdir_t *), zarr_mdir_cmp);
-    qsort(d->files, d->nfiles, sizeof(zarr_mfile_t), zarr_mfile_cmp);
+    /* qsort() must not see NULL, even with no entries (C99 7.20.5) */
+
+    if (d->ndirs > 1) {
+        qsort(d->dirs, d->ndirs, sizeof(zarr_mdir_t *), zarr_mdir_cmp);
+    }
+
+    if (d->nfiles > 1) {
+        qsort(d->files, d->nfiles, sizeof(zarr_mfile_t), zarr_mfile_cmp);
+    }
 
     for (i = 1; i < d->nfiles; i++) {
         f = &d->files[i];

@@ -20,10 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "zarr_digest.h"
 #include "zarr_hash.h"
+#include "zarr_listing.h"
 #include "zarr_mtree.h"
 #include "zarr_s3.h"
 #include "zarr_tree.h"
@@ -54,8 +53,8 @@ static int zarrctl_print_dir(void *ctx, const char *dir, size_t dir_len,
 static int zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o);
 static int zarrctl_print_document(void *ctx, const char *dir,
     size_t dir_len, const zarr_dir_sum_t *sum);
-static int zarrctl_read_tsv(zarr_mtree_t *t, FILE *f, const char *name);
-static int zarrctl_read_jsonl(zarr_mtree_t *t, FILE *f, const char *name);
+static int zarrctl_read_listing(zarr_mtree_t *t, FILE *f, const char *name,
+    int jsonl);
 static int zarrctl_checksum_listing(zarrctl_opts_t *o);
 static int zarrctl_walk_dir(zarr_mtree_t *t, zarr_buf_t *path,
     size_t root_len, zarr_hash_t **h, char *buf, size_t bufsize);
@@ -212,13 +211,16 @@ zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o)
 
 
 static int
-zarrctl_read_tsv(zarr_mtree_t *t, FILE *f, const char *name)
+zarrctl_read_listing(zarr_mtree_t *t, FILE *f, const char *name, int jsonl)
 {
-    char        *line, *etag, *size, *end;
-    size_t       cap;
-    ssize_t      n;
-    uint64_t     lineno, v;
-    zarr_err_t   err;
+    int                    rc;
+    char                  *line;
+    char                   msg[ZARR_LISTING_ERR_MAX];
+    size_t                 cap;
+    ssize_t                n;
+    uint64_t               lineno;
+    zarr_err_t             err;
+    zarr_listing_entry_t   e;
 
     line = NULL;
     cap = 0;
@@ -227,155 +229,36 @@ zarrctl_read_tsv(zarr_mtree_t *t, FILE *f, const char *name)
     while ((n = getline(&line, &cap, f)) != -1) {
         lineno++;
 
-        if (n > 0 && line[n - 1] == '\n') {
-            line[--n] = '\0';
+        rc = jsonl ? zarr_listing_jsonl(line, n, &e, msg, sizeof(msg))
+                   : zarr_listing_tsv(line, n, &e, msg, sizeof(msg));
 
-            if (n > 0 && line[n - 1] == '\r') {
-                line[--n] = '\0';
-            }
-        }
-
-        if (n == 0) {
+        if (rc == ZARR_LISTING_BLANK) {
             continue;
         }
 
-        end = line + n;
-
-        etag = memrchr(line, '\t', n);
-        size = etag ? memrchr(line, '\t', etag - line) : NULL;
-
-        if (size == NULL) {
+        if (rc != ZARR_LISTING_OK) {
             free(line);
-            return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": expected "
-                                "PATH<TAB>SIZE<TAB>ETAG", name, lineno);
-        }
 
-        *etag++ = '\0';
-        *size++ = '\0';
-
-        if (*size == '\0') {
-            goto bad_size;
-        }
-
-        v = 0;
-
-        for (char *p = size; *p; p++) {
-            if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) {
-                goto bad_size;
+            if (rc == ZARR_LISTING_NOMEM) {
+                return zarrctl_fail(ZARRCTL_FAIL, "out of memory");
             }
 
-            v = v * 10 + (*p - '0');
-        }
-
-        /* ETags as S3 lists them, quoted, are taken too */
-
-        if (end - etag >= 2 && etag[0] == '"' && end[-1] == '"') {
-            etag++;
-            end--;
-        }
-
-        if (zarr_mtree_add(t, line, size - 1 - line, v, etag, end - etag,
-                           lineno, &err)
-            != ZARR_OK)
-        {
-            free(line);
             return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": %s", name,
-                                lineno, err.msg);
-        }
-    }
-
-    free(line);
-
-    if (ferror(f)) {
-        return zarrctl_fail(ZARRCTL_FAIL, "%s: read error: %s", name,
-                            strerror(errno));
-    }
-
-    return ZARRCTL_OK;
-
-bad_size:
-
-    free(line);
-
-    return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": bad size \"%s\"",
-                        name, lineno, size);
-}
-
-
-static int
-zarrctl_read_jsonl(zarr_mtree_t *t, FILE *f, const char *name)
-{
-    char          *line;
-    size_t         cap, i;
-    ssize_t        n;
-    uint64_t       lineno;
-    json_t        *j, *path, *size, *etag;
-    json_error_t   jerr;
-    zarr_err_t     err;
-    const char    *e;
-    size_t         elen;
-
-    line = NULL;
-    cap = 0;
-    lineno = 0;
-
-    while ((n = getline(&line, &cap, f)) != -1) {
-        lineno++;
-
-        for (i = 0; i < (size_t) n; i++) {
-            if (line[i] != ' ' && line[i] != '\t' && line[i] != '\n'
-                && line[i] != '\r')
-            {
-                break;
-            }
+                                lineno, msg);
         }
 
-        if (i == (size_t) n) {
-            continue;
-        }
+        rc = zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
+                            e.etag_len, lineno, &err);
 
-        j = json_loadb(line, n, JSON_ALLOW_NUL, &jerr);
-        if (j == NULL) {
+        zarr_listing_entry_free(&e);
+
+        if (rc != ZARR_OK) {
             free(line);
-            return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": %s", name,
-                                lineno, jerr.text);
+            return zarrctl_fail(rc == ZARR_ERR_NOMEM ? ZARRCTL_FAIL
+                                                     : ZARRCTL_BAD,
+                                "%s:%" PRIu64 ": %s", name, lineno,
+                                err.msg);
         }
-
-        path = json_object_get(j, "path");
-        size = json_object_get(j, "size");
-        etag = json_object_get(j, "etag");
-
-        if (!json_is_string(path) || !json_is_integer(size)
-            || json_integer_value(size) < 0 || !json_is_string(etag))
-        {
-            json_decref(j);
-            free(line);
-            return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": expected "
-                                "{\"path\":string,\"size\":integer >= 0,"
-                                "\"etag\":string}", name, lineno);
-        }
-
-        e = json_string_value(etag);
-        elen = json_string_length(etag);
-
-        if (elen >= 2 && e[0] == '"' && e[elen - 1] == '"') {
-            e++;
-            elen -= 2;
-        }
-
-        if (zarr_mtree_add(t, json_string_value(path),
-                           json_string_length(path),
-                           (uint64_t) json_integer_value(size), e, elen,
-                           lineno, &err)
-            != ZARR_OK)
-        {
-            json_decref(j);
-            free(line);
-            return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": %s", name,
-                                lineno, err.msg);
-        }
-
-        json_decref(j);
     }
 
     free(line);
@@ -426,8 +309,7 @@ zarrctl_checksum_listing(zarrctl_opts_t *o)
         return zarrctl_fail(ZARRCTL_FAIL, "out of memory");
     }
 
-    rc = jsonl ? zarrctl_read_jsonl(t, f, o->listing)
-               : zarrctl_read_tsv(t, f, o->listing);
+    rc = zarrctl_read_listing(t, f, o->listing, jsonl);
 
     if (f != stdin) {
         fclose(f);

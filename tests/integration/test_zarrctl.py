@@ -126,6 +126,42 @@ def test_malformed_listing(data, line, what):
     assert r.stdout == b""
 
 
+@pytest.mark.parametrize("data,line,what", [
+    # zarrctl printed the size from freed memory here
+    (b"a\t1\tabc\nb\tx\te\n", 2, 'bad size "x"'),
+    (b"a\t\te\n", 1, 'bad size ""'),
+    (b"a\t1\x00\te\n", 1, 'bad size "1\\x00"'),
+    (b"a\t1\te\x00f\n", 1, "control byte 0x00 in the ETag at offset 1"),
+    (b"a\t1\te\rf\n", 1, "control byte 0x0d in the ETag at offset 1"),
+    (b"a\t1\tabc\nb\t1\te\r\r\n", 2,
+     "control byte 0x0d in the ETag at offset 1"),
+    (b"a\t1\t\"e\x1b\"\n", 1, "control byte 0x1b in the ETag at offset 1"),
+])
+def test_malformed_size_and_etag(data, line, what):
+    r = run(["checksum", "--listing", "-"], input=data)
+    assert r.returncode == 2
+    err = r.stderr.decode(errors="replace")
+    assert err == "zarrctl: -:%d: %s\n" % (line, what), err
+    assert r.stdout == b""
+
+
+def test_jsonl_etag_control_bytes():
+    for etag in [r"e\u0000", r"\t", r"a\rb", r"\u007f"]:
+        line = '{"path":"a","size":1,"etag":"%s"}\n' % etag
+        r = run(["checksum", "--listing", "-", "--format", "jsonl"],
+                input=b'{"path":"b","size":1,"etag":"x"}\n'
+                + line.encode())
+        assert r.returncode == 2, etag
+        assert b"-:2: control byte" in r.stderr and b"ETag" in r.stderr
+        assert r.stdout == b""
+
+
+def test_crlf_listing_is_taken():
+    a = run(["checksum", "--listing", "-"], input=b"x\t1\tabc\r\n")
+    b = run(["checksum", "--listing", "-"], input=b"x\t1\tabc\n")
+    assert a.returncode == 0 and a.stdout == b.stdout
+
+
 def test_duplicate_path_is_an_error():
     r = run(["checksum", "--listing", "-"],
             input=b"a/b\t1\tx\nc\t1\ty\na/b\t2\tz\n")

@@ -1,0 +1,129 @@
+
+/*
+ * zarrctl's listing lines (zarr_listing.c) and the in-memory tree they
+ * feed (zarr_mtree.c), as zarrctl checksum --listing uses them.  Input:
+ * byte 0 (bit 0: jsonl, else tsv), then the listing; lines are cut
+ * after each LF, as getline() does.
+ */
+
+
+#include "fuzz.h"
+#include "zarr_listing.h"
+#include "zarr_mtree.h"
+
+
+static void fuzz_check_entry(const zarr_listing_entry_t *e,
+    const char *line, size_t len, int jsonl);
+
+
+static void
+fuzz_check_entry(const zarr_listing_entry_t *e, const char *line,
+    size_t len, int jsonl)
+{
+    size_t    i;
+    uint64_t  v;
+
+    FUZZ_CHECK(e->path != NULL && e->etag != NULL);
+
+    for (i = 0; i < e->etag_len; i++) {
+        FUZZ_CHECK((unsigned char) e->etag[i] >= 0x20
+                   && e->etag[i] != 0x7f);
+    }
+
+    if (jsonl) {
+        FUZZ_CHECK(e->json != NULL);
+        FUZZ_CHECK(e->path_len + e->etag_len <= len);
+        return;
+    }
+
+    /* PATH TAB SIZE TAB ["]ETAG["] [CR] LF, all inside the line */
+
+    FUZZ_CHECK(e->json == NULL);
+    FUZZ_CHECK(e->path == line);
+    FUZZ_CHECK(FUZZ_INSIDE(e->etag, e->etag_len, line, len));
+    FUZZ_CHECK(line[e->path_len] == '\t');
+
+    /* the size field: decimal digits that make e->size */
+
+    v = 0;
+
+    for (i = e->path_len + 1; i < len && line[i] != '\t'; i++) {
+        FUZZ_CHECK(line[i] >= '0' && line[i] <= '9');
+        FUZZ_CHECK(v <= (UINT64_MAX - (line[i] - '0')) / 10);
+        v = v * 10 + (line[i] - '0');
+    }
+
+    FUZZ_CHECK(i > e->path_len + 1 && i < len);
+    FUZZ_CHECK(v == e->size);
+    FUZZ_CHECK(e->etag == line + i + 1
+               || (e->etag == line + i + 2
+                   && e->etag[-1] == '"' && e->etag[e->etag_len] == '"'));
+    FUZZ_CHECK(memchr(e->etag, '\t', e->etag_len) == NULL);
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                    rc, jsonl;
+    char                   err[ZARR_LISTING_ERR_MAX];
+    size_t                 off, n;
+    uint64_t               lineno;
+    const char            *s, *lf;
+    zarr_err_t             zerr;
+    zarr_mtree_t          *t;
+    zarr_dir_sum_t         root;
+    zarr_listing_entry_t   e;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    jsonl = data[0] & 1;
+    s = (const char *) data + 1;
+    size--;
+
+    t = zarr_mtree_create();
+    FUZZ_CHECK(t != NULL);
+
+    off = 0;
+    lineno = 0;
+
+    while (off < size) {
+        lf = memchr(s + off, '\n', size - off);
+        n = lf ? (size_t) (lf + 1 - s - off) : size - off;
+        lineno++;
+
+        memset(err, 0x5a, sizeof(err));
+
+        rc = jsonl ? zarr_listing_jsonl(s + off, n, &e, err, sizeof(err))
+                   : zarr_listing_tsv(s + off, n, &e, err, sizeof(err));
+
+        FUZZ_CHECK(rc == ZARR_LISTING_OK || rc == ZARR_LISTING_BLANK
+                   || rc == ZARR_LISTING_MALFORMED
+                   || rc == ZARR_LISTING_NOMEM);
+
+        if (rc == ZARR_LISTING_MALFORMED) {
+            FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+            FUZZ_CHECK(err[0] != '\0');
+            FUZZ_CHECK(e.json == NULL);
+        }
+
+        if (rc == ZARR_LISTING_OK) {
+            fuzz_check_entry(&e, s + off, n, jsonl);
+
+            (void) zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
+                                  e.etag_len, lineno, &zerr);
+
+            zarr_listing_entry_free(&e);
+        }
+
+        off += n;
+    }
+
+    (void) zarr_mtree_compute(t, NULL, NULL, &root, &zerr);
+
+    zarr_mtree_free(t);
+
+    return 0;
+}
