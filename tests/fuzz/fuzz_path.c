@@ -43,7 +43,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&k, 0, sizeof(k));
     rc = zarr_key_split(key, len, prefix, plen, &k);
 
-    FUZZ_CHECK(rc >= ZARR_PATH_OK && rc <= ZARR_PATH_TOO_LONG);
+    FUZZ_CHECK(rc >= ZARR_PATH_OK && rc <= ZARR_PATH_ID_TOO_LONG);
     FUZZ_CHECK(zarr_path_strerror(rc) != NULL);
 
     if (rc == ZARR_PATH_OK) {
@@ -69,7 +69,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     off = (size_t) -1;
     rc = zarr_path_check(key, len, &off);
 
-    FUZZ_CHECK(rc >= ZARR_PATH_OK && rc <= ZARR_PATH_TOO_LONG);
+    FUZZ_CHECK(rc >= ZARR_PATH_OK && rc <= ZARR_PATH_ID_TOO_LONG);
 
     if (rc == ZARR_PATH_OK) {
         /* an accepted path is UTF-8 without NUL, no empty component */
