@@ -32,11 +32,13 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-zarr python3-fsspec python3-prometheus-client \
              python3-aiohttp python3-wrapt \
              awscli s3cmd rclone valgrind \
-             procps curl clang libclang-rt-14-dev
+             procps curl clang libclang-rt-14-dev \
+             python3-munch python3-isodate python3-lxml python3-dateutil \
+             python3-tz python3-yaml python3-pytest-timeout
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench \
-        bench-put bench-floor bench-api run \
+        bench-put bench-floor bench-api run s3-tests \
         clean
 
 all: module zarrctl
@@ -126,6 +128,15 @@ bench-api: all $(TOOL_BINS)
 
 run: all
 	scripts/run.sh
+
+# ceph/s3-tests direct to RGW and through the gateway, compared (not part
+# of `make test`: needs a checkout, S3TESTS=/path/to/s3-tests; slow); see
+# docs/s3-compat.md
+S3TESTS ?=
+s3-tests: all
+	@test -n "$(S3TESTS)" || { echo "usage: make s3-tests" \
+	    "S3TESTS=/path/to/ceph/s3-tests" >&2; exit 2; }
+	ZARR_BUILD_DIR=$(abspath $(BUILD)) tests/s3tests/run.sh $(S3TESTS)
 
 include tests/fuzz/fuzz.mk
 

@@ -13,6 +13,9 @@
 #   RGW_STORE=memstore|bluestore    OSD object store (default memstore, all in RAM)
 #   RGW_MEMSTORE_BYTES=N            memstore size (default 4 GiB)
 #   RGW_BLUESTORE_BYTES=N           size of the sparse bluestore file (default 20 GiB)
+#   RGW_EXTRA_CONF='opt = v\n...'   more lines for radosgw's [client.rgw.a]
+#                                   section, for options that cannot change
+#                                   at run time (tests/s3tests/run.sh)
 #
 # Layout of DIR: ceph.conf, keyring, mon/a, osd/0, bluestore.block (bluestore;
 # outside the OSD data dir on purpose), rgw/, run/ (pid files, admin sockets),
@@ -179,6 +182,9 @@ rgw gc processor max time = 10
 # any other name is taken for a bucket name (localhost too: use 127.0.0.1)
 rgw dns name = s3.zarr.test
 EOF
+    if [ -n "${RGW_EXTRA_CONF:-}" ]; then
+        printf '# RGW_EXTRA_CONF\n%b\n' "$RGW_EXTRA_CONF" >>"$DIR/ceph.conf"
+    fi
 }
 
 start_mon() {
