@@ -4,6 +4,7 @@ BUILD    ?= build
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
+LDFLAGS  ?=
 PYTEST_ARGS ?=
 
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
@@ -33,9 +34,11 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-aiohttp python3-wrapt \
              awscli s3cmd rclone valgrind \
              procps curl
-DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
+# make deb: debhelper with dh_nginx (nginx-dev), checked with lintian
+DEPS_DEB   = debhelper dpkg-dev fakeroot lintian
+DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
-.PHONY: all module zarrctl deps test unit integration valgrind bench \
+.PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         bench-put bench-floor bench-api run \
         clean
 
@@ -51,7 +54,7 @@ $(BUILD)/core/%.o: ngx_zarr_module/%.c $(HEADERS)
 	$(CC) $(ZCFLAGS) -c $< -o $@
 
 $(BUILD)/zarrctl: zarrctl/zarrctl.c $(CORE_OBJS) $(HEADERS)
-	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LDFLAGS) $(LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/zarr_test.h $(CORE_OBJS)
 	@mkdir -p $(dir $@)
@@ -123,6 +126,12 @@ bench-api: all $(TOOL_BINS)
 
 run: all
 	scripts/run.sh
+
+# Debian packages libnginx-mod-http-zarr and zarrctl in $(BUILD)/deb/,
+# built from a copy of the working tree (debian/ at the top), then lintian
+DEB_DIR = $(BUILD)/deb
+deb:
+	scripts/build-deb.sh $(DEB_DIR)
 
 clean:
 	rm -rf $(BUILD)
