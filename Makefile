@@ -33,12 +33,13 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              python3-zarr python3-fsspec python3-prometheus-client \
              python3-aiohttp python3-wrapt \
              awscli s3cmd rclone valgrind \
-             procps curl
+             procps curl prometheus jq openssl
 # make deb: debhelper with dh_nginx (nginx-dev), checked with lintian
 DEPS_DEB   = debhelper dpkg-dev fakeroot lintian
 DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
+        rules-test \
         bench-put bench-floor bench-api run \
         clean
 
@@ -81,7 +82,12 @@ unit: $(UNIT_BINS)
 integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
-test: unit integration
+test: unit integration rules-test
+
+# the Prometheus alert rules: syntax, then their unit tests
+rules-test:
+	promtool check rules conf/prometheus/zarr-alerts.yml
+	promtool test rules conf/prometheus/zarr-alerts.test.yml
 
 # the unit tests under valgrind (leaks too), then the gateway tests with
 # every nginx process under memcheck (slow; the kill -9 test is left out:
