@@ -100,7 +100,8 @@ def test_json_log_and_conflict_counts(gateway, bucket):
         assert isinstance(rec["status"], int)
         assert isinstance(rec["request_time"], float)
         assert re.fullmatch(r"[0-9a-f]{32}", rec["request_id"])
-    puts = [l for l in lines if l["method"] == "PUT"]
+    assert lines[0]["zarr_op"] == "bucket" and lines[0]["status"] == 204
+    puts = [l for l in lines if l["zarr_op"] == "put"]
     assert [(l["status"], l["zarr_op"], l["zarr_result"], l["zarr_id"])
             for l in puts] == [
         (200, "put", "ok", "z"), (200, "put", "ok", "w"),
