@@ -4,6 +4,7 @@ BUILD    ?= build
 PYTHON   ?= /usr/bin/python3
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
+LDFLAGS  ?=
 PYTEST_ARGS ?=
 
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
@@ -34,10 +35,14 @@ DEPS_TEST  = python3 python3-pytest python3-boto3 python3-requests \
              awscli s3cmd rclone valgrind \
              procps curl clang libclang-rt-14-dev \
              python3-munch python3-isodate python3-lxml python3-dateutil \
-             python3-tz python3-yaml python3-pytest-timeout
-DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST)
+             python3-tz python3-yaml python3-pytest-timeout \
+             prometheus jq openssl
+# make deb: debhelper with dh_nginx (nginx-dev), checked with lintian
+DEPS_DEB   = debhelper dpkg-dev fakeroot lintian
+DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
-.PHONY: all module zarrctl deps test unit integration valgrind bench \
+.PHONY: all module zarrctl deps test unit integration valgrind bench deb \
+        rules-test \
         bench-put bench-floor bench-api run s3-tests \
         clean
 
@@ -53,7 +58,7 @@ $(BUILD)/core/%.o: ngx_zarr_module/%.c $(HEADERS)
 	$(CC) $(ZCFLAGS) -c $< -o $@
 
 $(BUILD)/zarrctl: zarrctl/zarrctl.c $(CORE_OBJS) $(HEADERS)
-	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LIBS) -o $@
+	$(CC) $(ZCFLAGS) $< $(CORE_OBJS) $(LDFLAGS) $(LIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/zarr_test.h $(CORE_OBJS)
 	@mkdir -p $(dir $@)
@@ -80,7 +85,12 @@ unit: $(UNIT_BINS)
 integration: all $(TOOL_BINS)
 	$(PYTHON) -m pytest -v tests/integration $(PYTEST_ARGS)
 
-test: unit fuzz-smoke integration
+test: unit fuzz-smoke rules-test integration
+
+# the Prometheus alert rules: syntax, then their unit tests
+rules-test:
+	promtool check rules conf/prometheus/zarr-alerts.yml
+	promtool test rules conf/prometheus/zarr-alerts.test.yml
 
 # the unit tests under valgrind (leaks too), then the gateway tests with
 # every nginx process under memcheck (slow; the kill -9 test is left out:
@@ -139,6 +149,12 @@ s3-tests: all
 	ZARR_BUILD_DIR=$(abspath $(BUILD)) tests/s3tests/run.sh $(S3TESTS)
 
 include tests/fuzz/fuzz.mk
+
+# Debian packages libnginx-mod-http-zarr and zarrctl in $(BUILD)/deb/,
+# built from a copy of the working tree (debian/ at the top), then lintian
+DEB_DIR = $(BUILD)/deb
+deb:
+	scripts/build-deb.sh $(DEB_DIR)
 
 clean:
 	rm -rf $(BUILD)

@@ -5,6 +5,9 @@
 #
 # usage: scripts/build-module.sh BUILD_DIR
 # result: BUILD_DIR/nginx/ngx_http_zarr_module.so
+#
+# ZARR_CC_OPT and ZARR_LD_OPT, when set, are passed to configure as
+# --with-cc-opt and --with-ld-opt (debian/rules: dpkg-buildflags).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +24,17 @@ fi
 # private copy of the sources, never in /usr/share/nginx/src
 tree="$build/nginx-src"
 stamp="$tree/.zarr-configured"
-want="$(cat "$src/conf_flags" "$repo/config" | md5sum | cut -d' ' -f1)"
+cc_opt=${ZARR_CC_OPT:-}
+ld_opt=${ZARR_LD_OPT:-}
+want="$( (cat "$src/conf_flags" "$repo/config"; echo "$cc_opt"; echo "$ld_opt") \
+        | md5sum | cut -d' ' -f1)"
+extra=()
+if [ -n "$cc_opt" ]; then
+    extra+=(--with-cc-opt="$cc_opt")
+fi
+if [ -n "$ld_opt" ]; then
+    extra+=(--with-ld-opt="$ld_opt")
+fi
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$tree"
@@ -29,6 +42,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # shellcheck disable=SC1091
     . "$src/conf_flags"
     (cd "$tree" && ./configure "${NGX_CONF_FLAGS[@]}" \
+        ${extra[@]+"${extra[@]}"} \
         --add-dynamic-module="$repo" --builddir="$build/nginx" \
         > "$build/configure.log" 2>&1) || {
         tail -30 "$build/configure.log" >&2
