@@ -129,11 +129,7 @@ typedef struct {
     ngx_str_t                   zarr_id;       /* of the first zarr */
     ngx_str_t                   owner;
     ngx_str_t                   batch;         /* $zarr_batch */
-    ngx_uint_t                  result;        /* a credential lookup failed (the RGW admin API is down): 503 */
-#define NGX_HTTP_ZARR_AUTH_UNAVAILABLE  (ZARR_AUTH_NOMEM + 1)
-
-
-/* $zarr_result */
+    ngx_uint_t                  result;        /* $zarr_result */
     ngx_uint_t                  refused;       /* zarr_path_rc_t */
 
     /* DeleteObjects: the requested keys, and which are zarr members */
