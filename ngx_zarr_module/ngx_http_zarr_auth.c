@@ -209,50 +209,22 @@ ngx_http_zarr_cred_file(ngx_conf_t *cf, ngx_http_zarr_cred_source_t *src)
 {
     u_char                *p, *last, *eol;
     ssize_t                n;
+    ngx_str_t              text;
     ngx_uint_t             line;
-    ngx_file_t             file;
     const char            *err;
-    ngx_file_info_t        fi;
     zarr_auth_cred_t       c;
     ngx_http_zarr_cred_t  *cr, *prev;
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = src->path;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
-                            0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &file.name);
-        return NGX_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > NGX_HTTP_ZARR_CRED_FILE_MAX)
+    if (ngx_http_zarr_conf_read_file(cf, &src->path,
+                                     NGX_HTTP_ZARR_CRED_FILE_MAX,
+                                     "zarr_credentials file", &text)
+        != NGX_OK)
     {
-        ngx_close_file(file.fd);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zarr_credentials file \"%V\" is unreadable or "
-                           "larger than 16m", &file.name);
         return NGX_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
-    if (p == NULL) {
-        ngx_close_file(file.fd);
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_file(&file, p, ngx_file_size(&fi), 0);
-    ngx_close_file(file.fd);
-
-    if (n != ngx_file_size(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read zarr_credentials file \"%V\"",
-                           &file.name);
-        return NGX_ERROR;
-    }
+    p = text.data;
+    n = text.len;
 
     if (ngx_array_init(&src->creds, cf->pool, 16,
                        sizeof(ngx_http_zarr_cred_t))
@@ -308,7 +280,7 @@ ngx_http_zarr_cred_file(ngx_conf_t *cf, ngx_http_zarr_cred_source_t *src)
         default:
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "malformed line %ui in zarr_credentials file "
-                               "\"%V\": %s", line, &file.name, err);
+                               "\"%V\": %s", line, &src->path, err);
             return NGX_ERROR;
         }
 
@@ -329,7 +301,7 @@ ngx_http_zarr_cred_file(ngx_conf_t *cf, ngx_http_zarr_cred_source_t *src)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "zarr_credentials file \"%V\" names access "
-                               "key \"%V\" twice", &file.name, &cr[n].key);
+                               "key \"%V\" twice", &src->path, &cr[n].key);
             return NGX_ERROR;
         }
     }
@@ -337,7 +309,7 @@ ngx_http_zarr_cred_file(ngx_conf_t *cf, ngx_http_zarr_cred_source_t *src)
     if (src->creds.nelts == 0) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "zarr_credentials file \"%V\" has no keys: "
-                           "every zarr write will be refused", &file.name);
+                           "every zarr write will be refused", &src->path);
     }
 
     return NGX_OK;

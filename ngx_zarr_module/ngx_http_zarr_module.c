@@ -715,11 +715,9 @@ ngx_http_zarr_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_zarr_main_conf_t *zmcf = conf;
 
-    u_char           *p, *last, *eol, *eq;
-    ssize_t           n;
-    ngx_str_t        *value, name, val;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
+    u_char      *p, *last, *eol, *eq;
+    size_t       n;
+    ngx_str_t   *value, name, val, text;
 
     if (zmcf->credentials.data) {
         return "is duplicate";
@@ -732,44 +730,15 @@ ngx_http_zarr_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = zmcf->credentials;
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
-                            0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &file.name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
-        || ngx_file_size(&fi) > 65536)
+    if (ngx_http_zarr_conf_read_file(cf, &zmcf->credentials, 65536,
+                                     "credentials file", &text)
+        != NGX_OK)
     {
-        ngx_close_file(file.fd);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "credentials file \"%V\" is unreadable or too "
-                           "large", &file.name);
         return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
-    if (p == NULL) {
-        ngx_close_file(file.fd);
-        return NGX_CONF_ERROR;
-    }
-
-    n = ngx_read_file(&file, p, ngx_file_size(&fi), 0);
-    ngx_close_file(file.fd);
-
-    if (n != ngx_file_size(&fi)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "cannot read credentials file \"%V\"",
-                           &file.name);
-        return NGX_CONF_ERROR;
-    }
-
+    p = text.data;
+    n = text.len;
     last = p + n;
     *last = '\0';
 
@@ -817,11 +786,71 @@ ngx_http_zarr_credentials(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (zmcf->access_key.len == 0 || zmcf->secret_key.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "credentials file \"%V\" needs access_key= and "
-                           "secret_key= lines", &file.name);
+                           "secret_key= lines", &zmcf->credentials);
         return NGX_CONF_ERROR;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Reads a file of at most max bytes named in the configuration into the
+ * configuration's pool, NUL-terminated (zarr_backend_credentials,
+ * zarr_credentials file=); what names it in the messages.
+ */
+
+ngx_int_t
+ngx_http_zarr_conf_read_file(ngx_conf_t *cf, ngx_str_t *name, off_t max,
+    const char *what, ngx_str_t *out)
+{
+    u_char           *p;
+    ssize_t           n;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
+                            0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &file.name);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(file.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > max)
+    {
+        ngx_close_file(file.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "%s \"%V\" is unreadable or larger than %O "
+                           "bytes", what, &file.name, max);
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(cf->pool, ngx_file_size(&fi) + 1);
+    if (p == NULL) {
+        ngx_close_file(file.fd);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, p, ngx_file_size(&fi), 0);
+    ngx_close_file(file.fd);
+
+    if (n != ngx_file_size(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot read %s \"%V\"",
+                           what, &file.name);
+        return NGX_ERROR;
+    }
+
+    p[n] = '\0';
+    out->data = p;
+    out->len = n;
+
+    return NGX_OK;
 }
 
 

@@ -279,6 +279,10 @@ typedef struct {
 
 ngx_int_t ngx_http_zarr_stats_get(ngx_http_zarr_counters_t *c);
 
+/* ngx_http_zarr_module.c */
+ngx_int_t ngx_http_zarr_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    off_t max, const char *what, ngx_str_t *out);
+
 /* ngx_http_zarr_auth.c */
 char *ngx_http_zarr_credentials_source(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
