@@ -37,16 +37,11 @@
 
 #define NGX_HTTP_ZARR_API_JSON_FLAGS     (JSON_COMPACT|JSON_PRESERVE_ORDER)
 
+/* a route's flag: its handler reads the request body (JSON) */
+#define NGX_HTTP_ZARR_API_BODY           0x01
 
-typedef enum {
-    NGX_HTTP_ZARR_API_STATUS = 0,
-    NGX_HTTP_ZARR_API_ZARRS,
-    NGX_HTTP_ZARR_API_ZARR,
-    NGX_HTTP_ZARR_API_CHECKSUM,
-    NGX_HTTP_ZARR_API_BATCH,
-    NGX_HTTP_ZARR_API_COMPLETE,
-    NGX_HTTP_ZARR_API_RECONCILE
-} ngx_http_zarr_api_route_e;
+/* the most "{name}"s in one route's pattern */
+#define NGX_HTTP_ZARR_API_CAPTURES       4
 
 
 typedef enum {
@@ -66,15 +61,49 @@ typedef enum {
 #define NGX_HTTP_ZARR_API_BACKEND        1000
 
 
+typedef struct ngx_http_zarr_api_ctx_s  ngx_http_zarr_api_ctx_t;
+
+typedef ngx_int_t (*ngx_http_zarr_api_handler_pt)(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+
+
+/* a row of ngx_http_zarr_api_routes[]: an endpoint and its methods */
+
 typedef struct {
-    ngx_uint_t                  methods;
-    const char                 *allow;
+    ngx_uint_t                     methods;
+    const char                    *pattern;
+    ngx_http_zarr_api_handler_pt   handler;
+    ngx_uint_t                     flags;
 } ngx_http_zarr_api_route_t;
 
 
+/* a "{name}" of a pattern: where its segment goes, how it is checked */
+
 typedef struct {
+    ngx_str_t                   name;
+    size_t                      offset;           /* of a ctx's ngx_str_t */
+    ngx_int_t                 (*valid)(u_char *p, size_t len);
+    const char                 *invalid;          /* the 400's message */
+} ngx_http_zarr_api_capture_t;
+
+
+/* a "{name}" of a pattern matched by a request: the segment it took */
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   value;
+} ngx_http_zarr_api_cap_t;
+
+
+typedef struct {
+    ngx_uint_t                  method;
+    ngx_str_t                   name;
+} ngx_http_zarr_api_method_t;
+
+
+struct ngx_http_zarr_api_ctx_s {
     ngx_http_request_t         *r;
-    ngx_uint_t                  route;
+    ngx_http_zarr_api_route_t  *route;            /* a row of routes[] */
     ngx_str_t                   bucket;
     ngx_str_t                   zarr_id;
     json_t                     *body;
@@ -93,7 +122,7 @@ typedef struct {
     u_char                      body_sha256[65];
     unsigned                    has_body:1;
     unsigned                    authed:1;
-} ngx_http_zarr_api_ctx_t;
+};
 
 
 typedef struct ngx_http_zarr_api_task_s  ngx_http_zarr_api_task_t;
@@ -201,7 +230,11 @@ typedef struct {
 
 
 static ngx_uint_t ngx_http_zarr_api_route(ngx_http_request_t *r,
-    ngx_http_zarr_api_ctx_t *ctx, const char **msg);
+    ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t *allow, const char **msg);
+static ngx_int_t ngx_http_zarr_api_match(const char *pattern, u_char *p,
+    u_char *last, ngx_http_zarr_api_cap_t *caps);
+static ngx_int_t ngx_http_zarr_api_not_allowed(ngx_http_request_t *r,
+    ngx_uint_t allow);
 static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
 static ngx_int_t ngx_http_zarr_api_valid_bucket(u_char *p, size_t len);
 static void ngx_http_zarr_api_body_handler(ngx_http_request_t *r);
@@ -330,15 +363,80 @@ static ngx_int_t ngx_http_zarr_api_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
 
 
+/*
+ * The endpoints: the methods, the path after the location's prefix, the
+ * handler, and NGX_HTTP_ZARR_API_BODY if the handler wants the request
+ * body as JSON in ctx->body (other requests' bodies are discarded).  A
+ * pattern's segment is a literal or a "{name}" of
+ * ngx_http_zarr_api_captures[]; a "{name}" takes any one segment, which
+ * is then checked.  Rows with one path but other methods repeat its
+ * pattern as it is: the first row matching a path gives the captures,
+ * the first that also has the request's method the handler, and all
+ * those matching the path the Allow header of a 405.
+ */
+
 static ngx_http_zarr_api_route_t  ngx_http_zarr_api_routes[] = {
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
-    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST, "GET, HEAD, POST" },
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
-    { NGX_HTTP_GET|NGX_HTTP_HEAD, "GET, HEAD" },
-    { NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_POST|NGX_HTTP_DELETE,
-      "GET, HEAD, POST, DELETE" },
-    { NGX_HTTP_POST, "POST" },
-    { NGX_HTTP_POST, "POST" }
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/status",
+      ngx_http_zarr_api_status, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs",
+      ngx_http_zarr_api_list, 0 },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs",
+      ngx_http_zarr_api_create, NGX_HTTP_ZARR_API_BODY },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}",
+      ngx_http_zarr_api_info, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/checksum",
+      ngx_http_zarr_api_checksum, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/batch",
+      ngx_http_zarr_api_batch_get, 0 },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/batch",
+      ngx_http_zarr_api_batch_open, NGX_HTTP_ZARR_API_BODY },
+
+    { NGX_HTTP_DELETE, "v1/buckets/{b}/zarrs/{id}/batch",
+      ngx_http_zarr_api_batch_cancel, 0 },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/batch/complete",
+      ngx_http_zarr_api_complete, NGX_HTTP_ZARR_API_BODY },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/reconcile",
+      ngx_http_zarr_api_reconcile, 0 },
+
+    { 0, NULL, NULL, 0 }
+};
+
+
+/* checked in the order of the path: a bad bucket first */
+
+static ngx_http_zarr_api_capture_t  ngx_http_zarr_api_captures[] = {
+
+    { ngx_string("b"), offsetof(ngx_http_zarr_api_ctx_t, bucket),
+      ngx_http_zarr_api_valid_bucket, "invalid bucket name" },
+
+    { ngx_string("id"), offsetof(ngx_http_zarr_api_ctx_t, zarr_id),
+      ngx_http_zarr_api_valid_id,
+      "invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
+      "not \".\" or \"..\"" },
+
+    { ngx_null_string, 0, NULL, NULL }
+};
+
+
+/* the Allow header lists its methods in this order */
+
+static ngx_http_zarr_api_method_t  ngx_http_zarr_api_methods[] = {
+    { NGX_HTTP_GET, ngx_string("GET") },
+    { NGX_HTTP_HEAD, ngx_string("HEAD") },
+    { NGX_HTTP_POST, ngx_string("POST") },
+    { NGX_HTTP_PUT, ngx_string("PUT") },
+    { NGX_HTTP_DELETE, ngx_string("DELETE") },
+    { NGX_HTTP_PATCH, ngx_string("PATCH") },
+    { 0, ngx_null_string }
 };
 
 
@@ -357,12 +455,10 @@ ngx_int_t
 ngx_http_zarr_api_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_uint_t                  status;
+    ngx_uint_t                  status, allow;
     const char                 *msg;
     ngx_pool_cleanup_t         *cln;
-    ngx_table_elt_t            *h;
     ngx_http_zarr_api_ctx_t    *ctx;
-    ngx_http_zarr_api_route_t  *route;
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_zarr_api_ctx_t));
     if (ctx == NULL) {
@@ -381,37 +477,22 @@ ngx_http_zarr_api_handler(ngx_http_request_t *r)
 
     ctx->r = r;
 
-    status = ngx_http_zarr_api_route(r, ctx, &msg);
+    status = ngx_http_zarr_api_route(r, ctx, &allow, &msg);
+
+    if (status == NGX_HTTP_NOT_ALLOWED) {
+        return ngx_http_zarr_api_not_allowed(r, allow);
+    }
 
     if (status) {
-        return ngx_http_zarr_api_error(r, status, status == NGX_HTTP_NOT_FOUND
-                                       ? "not_found" : "bad_request",
+        return ngx_http_zarr_api_error(r, status,
+                                       status == NGX_HTTP_NOT_FOUND
+                                       ? "not_found"
+                                       : status == NGX_HTTP_BAD_REQUEST
+                                       ? "bad_request" : "internal_error",
                                        "%s", msg);
     }
 
-    route = &ngx_http_zarr_api_routes[ctx->route];
-
-    if (!(r->method & route->methods)) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        h->value.data = (u_char *) route->allow;
-        h->value.len = ngx_strlen(route->allow);
-
-        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_ALLOWED,
-                                       "method_not_allowed",
-                                       "method %V not allowed here; "
-                                       "allowed: %s", &r->method_name,
-                                       route->allow);
-    }
-
-    if (r->method == NGX_HTTP_POST
-        && ctx->route != NGX_HTTP_ZARR_API_RECONCILE)
-    {
+    if (ctx->route->flags & NGX_HTTP_ZARR_API_BODY) {
         r->request_body_in_single_buf = 1;
 
         /* the limit holds while the body arrives, chunked or not */
@@ -482,20 +563,25 @@ ngx_http_zarr_api_ctx_cleanup(void *data)
 
 
 /*
- * The path after the location's prefix:
- *   v1/status
- *   v1/buckets/{b}/zarrs[/{id}[/checksum|/batch[/complete]|/reconcile]]
- * Returns 0, or an HTTP status with *msg.
+ * Finds the route of the path after the location's prefix: sets
+ * ctx->route, and the ctx's fields of the pattern's "{name}"s.  Returns
+ * 0; or an HTTP status with *msg; or NGX_HTTP_NOT_ALLOWED with the
+ * methods of the path in *allow.  In this order: no route matches the
+ * path (404), a "{name}"'s segment is invalid (400, the first in the
+ * path), no route of the path has the method (405).
  */
 
 static ngx_uint_t
 ngx_http_zarr_api_route(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx,
-    const char **msg)
+    ngx_uint_t *allow, const char **msg)
 {
-    u_char                    *p, *last, *s;
-    ngx_str_t                  seg[8];
-    ngx_uint_t                 n;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                       *p, *last, *s;
+    ngx_int_t                     n, i;
+    ngx_http_zarr_api_cap_t       caps[NGX_HTTP_ZARR_API_CAPTURES];
+    ngx_http_zarr_api_cap_t       other[NGX_HTTP_ZARR_API_CAPTURES];
+    ngx_http_zarr_api_route_t    *rt, *found;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_zarr_api_capture_t  *c;
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
@@ -521,102 +607,187 @@ ngx_http_zarr_api_route(ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx,
         p++;
     }
 
-    for (n = 0; n < 8; n++) {
-        seg[n].data = p;
+    *allow = 0;
+    found = NULL;
+    n = NGX_DECLINED;
+
+    for (rt = ngx_http_zarr_api_routes; rt->pattern; rt++) {
+
+        i = ngx_http_zarr_api_match(rt->pattern, p, last,
+                                    found ? other : caps);
+        if (i == NGX_DECLINED) {
+            continue;
+        }
+
+        if (found == NULL) {
+            found = rt;
+            n = i;
+        }
+
+        *allow |= rt->methods;
+
+        if (ctx->route == NULL && (r->method & rt->methods)) {
+            ctx->route = rt;
+        }
+    }
+
+    if (found == NULL) {
+        *msg = "no such endpoint";
+        return NGX_HTTP_NOT_FOUND;
+    }
+
+    for (i = 0; i < n; i++) {
+
+        for (c = ngx_http_zarr_api_captures; c->name.len; c++) {
+            if (c->name.len == caps[i].name.len
+                && ngx_strncmp(c->name.data, caps[i].name.data,
+                               c->name.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (c->name.len == 0) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "zarr api: unknown \"{%V}\" in \"%s\"",
+                          &caps[i].name, found->pattern);
+            *msg = "unknown capture in a route";
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (c->valid(caps[i].value.data, caps[i].value.len) != NGX_OK) {
+            *msg = c->invalid;
+            return NGX_HTTP_BAD_REQUEST;
+        }
+
+        *(ngx_str_t *) ((u_char *) ctx + c->offset) = caps[i].value;
+    }
+
+    if (ctx->route == NULL) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Matches the path [p, last) against a route's pattern, one segment at a
+ * time: a literal segment matches itself, a "{name}" any one segment,
+ * even an empty one ("zarrs/" has an empty id, found invalid later).
+ * Returns the number of "{name}"s, with their segments in caps[], or
+ * NGX_DECLINED.
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_match(const char *pattern, u_char *p, u_char *last,
+    ngx_http_zarr_api_cap_t *caps)
+{
+    u_char      *s;
+    size_t       len;
+    ngx_int_t    n;
+    const char  *q, *e;
+
+    n = 0;
+    q = pattern;
+
+    for ( ;; ) {
+        /* the pattern's segment [q, e), the path's [s, p) */
+
+        e = ngx_strchr(q, '/');
+        if (e == NULL) {
+            e = q + ngx_strlen(q);
+        }
+
+        s = p;
 
         while (p < last && *p != '/') {
             p++;
         }
 
-        seg[n].len = p - seg[n].data;
+        len = e - q;
 
-        if (p == last) {
+        if (len > 2 && q[0] == '{' && q[len - 1] == '}') {
+            if (n == NGX_HTTP_ZARR_API_CAPTURES) {
+                /* a route with more never matches: raise the limit */
+                return NGX_DECLINED;
+            }
+
+            caps[n].name.data = (u_char *) q + 1;
+            caps[n].name.len = len - 2;
+            caps[n].value.data = s;
+            caps[n].value.len = p - s;
             n++;
-            break;
+
+        } else if (len != (size_t) (p - s)
+                   || ngx_strncmp(s, q, len) != 0)
+        {
+            return NGX_DECLINED;
         }
 
+        if (*e == '\0' || p == last) {
+            /* both end here, or the path is shorter or longer */
+            return (*e == '\0' && p == last) ? n : NGX_DECLINED;
+        }
+
+        q = e + 1;
         p++;
     }
+}
 
-    if (p != last || n < 2 || seg[0].len != 2
-        || ngx_strncmp(seg[0].data, "v1", 2) != 0)
-    {
-        goto unknown;
+
+/* 405, with an Allow header of the path's methods */
+
+static ngx_int_t
+ngx_http_zarr_api_not_allowed(ngx_http_request_t *r, ngx_uint_t allow)
+{
+    u_char                      *p;
+    size_t                       len;
+    ngx_str_t                    value;
+    ngx_table_elt_t             *h;
+    ngx_http_zarr_api_method_t  *m;
+
+    len = 0;
+
+    for (m = ngx_http_zarr_api_methods; m->method; m++) {
+        len += m->name.len + sizeof(", ") - 1;
     }
 
-    if (n == 2 && seg[1].len == 6
-        && ngx_strncmp(seg[1].data, "status", 6) == 0)
-    {
-        ctx->route = NGX_HTTP_ZARR_API_STATUS;
-        return 0;
+    value.data = ngx_pnalloc(r->pool, len);
+    if (value.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (n < 4
-        || seg[1].len != 7 || ngx_strncmp(seg[1].data, "buckets", 7) != 0
-        || seg[3].len != 5 || ngx_strncmp(seg[3].data, "zarrs", 5) != 0)
-    {
-        goto unknown;
-    }
+    p = value.data;
 
-    ctx->bucket = seg[2];
-
-    if (n == 4) {
-        ctx->route = NGX_HTTP_ZARR_API_ZARRS;
-
-    } else if (n == 5) {
-        ctx->route = NGX_HTTP_ZARR_API_ZARR;
-
-    } else if (n == 6 && seg[5].len == 8
-               && ngx_strncmp(seg[5].data, "checksum", 8) == 0)
-    {
-        ctx->route = NGX_HTTP_ZARR_API_CHECKSUM;
-
-    } else if (n == 6 && seg[5].len == 5
-               && ngx_strncmp(seg[5].data, "batch", 5) == 0)
-    {
-        ctx->route = NGX_HTTP_ZARR_API_BATCH;
-
-    } else if (n == 7 && seg[5].len == 5
-               && ngx_strncmp(seg[5].data, "batch", 5) == 0
-               && seg[6].len == 8
-               && ngx_strncmp(seg[6].data, "complete", 8) == 0)
-    {
-        ctx->route = NGX_HTTP_ZARR_API_COMPLETE;
-
-    } else if (n == 6 && seg[5].len == 9
-               && ngx_strncmp(seg[5].data, "reconcile", 9) == 0)
-    {
-        ctx->route = NGX_HTTP_ZARR_API_RECONCILE;
-
-    } else {
-        goto unknown;
-    }
-
-    if (ngx_http_zarr_api_valid_bucket(ctx->bucket.data, ctx->bucket.len)
-        != NGX_OK)
-    {
-        *msg = "invalid bucket name";
-        return NGX_HTTP_BAD_REQUEST;
-    }
-
-    if (n >= 5) {
-        ctx->zarr_id = seg[4];
-
-        if (ngx_http_zarr_api_valid_id(ctx->zarr_id.data, ctx->zarr_id.len)
-            != NGX_OK)
-        {
-            *msg = "invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
-                   "not \".\" or \"..\"";
-            return NGX_HTTP_BAD_REQUEST;
+    for (m = ngx_http_zarr_api_methods; m->method; m++) {
+        if (!(allow & m->method)) {
+            continue;
         }
+
+        if (p != value.data) {
+            *p++ = ',';
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, m->name.data, m->name.len);
     }
 
-    return 0;
+    value.len = p - value.data;
 
-unknown:
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    *msg = "no such endpoint";
-    return NGX_HTTP_NOT_FOUND;
+    h->hash = 1;
+    ngx_str_set(&h->key, "Allow");
+    h->value = value;
+
+    return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_ALLOWED,
+                                   "method_not_allowed",
+                                   "method %V not allowed here; "
+                                   "allowed: %V", &r->method_name, &value);
 }
 
 
@@ -903,41 +1074,7 @@ ngx_http_zarr_api_dispatch(ngx_http_request_t *r,
         }
     }
 
-    switch (ctx->route) {
-
-    case NGX_HTTP_ZARR_API_STATUS:
-        return ngx_http_zarr_api_status(r, ctx);
-
-    case NGX_HTTP_ZARR_API_ZARRS:
-        if (r->method == NGX_HTTP_POST) {
-            return ngx_http_zarr_api_create(r, ctx);
-        }
-
-        return ngx_http_zarr_api_list(r, ctx);
-
-    case NGX_HTTP_ZARR_API_ZARR:
-        return ngx_http_zarr_api_info(r, ctx);
-
-    case NGX_HTTP_ZARR_API_CHECKSUM:
-        return ngx_http_zarr_api_checksum(r, ctx);
-
-    case NGX_HTTP_ZARR_API_BATCH:
-        if (r->method == NGX_HTTP_POST) {
-            return ngx_http_zarr_api_batch_open(r, ctx);
-        }
-
-        if (r->method == NGX_HTTP_DELETE) {
-            return ngx_http_zarr_api_batch_cancel(r, ctx);
-        }
-
-        return ngx_http_zarr_api_batch_get(r, ctx);
-
-    case NGX_HTTP_ZARR_API_COMPLETE:
-        return ngx_http_zarr_api_complete(r, ctx);
-
-    default: /* NGX_HTTP_ZARR_API_RECONCILE */
-        return ngx_http_zarr_api_reconcile(r, ctx);
-    }
+    return ctx->route->handler(r, ctx);
 }
 
 

@@ -149,6 +149,119 @@ def test_routes_methods_and_bad_input(gw, bucket):
     assert api(gw, "GET", "status").status_code == 200
 
 
+# every endpoint path, and the methods it takes (the Allow header's value)
+ENDPOINTS = (
+    ("status", "GET, HEAD"),
+    ("buckets/{b}/zarrs", "GET, HEAD, POST"),
+    ("buckets/{b}/zarrs/z", "GET, HEAD"),
+    ("buckets/{b}/zarrs/z/checksum", "GET, HEAD"),
+    ("buckets/{b}/zarrs/z/batch", "GET, HEAD, POST, DELETE"),
+    ("buckets/{b}/zarrs/z/batch/complete", "POST"),
+    ("buckets/{b}/zarrs/z/reconcile", "POST"),
+)
+
+
+def test_routing_edges(gw, bucket):
+    """The edges of routing: 405 and Allow for each method an endpoint
+    does not take, 404 on near misses, the order of the checks (path,
+    then the bucket and id, then the method), and which endpoints read
+    a body."""
+
+    for path, allow in ENDPOINTS:
+        path = path.format(b=bucket)
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH",
+                       "OPTIONS"):
+            if method in allow.split(", "):
+                continue
+            r = api(gw, method, path)
+            assert r.status_code == 405, (method, path, r.text)
+            assert r.headers["Allow"] == allow, (method, path)
+            if method == "HEAD":
+                assert r.content == b""
+                continue
+            body = assert_error(r, 405, "method_not_allowed")
+            assert body["message"] == (
+                f"method {method} not allowed here; allowed: {allow}")
+
+    # near misses: a trailing slash, one segment too many or too few, a
+    # wrong case; the bucket and id are not looked at then
+    for path in ("status/", "STATUS", "buckets/" + bucket,
+                 f"buckets/{bucket}/zarr", f"buckets/{bucket}/zarrs/z/",
+                 f"buckets/{bucket}/zarrs/z/extra",
+                 f"buckets/{bucket}/zarrs/z/batch/",
+                 f"buckets/{bucket}/zarrs/z/batch/complete/",
+                 f"buckets/{bucket}/zarrs/z/batch/complete/x",
+                 f"buckets/{bucket}/zarrs/z/checksum/",
+                 f"buckets/{bucket}/zarrs/z/reconcile/",
+                 f"buckets/{bucket}/zarrs/z/reconcile/x",
+                 f"buckets/{bucket}/zarrs/z/a/b/c/d/e/f/g/h",
+                 "buckets/" + "b" * 64 + "/zarrs/z/extra",
+                 f"buckets/{bucket}/zarrs/%FF/extra"):
+        for method in ("GET", "POST"):
+            body = assert_error(api(gw, method, path), 404, "not_found")
+            assert body["message"] == "no such endpoint", path
+    r = requests.get(f"{gw.url}/zarr-api/V1/status", timeout=10)
+    assert r.status_code == 404
+    assert r.json()["message"] == "no such endpoint"
+    r = requests.get(f"{gw.url}/zarr-api/v1", timeout=10)
+    assert r.status_code == 404
+
+    # empty segments are a bucket or an id: "zarrs/" is an empty id
+    bad_bucket = "invalid bucket name"
+    bad_id = ("invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
+              "not \".\" or \"..\"")
+    for path, message in (
+            ("buckets//zarrs", bad_bucket),
+            ("buckets//zarrs/z/batch", bad_bucket),
+            (f"buckets/{bucket}/zarrs/", bad_id),
+            (f"buckets/{bucket}/zarrs//batch", bad_id),
+            (f"buckets/{bucket}/zarrs/%FF/checksum", bad_id),
+            # the bucket is checked before the id
+            ("buckets/" + "b" * 64 + "/zarrs/%FF", bad_bucket)):
+        body = assert_error(api(gw, "GET", path), 400, "bad_request")
+        assert body["message"] == message, path
+
+    # a bad bucket or id wins over a wrong method
+    for path in ("buckets/" + "b" * 64 + "/zarrs",
+                 f"buckets/{bucket}/zarrs/%FF/batch/complete"):
+        r = api(gw, "PUT", path)
+        assert_error(r, 400, "bad_request")
+        assert "Allow" not in r.headers
+
+    # the body: read (and limited) by create, batch open and complete only
+    for path in (zpath(bucket), zpath(bucket, "nobody", "/batch"),
+                 zpath(bucket, "nobody", "/batch/complete")):
+        body = assert_error(api(gw, "POST", path, data=b"{"), 400,
+                            "bad_request")
+        assert body["message"] == "the request body is not valid JSON"
+        assert_error(api(gw, "POST", path, data=b" " * 70000), 413,
+                     "bad_request")
+    # reconcile ignores its body (here: a bucket the backend lacks)
+    for data in (b"{", b" " * 70000):
+        body = assert_error(api(gw, "POST", zpath("no-such-bucket-here", "z",
+                                                  "/reconcile"), data=data),
+                            404, "not_found")
+        assert "bucket" in body["message"]
+    # ... and so do GET, HEAD and DELETE
+    r = api(gw, "GET", zpath(bucket), data=b"{")
+    assert r.status_code == 200 and r.json()["zarrs"] == []
+    r = api(gw, "HEAD", zpath(bucket), data=b"{")
+    assert r.status_code == 200 and r.content == b""
+    body = assert_error(api(gw, "DELETE", zpath(bucket, "nobody", "/batch"),
+                            data=b"{"), 404, "not_found")
+    assert "no active batch" in body["message"]
+
+    # HEAD wherever GET: the GET's status, no body
+    for path, status in ((zpath(bucket), 200),
+                         (zpath(bucket, "nobody"), 404),
+                         (zpath(bucket, "nobody", "/checksum"), 404),
+                         (zpath(bucket, "nobody", "/batch"), 404)):
+        r = api(gw, "HEAD", path)
+        assert r.status_code == status, path
+        assert r.content == b""
+        assert r.headers["Content-Type"] == "application/json"
+
+
 # --- zarrs: create, list, info -----------------------------------------------
 
 def test_create_list_info(gw, bucket):

@@ -388,6 +388,36 @@ def test_admin_api_signed_requests(gateway, bucket):
     assert r.json()["owner"] == "carol"
 
 
+
+def test_admin_api_signature_checked_after_routing(gateway, bucket):
+    """The API checks a signature last: an unknown endpoint, a wrong
+    method, a bad bucket and a bad body answer as for an unsigned
+    request, whatever the signature; then a bad one gets 403."""
+    gw = gateway(workers=1)
+    alice = gw.rgw.alice
+    base = "%s/zarr-api/v1/" % gw.url
+    for method, path, body, status, code in (
+            ("GET", "nope", b"", 404, "not_found"),
+            ("GET", "buckets/%s/zarrs/z/extra" % bucket, b"", 404,
+             "not_found"),
+            ("PUT", "status", b"", 405, "method_not_allowed"),
+            ("GET", "buckets/%s/zarrs" % ("b" * 64), b"", 400,
+             "bad_request"),
+            ("POST", "buckets/%s/zarrs/z/batch" % bucket, b"{", 400,
+             "bad_request"),
+            ("GET", "status", b"", 403, "SignatureDoesNotMatch"),
+            ("POST", "buckets/%s/zarrs/z/batch" % bucket, b"{}", 403,
+             "SignatureDoesNotMatch")):
+        url = base + path
+        h = sign(method, url, alice.access_key, "wrong", body)
+        r = requests.request(method, url, data=body, headers=h, timeout=10)
+        assert r.status_code == status, (method, path, r.text)
+        assert r.json()["error"] == code, (method, path)
+    # signed rightly, the same GET passes
+    url = base + "status"
+    h = sign("GET", url, alice.access_key, alice.secret_key)
+    assert requests.get(url, headers=h, timeout=10).status_code == 200
+
 # --- without a credential source: the fallback ---------------------------
 
 def test_fallback_drops_refused_batch(gateway, bucket_factory):
