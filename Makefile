@@ -8,7 +8,7 @@ LDFLAGS  ?=
 PYTEST_ARGS ?=
 
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
-LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
+LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing

@@ -32,6 +32,22 @@ int zarr_mtree_add(zarr_mtree_t *t, const char *path, size_t path_len,
     zarr_err_t *err);
 
 /*
+ * The same without copying path and etag: they must stay valid and
+ * unchanged until zarr_mtree_free() (a listing read whole).
+ */
+int zarr_mtree_add_ref(zarr_mtree_t *t, const char *path, size_t path_len,
+    uint64_t size, const char *etag, size_t etag_len, uint64_t line,
+    zarr_err_t *err);
+
+/*
+ * zarr_mtree_compute() with n threads (default 1): subtrees below the top
+ * directories are computed in parallel; cb still sees every directory in
+ * order, from the caller's thread.  Without effect with
+ * zarr_mtree_keep_manifests().
+ */
+void zarr_mtree_threads(zarr_mtree_t *t, int n);
+
+/*
  * Computes every digest; cb (may be NULL) sees every directory, children
  * first, root ("") last.  A path given twice is ZARR_ERR_INVALID.
  */

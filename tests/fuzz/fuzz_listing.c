@@ -3,7 +3,9 @@
  * zarrctl's listing lines (zarr_listing.c) and the in-memory tree they
  * feed (zarr_mtree.c), as zarrctl checksum --listing uses them.  Input:
  * byte 0 (bit 0: jsonl, else tsv), then the listing; lines are cut
- * after each LF, as getline() does.
+ * after each LF, as getline() does.  The tree is computed with one thread
+ * and then with two (the fuzz build splits any tree): the same directories
+ * reported, the same digest or error.
  */
 
 
@@ -14,6 +16,26 @@
 
 static void fuzz_check_entry(const zarr_listing_entry_t *e,
     const char *line, size_t len, int jsonl);
+static int fuzz_record(void *ctx, const char *dir, size_t dir_len,
+    const zarr_dir_sum_t *sum);
+
+
+static int
+fuzz_record(void *ctx, const char *dir, size_t dir_len,
+    const zarr_dir_sum_t *sum)
+{
+    zarr_buf_t  *b = ctx;
+
+    if (zarr_buf_add(b, dir, dir_len) != 0
+        || zarr_buf_add(b, "\t", 1) != 0
+        || zarr_buf_add_str(b, sum->digest) != 0
+        || zarr_buf_add(b, "\n", 1) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
 
 
 static void
@@ -65,14 +87,15 @@ fuzz_check_entry(const zarr_listing_entry_t *e, const char *line,
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int                    rc, jsonl;
+    int                    rc, rc2, jsonl;
     char                   err[ZARR_LISTING_ERR_MAX];
     size_t                 off, n;
     uint64_t               lineno;
     const char            *s, *lf;
-    zarr_err_t             zerr;
+    zarr_buf_t             walk, walk2;
+    zarr_err_t             zerr, zerr2;
     zarr_mtree_t          *t;
-    zarr_dir_sum_t         root;
+    zarr_dir_sum_t         root, root2;
     zarr_listing_entry_t   e;
 
     if (size == 0) {
@@ -112,8 +135,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == ZARR_LISTING_OK) {
             fuzz_check_entry(&e, s + off, n, jsonl);
 
-            (void) zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
-                                  e.etag_len, lineno, &zerr);
+            /* zarrctl keeps a tsv listing whole: the tree points into it */
+
+            if (jsonl) {
+                (void) zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
+                                      e.etag_len, lineno, &zerr);
+
+            } else {
+                (void) zarr_mtree_add_ref(t, e.path, e.path_len, e.size,
+                                          e.etag, e.etag_len, lineno, &zerr);
+            }
 
             zarr_listing_entry_free(&e);
         }
@@ -121,8 +152,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += n;
     }
 
-    (void) zarr_mtree_compute(t, NULL, NULL, &root, &zerr);
+    zarr_buf_init(&walk);
+    zarr_buf_init(&walk2);
+    memset(&zerr, 0, sizeof(zarr_err_t));
+    memset(&zerr2, 0, sizeof(zarr_err_t));
 
+    rc = zarr_mtree_compute(t, fuzz_record, &walk, &root, &zerr);
+
+    zarr_mtree_threads(t, 2);
+    rc2 = zarr_mtree_compute(t, fuzz_record, &walk2, &root2, &zerr2);
+
+    FUZZ_CHECK(rc == rc2);
+    FUZZ_CHECK(walk.len == walk2.len);
+    FUZZ_CHECK(walk.len == 0
+               || memcmp(walk.data, walk2.data, walk.len) == 0);
+
+    if (rc == ZARR_OK) {
+        FUZZ_CHECK(strcmp(root.digest, root2.digest) == 0);
+
+    } else {
+        FUZZ_CHECK(strcmp(zerr.msg, zerr2.msg) == 0);
+    }
+
+    zarr_buf_free(&walk);
+    zarr_buf_free(&walk2);
     zarr_mtree_free(t);
 
     return 0;
