@@ -38,8 +38,8 @@ trap 'rm -rf "$work"' EXIT
 
 echo "== machine"
 echo "date      $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "commit    $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "cpu       $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "commit    $(git -C "$repo" rev-parse --short HEAD 2> /dev/null)"
+echo "cpu       $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2-)"
 echo "cores     $(nproc)"
 echo "memory    $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
 echo "kernel    $(uname -r)"

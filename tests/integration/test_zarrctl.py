@@ -94,6 +94,69 @@ def test_random_trees_match_reference():
         assert parse_tree(r.stdout)[0] == tree_digests(listing)
 
 
+def big_listing(rnd, n):
+    names = ["a", "b", "0", "10", "9", ".zarray", "x", "\u00e9",
+             "\U0001f600", "q\"uote", "t\tab", "A"]
+    files = []
+    for i in range(n):
+        d = "/".join(rnd.choice(names) for _ in range(rnd.randint(0, 4)))
+        name = "%d" % i
+        if rnd.random() < 0.3:
+            name = rnd.choice(names) + "-" + name
+        files.append(((d + "/" if d else "") + name, rnd.randint(0, 2 ** 40),
+                      "%032x" % rnd.getrandbits(128)))
+    return files
+
+
+def test_large_listing_matches_reference():
+    # enough files for zarrctl to split the tree across its threads (on a
+    # machine with more than one core); the files of a directory scattered
+    rnd = random.Random(11)
+    files = big_listing(rnd, 12000)
+    r = run(["checksum", "--tree", "--listing", "-"], input=tsv(files))
+    assert r.returncode == 0, r.stderr
+    tree, lines = parse_tree(r.stdout)
+    assert tree == tree_digests(files)
+    assert lines[-1] == ".\t" + tree[""]
+    assert len(lines) == len(tree) > 500
+
+    # from a file, as from stdin; jsonl the same
+    r2 = run(["checksum", "--listing", "-"], input=tsv(files))
+    assert r2.stdout.decode() == tree[""] + "\n"
+    jl = "".join(json.dumps({"path": p, "size": s, "etag": e}) + "\n"
+                 for p, s, e in files).encode()
+    r3 = run(["checksum", "--tree", "--listing", "-", "--format", "jsonl"],
+             input=jl)
+    assert r3.stdout == r.stdout
+
+
+def test_large_listing_file_and_errors(tmp_path):
+    rnd = random.Random(12)
+    files = big_listing(rnd, 9000)
+    f = tmp_path / "listing.tsv"
+    f.write_bytes(tsv(files))
+    r = run(["checksum", "--listing", str(f)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == tree_digests(files)[""] + "\n"
+
+    # a path twice, deep in the tree: the lines of both
+    dup = next(i for i, (p, _, _) in enumerate(files) if p.count("/") == 3)
+    f.write_bytes(tsv(files + [files[dup]]))
+    r = run(["checksum", "--tree", "--listing", str(f)])
+    assert r.returncode == 2
+    assert ("lines %d and %d" % (dup + 1, len(files) + 1)).encode() \
+        in r.stderr
+    assert b"is listed twice" in r.stderr
+
+    # a bad line near the end: its number
+    f.write_bytes(tsv(files) + b"bad\n" + tsv(files[:3]))
+    r = run(["checksum", "--listing", str(f)])
+    assert r.returncode == 2
+    assert r.stderr == ("zarrctl: %s:%d: expected PATH<TAB>SIZE<TAB>ETAG\n"
+                        % (f, len(files) + 1)).encode()
+    assert r.stdout == b""
+
+
 def test_path_with_tabs_splits_at_last_two():
     files = [("a\tb/c\td", 5, "e" * 32)]
     r = run(["checksum", "--tree", "--listing", "-"], input=tsv(files))
