@@ -40,10 +40,23 @@ int zarr_mtree_add_ref(zarr_mtree_t *t, const char *path, size_t path_len,
     zarr_err_t *err);
 
 /*
- * zarr_mtree_compute() with n threads (default 1): subtrees below the top
- * directories are computed in parallel; cb still sees every directory in
- * order, from the caller's thread.  Without effect with
- * zarr_mtree_keep_manifests().
+ * Adds the files of a tsv listing held whole in data (lines as
+ * zarr_listing_tsv() reads them, numbered from 1, blank ones skipped),
+ * which must stay valid and unchanged until zarr_mtree_free().  With
+ * zarr_mtree_threads(), parts of a large listing are read in parallel.
+ * Returns ZARR_OK, or the error of the first bad line, its number in
+ * *line: ZARR_ERR_INVALID (a malformed line, a bad path or ETag) or
+ * ZARR_ERR_NOMEM, with a message in err; the tree then holds only some
+ * of the files.
+ */
+int zarr_mtree_add_tsv(zarr_mtree_t *t, const char *data, size_t len,
+    uint64_t *line, zarr_err_t *err);
+
+/*
+ * n threads (default 1) for zarr_mtree_add_tsv() and zarr_mtree_compute():
+ * subtrees below the top directories are computed in parallel; cb still
+ * sees every directory in order, from the caller's thread.  Computed on
+ * one thread with zarr_mtree_keep_manifests().
  */
 void zarr_mtree_threads(zarr_mtree_t *t, int n);
 

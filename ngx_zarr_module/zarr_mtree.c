@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 
 #include "zarr_hash.h"
+#include "zarr_listing.h"
 #include "zarr_path.h"
 #include "zarr_mtree.h"
 
@@ -69,6 +70,11 @@
 #endif
 
 #define ZARR_MTREE_MAX_THREADS   64
+
+/* a tsv listing shorter than this: read by one thread */
+#ifndef ZARR_MTREE_MIN_SPLIT
+#define ZARR_MTREE_MIN_SPLIT     (1024 * 1024)
+#endif
 
 
 /* 32 bytes: a million files take 32 MB */
@@ -130,6 +136,37 @@ typedef struct {
 } zarr_mtask_t;
 
 
+/*
+ * Where files are added: the tree's own, or one part of a listing read by
+ * several threads (its files merged into the tree's afterwards).
+ */
+typedef struct {
+    zarr_mtree_t       *tree;
+
+    /* file i is chunks[i >> ZARR_MTREE_FILES_SHIFT][i & (CHUNK - 1)] */
+    zarr_mfile_t      **chunks;
+    uint32_t            nfiles;        /* holes included (dir NONE) */
+    uint32_t            nchunks;
+    uint32_t            chunks_cap;
+
+    /* the last directory, for consecutive files of one directory */
+    char               *last;
+    size_t              last_len;
+    size_t              last_cap;
+    uint32_t            last_dir;
+
+    int                 shared;        /* other parts at work: lock */
+
+    /* a part of a tsv listing */
+    const char         *data;
+    size_t              len;
+    uint64_t            lines;
+    int                 rc;
+    zarr_err_t          err;
+    pthread_t           thread;
+} zarr_mpart_t;
+
+
 typedef struct {
     zarr_mtree_t       *tree;
     zarr_hash_t        *md5;
@@ -147,11 +184,7 @@ typedef struct {
 struct zarr_mtree_s {
     zarr_arena_t       *arena;
 
-    /* file i is files[i >> ZARR_MTREE_FILES_SHIFT][i & (CHUNK - 1)] */
-    zarr_mfile_t      **files;
-    uint32_t            nfiles;
-    uint32_t            nchunks;
-    uint32_t            chunks_cap;
+    zarr_mpart_t        files;
 
     zarr_mdir_t        *dirs;          /* dirs[0] is the root */
     uint32_t            ndirs;
@@ -160,12 +193,6 @@ struct zarr_mtree_s {
     /* hash of directories by (parent, name): index + 1, 0 is free */
     uint32_t           *hash;
     size_t              hash_size;
-
-    /* the last directory, for consecutive files of one directory */
-    char               *last;
-    size_t              last_len;
-    size_t              last_cap;
-    uint32_t            last_dir;
 
     /* built by zarr_mtree_compute() */
     uint32_t           *order;         /* files grouped by directory */
@@ -194,9 +221,17 @@ static uint32_t zarr_mtree_child(zarr_mtree_t *t, uint32_t parent,
 static int zarr_mtree_segment_ok(const char *s, size_t len);
 static int zarr_mtree_path_fast(const char *path, size_t len,
     size_t *dir_len);
-static int zarr_mtree_insert(zarr_mtree_t *t, const char *path,
+static uint32_t zarr_mtree_find_dir(zarr_mpart_t *part, const char *path,
+    size_t dir_len);
+static int zarr_mtree_new_file(zarr_mpart_t *part, zarr_mfile_t **file,
+    zarr_err_t *err);
+static int zarr_mtree_insert(zarr_mpart_t *part, const char *path,
     size_t path_len, uint64_t size, const char *etag, size_t etag_len,
     uint64_t line, int copy, zarr_err_t *err);
+static void zarr_mpart_free(zarr_mpart_t *part);
+static void *zarr_mtree_read_part(void *data);
+static int zarr_mtree_merge(zarr_mtree_t *t, zarr_mpart_t *parts, int n,
+    uint64_t *line, zarr_err_t *err);
 static int zarr_mtree_group(zarr_mtree_t *t);
 static int zarr_mdir_cmp(const void *a, const void *b);
 static uint64_t zarr_mkey(const char *name, size_t len);
@@ -265,8 +300,8 @@ zarr_mtree_alloc(size_t size)
 static zarr_mfile_t *
 zarr_mtree_file(zarr_mtree_t *t, uint32_t i)
 {
-    return &t->files[i >> ZARR_MTREE_FILES_SHIFT]
-                    [i & (ZARR_MTREE_FILES_CHUNK - 1)];
+    return &t->files.chunks[i >> ZARR_MTREE_FILES_SHIFT]
+                           [i & (ZARR_MTREE_FILES_CHUNK - 1)];
 }
 
 
@@ -321,7 +356,7 @@ zarr_mtree_create(void)
     t->ndirs = 1;
     t->dirs[0].name = "";
     t->dirs[0].parent = ZARR_MTREE_NONE;
-    t->last_dir = 0;
+    t->files.tree = t;
     t->threads = 1;
     zarr_buf_init(&t->manifest);
 
@@ -329,10 +364,23 @@ zarr_mtree_create(void)
 }
 
 
+static void
+zarr_mpart_free(zarr_mpart_t *part)
+{
+    uint32_t  i;
+
+    for (i = 0; i < part->nchunks; i++) {
+        free(part->chunks[i]);
+    }
+
+    free(part->chunks);
+    free(part->last);
+}
+
+
 void
 zarr_mtree_free(zarr_mtree_t *t)
 {
-    uint32_t       i;
     zarr_arena_t  *a, *next;
 
     if (t == NULL) {
@@ -344,14 +392,9 @@ zarr_mtree_free(zarr_mtree_t *t)
         free(a);
     }
 
-    for (i = 0; i < t->nchunks; i++) {
-        free(t->files[i]);
-    }
-
-    free(t->files);
+    zarr_mpart_free(&t->files);
     free(t->dirs);
     free(t->hash);
-    free(t->last);
     free(t->order);
     free(t->dir_order);
     free(t->tasks);
@@ -495,8 +538,8 @@ zarr_mtree_add(zarr_mtree_t *t, const char *path, size_t path_len,
     uint64_t size, const char *etag, size_t etag_len, uint64_t line,
     zarr_err_t *err)
 {
-    return zarr_mtree_insert(t, path, path_len, size, etag, etag_len, line,
-                             1, err);
+    return zarr_mtree_insert(&t->files, path, path_len, size, etag,
+                             etag_len, line, 1, err);
 }
 
 
@@ -505,8 +548,8 @@ zarr_mtree_add_ref(zarr_mtree_t *t, const char *path, size_t path_len,
     uint64_t size, const char *etag, size_t etag_len, uint64_t line,
     zarr_err_t *err)
 {
-    return zarr_mtree_insert(t, path, path_len, size, etag, etag_len, line,
-                             0, err);
+    return zarr_mtree_insert(&t->files, path, path_len, size, etag,
+                             etag_len, line, 0, err);
 }
 
 
@@ -561,17 +604,127 @@ zarr_mtree_path_fast(const char *path, size_t len, size_t *dir_len)
 }
 
 
+/*
+ * The directory path[0 .. dir_len), created with its parents if new;
+ * under the tree's lock when other parts are at work.
+ */
+
+static uint32_t
+zarr_mtree_find_dir(zarr_mpart_t *part, const char *path, size_t dir_len)
+{
+    char          *p;
+    size_t         i, off;
+    uint32_t       d;
+    zarr_mtree_t  *t;
+
+    if (part->last_len == dir_len
+        && (dir_len == 0 || memcmp(part->last, path, dir_len) == 0))
+    {
+        return part->last_dir;
+    }
+
+    t = part->tree;
+
+    if (part->shared) {
+        pthread_mutex_lock(&t->lock);
+    }
+
+    d = 0;
+    off = 0;
+
+    for (i = 0; i <= dir_len && dir_len; i++) {
+        if (i < dir_len && path[i] != '/') {
+            continue;
+        }
+
+        d = zarr_mtree_child(t, d, path + off, i - off);
+        if (d == ZARR_MTREE_NONE) {
+            break;
+        }
+
+        off = i + 1;
+    }
+
+    if (part->shared) {
+        pthread_mutex_unlock(&t->lock);
+    }
+
+    if (d == ZARR_MTREE_NONE) {
+        return d;
+    }
+
+    if (dir_len > part->last_cap) {
+        p = realloc(part->last, dir_len + 256);
+        if (p == NULL) {
+            return ZARR_MTREE_NONE;
+        }
+
+        part->last = p;
+        part->last_cap = dir_len + 256;
+    }
+
+    if (dir_len) {
+        memcpy(part->last, path, dir_len);
+    }
+
+    part->last_len = dir_len;
+    part->last_dir = d;
+
+    return d;
+}
+
+
 static int
-zarr_mtree_insert(zarr_mtree_t *t, const char *path, size_t path_len,
+zarr_mtree_new_file(zarr_mpart_t *part, zarr_mfile_t **file,
+    zarr_err_t *err)
+{
+    uint32_t        cap;
+    zarr_mfile_t   *f, **chunks;
+
+    if ((part->nfiles & (ZARR_MTREE_FILES_CHUNK - 1)) == 0) {
+        if (part->nfiles >= ZARR_MTREE_NONE - ZARR_MTREE_FILES_CHUNK) {
+            return zarr_mtree_err(err, ZARR_ERR_INVALID, "too many files");
+        }
+
+        if (part->nchunks == part->chunks_cap) {
+            cap = part->chunks_cap ? part->chunks_cap * 2 : 16;
+            chunks = realloc(part->chunks,
+                             (size_t) cap * sizeof(zarr_mfile_t *));
+            if (chunks == NULL) {
+                return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
+            }
+
+            part->chunks = chunks;
+            part->chunks_cap = cap;
+        }
+
+        f = zarr_mtree_alloc(ZARR_MTREE_FILES_CHUNK * sizeof(zarr_mfile_t));
+        if (f == NULL) {
+            return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
+        }
+
+        part->chunks[part->nchunks++] = f;
+    }
+
+    *file = &part->chunks[part->nfiles >> ZARR_MTREE_FILES_SHIFT]
+                         [part->nfiles & (ZARR_MTREE_FILES_CHUNK - 1)];
+    part->nfiles++;
+
+    return ZARR_OK;
+}
+
+
+static int
+zarr_mtree_insert(zarr_mpart_t *part, const char *path, size_t path_len,
     uint64_t size, const char *etag, size_t etag_len, uint64_t line,
     int copy, zarr_err_t *err)
 {
-    int             rc;
-    char           *p;
-    size_t          i, start, dir_len, off;
-    uint32_t        d, cap;
-    const char     *slash;
-    zarr_mfile_t   *f, **chunks;
+    int            rc;
+    char          *p;
+    size_t         start, dir_len, off;
+    uint32_t       d;
+    const char    *slash;
+    zarr_mfile_t  *f;
 
     if (!zarr_mtree_path_fast(path, path_len, &dir_len)) {
         rc = zarr_path_check(path, path_len, &off);
@@ -600,82 +753,41 @@ zarr_mtree_insert(zarr_mtree_t *t, const char *path, size_t path_len,
 
     start = dir_len ? dir_len + 1 : 0;            /* the file name */
 
-    if (t->last_len == dir_len
-        && (dir_len == 0 || memcmp(t->last, path, dir_len) == 0))
-    {
-        d = t->last_dir;
-
-    } else {
-        d = 0;
-        off = 0;
-
-        for (i = 0; i <= dir_len && dir_len; i++) {
-            if (i < dir_len && path[i] != '/') {
-                continue;
-            }
-
-            d = zarr_mtree_child(t, d, path + off, i - off);
-            if (d == ZARR_MTREE_NONE) {
-                return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
-            }
-
-            off = i + 1;
-        }
-
-        if (dir_len > t->last_cap) {
-            p = realloc(t->last, dir_len + 256);
-            if (p == NULL) {
-                return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
-            }
-
-            t->last = p;
-            t->last_cap = dir_len + 256;
-        }
-
-        if (dir_len) {
-            memcpy(t->last, path, dir_len);
-        }
-
-        t->last_len = dir_len;
-        t->last_dir = d;
+    d = zarr_mtree_find_dir(part, path, dir_len);
+    if (d == ZARR_MTREE_NONE) {
+        return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
     }
-
-    if ((t->nfiles & (ZARR_MTREE_FILES_CHUNK - 1)) == 0) {
-        if (t->nfiles >= ZARR_MTREE_NONE - ZARR_MTREE_FILES_CHUNK) {
-            return zarr_mtree_err(err, ZARR_ERR_INVALID, "too many files");
-        }
-
-        if (t->nchunks == t->chunks_cap) {
-            cap = t->chunks_cap ? t->chunks_cap * 2 : 16;
-            chunks = realloc(t->files, (size_t) cap * sizeof(zarr_mfile_t *));
-            if (chunks == NULL) {
-                return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
-            }
-
-            t->files = chunks;
-            t->chunks_cap = cap;
-        }
-
-        f = zarr_mtree_alloc(ZARR_MTREE_FILES_CHUNK * sizeof(zarr_mfile_t));
-        if (f == NULL) {
-            return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
-        }
-
-        t->files[t->nchunks++] = f;
-    }
-
-    f = zarr_mtree_file(t, t->nfiles);
 
     /* the ETag is found from the name: copied beside it if far away */
+
+    p = NULL;
 
     if (copy || (uintptr_t) etag < (uintptr_t) (path + start)
         || (uintptr_t) etag - (uintptr_t) (path + start) > UINT16_MAX)
     {
-        p = zarr_arena_alloc(t, path_len - start + etag_len);
+        if (part->shared) {
+            pthread_mutex_lock(&part->tree->lock);
+        }
+
+        p = zarr_arena_alloc(part->tree, path_len - start + etag_len);
+
+        if (part->shared) {
+            pthread_mutex_unlock(&part->tree->lock);
+        }
+
         if (p == NULL) {
             return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
         }
+    }
 
+    f = NULL;
+
+    rc = zarr_mtree_new_file(part, &f, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    if (p) {
         memcpy(p, path + start, path_len - start);
         memcpy(p + path_len - start, etag, etag_len);
         f->name = p;
@@ -697,10 +809,257 @@ zarr_mtree_insert(zarr_mtree_t *t, const char *path, size_t path_len,
     f->line_hi = (uint16_t) (line >> 32);
     f->dir = d;
 
-    t->nfiles++;
-    t->dirs[d].nfiles++;
-
     return ZARR_OK;
+}
+
+
+/* one part of a tsv listing, lines numbered from 1 */
+
+static void *
+zarr_mtree_read_part(void *data)
+{
+    zarr_mpart_t          *part = data;
+    int                    rc;
+    char                   msg[ZARR_LISTING_ERR_MAX];
+    size_t                 off, n;
+    const char            *lf;
+    zarr_listing_entry_t   e;
+
+    part->rc = ZARR_OK;
+
+    for (off = 0; off < part->len; off += n) {
+        lf = memchr(part->data + off, '\n', part->len - off);
+        n = lf ? (size_t) (lf + 1 - part->data - off) : part->len - off;
+        part->lines++;
+
+        rc = zarr_listing_tsv(part->data + off, n, &e, msg, sizeof(msg));
+
+        if (rc == ZARR_LISTING_BLANK) {
+            continue;
+        }
+
+        if (rc != ZARR_LISTING_OK) {
+            part->rc = zarr_mtree_err(&part->err, ZARR_ERR_INVALID, "%s",
+                                      msg);
+            break;
+        }
+
+        rc = zarr_mtree_insert(part, e.path, e.path_len, e.size, e.etag,
+                               e.etag_len, part->lines, 0, &part->err);
+
+        if (rc != ZARR_OK) {
+            part->rc = rc;
+            break;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The parts' files after the tree's, in order: the end of each one's last
+ * chunk a hole of files without a directory; their lines renumbered from
+ * the lines before them.  The first error by line is the listing's.
+ */
+
+static int
+zarr_mtree_merge(zarr_mtree_t *t, zarr_mpart_t *parts, int n,
+    uint64_t *line, zarr_err_t *err)
+{
+    int            k;
+    uint32_t       i, cap, chunks;
+    uint64_t       base, l;
+    zarr_mfile_t  *f, **p;
+    zarr_mpart_t  *part;
+
+    base = parts[0].lines;
+
+    for (k = 1; k < n; k++) {
+        part = &parts[k];
+
+        if (parts[0].rc != ZARR_OK) {
+            break;
+        }
+
+        for (i = 0; i < part->nfiles; i++) {
+            f = &part->chunks[i >> ZARR_MTREE_FILES_SHIFT]
+                             [i & (ZARR_MTREE_FILES_CHUNK - 1)];
+            l = zarr_mfile_line(f) + base;
+            l = l > ZARR_MTREE_LINE_MAX ? ZARR_MTREE_LINE_MAX : l;
+            f->line_lo = (uint32_t) l;
+            f->line_hi = (uint16_t) (l >> 32);
+        }
+
+        if (part->rc != ZARR_OK) {
+            parts[0].rc = part->rc;
+            parts[0].err = part->err;
+            parts[0].lines = base + part->lines;
+            break;
+        }
+
+        base += part->lines;
+
+        /* the tree's last chunk ends in a hole */
+
+        for (i = t->files.nfiles;
+             i & (ZARR_MTREE_FILES_CHUNK - 1);
+             i++)
+        {
+            zarr_mtree_file(t, i)->dir = ZARR_MTREE_NONE;
+        }
+
+        chunks = t->files.nchunks + part->nchunks;
+
+        if ((uint64_t) chunks * ZARR_MTREE_FILES_CHUNK
+            >= ZARR_MTREE_NONE - ZARR_MTREE_FILES_CHUNK)
+        {
+            parts[0].rc = zarr_mtree_err(&parts[0].err, ZARR_ERR_INVALID,
+                                         "too many files");
+            parts[0].lines = base;
+            break;
+        }
+
+        if (chunks > t->files.chunks_cap) {
+            cap = chunks + 16;
+            p = realloc(t->files.chunks, (size_t) cap * sizeof(zarr_mfile_t *));
+            if (p == NULL) {
+                parts[0].rc = zarr_mtree_err(&parts[0].err, ZARR_ERR_NOMEM,
+                                             "out of memory");
+                parts[0].lines = base;
+                break;
+            }
+
+            t->files.chunks = p;
+            t->files.chunks_cap = cap;
+        }
+
+        if (part->nchunks) {
+            memcpy(t->files.chunks + t->files.nchunks, part->chunks,
+                   part->nchunks * sizeof(zarr_mfile_t *));
+
+            t->files.nfiles = t->files.nchunks * ZARR_MTREE_FILES_CHUNK
+                              + part->nfiles;
+            t->files.nchunks = chunks;
+        }
+
+        part->nchunks = 0;
+    }
+
+    /* a part's directory cache stays with it: the tree's is kept */
+
+    *line = parts[0].lines;
+
+    if (parts[0].rc != ZARR_OK) {
+        *err = parts[0].err;
+    }
+
+    return parts[0].rc;
+}
+
+
+int
+zarr_mtree_add_tsv(zarr_mtree_t *t, const char *data, size_t len,
+    uint64_t *line, zarr_err_t *err)
+{
+    int            n, k, started, rc;
+    size_t         off, end;
+    const char    *lf;
+    zarr_mpart_t  *parts;
+
+    n = t->threads;
+
+    if (len < ZARR_MTREE_MIN_SPLIT) {
+        n = 1;
+    }
+
+    parts = calloc(n, sizeof(zarr_mpart_t));
+    if (parts == NULL) {
+        *line = 0;
+        return zarr_mtree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    /* part 0 goes into the tree's own files; the others after a line end */
+
+    off = 0;
+
+    for (k = 0; k < n; k++) {
+        end = len / n * (k + 1);
+
+        if (k == n - 1 || end <= off) {
+            end = k == n - 1 ? len : off;
+
+        } else {
+            lf = memchr(data + end - 1, '\n', len - end + 1);
+            end = lf ? (size_t) (lf + 1 - data) : len;
+        }
+
+        parts[k].tree = t;
+        parts[k].data = data + off;
+        parts[k].len = end - off;
+        parts[k].shared = n > 1;
+        off = end;
+    }
+
+    /* part 0 in the tree's own state (directory cache, last chunk) */
+
+    t->files.data = parts[0].data;
+    t->files.len = parts[0].len;
+    t->files.lines = 0;
+    t->files.shared = n > 1;
+    parts[0] = t->files;
+
+    started = 1;
+
+    if (n > 1) {
+        pthread_mutex_init(&t->lock, NULL);
+
+        for (k = 1; k < n; k++) {
+            if (pthread_create(&parts[k].thread, NULL, zarr_mtree_read_part,
+                               &parts[k])
+                != 0)
+            {
+                break;
+            }
+
+            started++;
+        }
+    }
+
+    zarr_mtree_read_part(&parts[0]);
+
+    for (k = 1; k < started; k++) {
+        pthread_join(parts[k].thread, NULL);
+    }
+
+    /* parts whose thread did not start: read here, in order */
+
+    for (k = started; k < n; k++) {
+        zarr_mtree_read_part(&parts[k]);
+    }
+
+    if (n > 1) {
+        pthread_mutex_destroy(&t->lock);
+    }
+
+    t->files = parts[0];
+    t->files.shared = 0;
+    t->files.data = NULL;
+    t->files.len = 0;
+
+    rc = zarr_mtree_merge(t, parts, n, line, err);
+
+    if (rc == ZARR_OK) {
+        *line = 0;
+    }
+
+    for (k = 1; k < n; k++) {
+        zarr_mpart_free(&parts[k]);
+    }
+
+    free(parts);
+
+    return rc;
 }
 
 
@@ -713,13 +1072,14 @@ zarr_mtree_insert(zarr_mtree_t *t, const char *path, size_t path_len,
 static int
 zarr_mtree_group(zarr_mtree_t *t)
 {
-    uint32_t      i, n, *pos;
-    zarr_mdir_t  *d;
+    uint32_t       i, n, *pos;
+    zarr_mdir_t   *d;
+    zarr_mfile_t  *f;
 
     free(t->order);
     free(t->dir_order);
 
-    t->order = zarr_mtree_alloc((size_t) t->nfiles * sizeof(uint32_t));
+    t->order = zarr_mtree_alloc((size_t) t->files.nfiles * sizeof(uint32_t));
     t->dir_order = malloc((size_t) t->ndirs * sizeof(zarr_mdir_t *));
     pos = malloc((size_t) t->ndirs * sizeof(uint32_t));
 
@@ -731,10 +1091,24 @@ zarr_mtree_group(zarr_mtree_t *t)
     /* a directory comes after its parent: children first, backwards */
 
     for (i = 0; i < t->ndirs; i++) {
+        t->dirs[i].nfiles = 0;
         t->dirs[i].ndirs = 0;
-        t->dirs[i].total = t->dirs[i].nfiles;
         t->dirs[i].task = ZARR_MTREE_NONE;
         t->dirs[i].done = 0;
+    }
+
+    /* holes: the ends of chunks of a listing read in parts */
+
+    for (i = 0; i < t->files.nfiles; i++) {
+        f = zarr_mtree_file(t, i);
+
+        if (f->dir != ZARR_MTREE_NONE) {
+            t->dirs[f->dir].nfiles++;
+        }
+    }
+
+    for (i = 0; i < t->ndirs; i++) {
+        t->dirs[i].total = t->dirs[i].nfiles;
     }
 
     for (i = t->ndirs - 1; i > 0; i--) {
@@ -751,8 +1125,12 @@ zarr_mtree_group(zarr_mtree_t *t)
         n += t->dirs[i].nfiles;
     }
 
-    for (i = 0; i < t->nfiles; i++) {
-        t->order[pos[zarr_mtree_file(t, i)->dir]++] = i;
+    for (i = 0; i < t->files.nfiles; i++) {
+        f = zarr_mtree_file(t, i);
+
+        if (f->dir != ZARR_MTREE_NONE) {
+            t->order[pos[f->dir]++] = i;
+        }
     }
 
     n = 0;
@@ -1474,7 +1852,7 @@ zarr_mtree_compute(zarr_mtree_t *t, zarr_dir_cb cb, void *ctx,
 
     threads = t->threads;
 
-    if (t->keep || t->nfiles < ZARR_MTREE_MIN_THREADED) {
+    if (t->keep || t->dirs[0].total < ZARR_MTREE_MIN_THREADED) {
         threads = 1;
     }
 

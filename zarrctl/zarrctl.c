@@ -54,6 +54,7 @@ static int zarrctl_usage(const char *fmt, ...);
 static int zarrctl_fail(int rc, const char *fmt, ...);
 static int zarrctl_print_dir(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
+static void zarrctl_threads(zarr_mtree_t *t);
 static int zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o);
 static int zarrctl_print_document(void *ctx, const char *dir,
     size_t dir_len, const zarr_dir_sum_t *sum);
@@ -182,18 +183,26 @@ zarrctl_print_document(void *ctx, const char *dir, size_t dir_len,
 }
 
 
+/* every core: for reading a listing and for the digests of subtrees */
+
+static void
+zarrctl_threads(zarr_mtree_t *t)
+{
+    long  cpus;
+
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    zarr_mtree_threads(t, cpus > 0 ? (int) cpus : 1);
+}
+
+
 static int
 zarrctl_report(zarr_mtree_t *t, zarrctl_opts_t *o)
 {
     int             rc;
     zarr_err_t      err;
     zarr_dir_sum_t  root;
-    long            cpus;
 
-    /* the digests of separate subtrees on every core */
-
-    cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    zarr_mtree_threads(t, cpus > 0 ? (int) cpus : 1);
+    zarrctl_threads(t);
 
     if (o->documents) {
         zarr_mtree_keep_manifests(t);
@@ -316,8 +325,8 @@ zarrctl_slurp(int fd, const char *name, char **data, size_t *len)
 
 
 /*
- * The lines of data as getline() would cut them; a tsv line's path and
- * ETag stay where they are (the tree points into data).
+ * The lines of data as getline() would cut them: a tsv listing read in
+ * place by the tree (on every core), a jsonl one line by line.
  */
 
 static int
@@ -332,6 +341,21 @@ zarrctl_read_listing(zarr_mtree_t *t, const char *data, size_t len,
     zarr_err_t             err;
     zarr_listing_entry_t   e;
 
+    if (!jsonl) {
+        rc = zarr_mtree_add_tsv(t, data, len, &lineno, &err);
+
+        if (rc == ZARR_OK) {
+            return ZARRCTL_OK;
+        }
+
+        if (rc == ZARR_ERR_NOMEM) {
+            return zarrctl_fail(ZARRCTL_FAIL, "out of memory");
+        }
+
+        return zarrctl_fail(ZARRCTL_BAD, "%s:%" PRIu64 ": %s", name, lineno,
+                            err.msg);
+    }
+
     lineno = 0;
 
     for (off = 0; off < len; off += n) {
@@ -339,8 +363,7 @@ zarrctl_read_listing(zarr_mtree_t *t, const char *data, size_t len,
         n = lf ? (size_t) (lf + 1 - data - off) : len - off;
         lineno++;
 
-        rc = jsonl ? zarr_listing_jsonl(data + off, n, &e, msg, sizeof(msg))
-                   : zarr_listing_tsv(data + off, n, &e, msg, sizeof(msg));
+        rc = zarr_listing_jsonl(data + off, n, &e, msg, sizeof(msg));
 
         if (rc == ZARR_LISTING_BLANK) {
             continue;
@@ -355,15 +378,10 @@ zarrctl_read_listing(zarr_mtree_t *t, const char *data, size_t len,
                                 lineno, msg);
         }
 
-        if (jsonl) {
-            rc = zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
-                                e.etag_len, lineno, &err);
-            zarr_listing_entry_free(&e);
+        rc = zarr_mtree_add(t, e.path, e.path_len, e.size, e.etag,
+                            e.etag_len, lineno, &err);
 
-        } else {
-            rc = zarr_mtree_add_ref(t, e.path, e.path_len, e.size, e.etag,
-                                    e.etag_len, lineno, &err);
-        }
+        zarr_listing_entry_free(&e);
 
         if (rc != ZARR_OK) {
             return zarrctl_fail(rc == ZARR_ERR_NOMEM ? ZARRCTL_FAIL
@@ -428,6 +446,7 @@ zarrctl_checksum_listing(zarrctl_opts_t *o)
         rc = zarrctl_fail(ZARRCTL_FAIL, "out of memory");
 
     } else {
+        zarrctl_threads(t);
         rc = zarrctl_read_listing(t, data, len, o->listing, jsonl);
 
         if (rc == ZARRCTL_OK) {

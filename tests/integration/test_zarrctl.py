@@ -109,10 +109,11 @@ def big_listing(rnd, n):
 
 
 def test_large_listing_matches_reference():
-    # enough files for zarrctl to split the tree across its threads (on a
-    # machine with more than one core); the files of a directory scattered
+    # enough files (2 MB) for zarrctl to read the listing and compute the
+    # tree on several threads (on a machine with more than one core); the
+    # files of a directory scattered
     rnd = random.Random(11)
-    files = big_listing(rnd, 12000)
+    files = big_listing(rnd, 30000)
     r = run(["checksum", "--tree", "--listing", "-"], input=tsv(files))
     assert r.returncode == 0, r.stderr
     tree, lines = parse_tree(r.stdout)
@@ -132,14 +133,14 @@ def test_large_listing_matches_reference():
 
 def test_large_listing_file_and_errors(tmp_path):
     rnd = random.Random(12)
-    files = big_listing(rnd, 9000)
+    files = big_listing(rnd, 25000)
     f = tmp_path / "listing.tsv"
     f.write_bytes(tsv(files))
     r = run(["checksum", "--listing", str(f)])
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode() == tree_digests(files)[""] + "\n"
 
-    # a path twice, deep in the tree: the lines of both
+    # a path twice, deep in the tree, at both ends: the lines of both
     dup = next(i for i, (p, _, _) in enumerate(files) if p.count("/") == 3)
     f.write_bytes(tsv(files + [files[dup]]))
     r = run(["checksum", "--tree", "--listing", str(f)])
@@ -148,13 +149,26 @@ def test_large_listing_file_and_errors(tmp_path):
         in r.stderr
     assert b"is listed twice" in r.stderr
 
-    # a bad line near the end: its number
-    f.write_bytes(tsv(files) + b"bad\n" + tsv(files[:3]))
+    # blank lines and CRLF count as lines
+    blank = tsv(files[:100]) + b"\n\r\n" + tsv(files[100:]).replace(
+        b"\n", b"\r\n", 50)
+    f.write_bytes(blank)
     r = run(["checksum", "--listing", str(f)])
-    assert r.returncode == 2
-    assert r.stderr == ("zarrctl: %s:%d: expected PATH<TAB>SIZE<TAB>ETAG\n"
-                        % (f, len(files) + 1)).encode()
-    assert r.stdout == b""
+    assert r.stdout.decode() == tree_digests(files)[""] + "\n", r.stderr
+
+    # a bad line near the end, then one near the start too: the first
+    bad = tsv(files) + b"bad\n" + tsv(files[:3])
+    for data, line in [(bad, len(files) + 1),
+                       (tsv(files[:7]) + b"a\t1\t\n" + bad, 8),
+                       (tsv(files[:7]) + b"a/\t1\te\n" + bad, 8)]:
+        f.write_bytes(data)
+        r = run(["checksum", "--listing", str(f)])
+        assert r.returncode == 2
+        assert r.stderr.startswith(("zarrctl: %s:%d: " % (f, line))
+                                   .encode()), r.stderr
+        assert r.stdout == b""
+    r = run(["checksum", "--listing", str(f)])
+    assert b'ends with "/"' in r.stderr
 
 
 def test_path_with_tabs_splits_at_last_two():

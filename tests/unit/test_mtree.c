@@ -466,6 +466,129 @@ test_add_ref(void **state)
 }
 
 
+/*
+ * zarr_mtree_add_tsv(): a listing of more than 1 MiB read by two threads,
+ * against the files added one by one; a bad line anywhere is found by
+ * its number, the first of two.
+ */
+
+#define TSV_FILES  40000
+
+static void
+test_add_tsv(void **state)
+{
+    char            path[256], etag[40], *data, *p;
+    size_t          len, cap, i, bad_at[] = { 1, 17, TSV_FILES / 2 - 1,
+                                              TSV_FILES / 2,
+                                              TSV_FILES / 2 + 1,
+                                              TSV_FILES - 1, TSV_FILES };
+    uint64_t        line;
+    zarr_err_t      err;
+    zarr_mtree_t   *t1, *t2;
+    zarr_dir_sum_t  a, b;
+
+    (void) state;
+
+    cap = TSV_FILES * 128;
+    data = malloc(cap);
+    assert_non_null(data);
+
+    t1 = zarr_mtree_create();
+    assert_non_null(t1);
+
+    /* blank lines, CRLF, quotes; no LF at the end */
+
+    len = 0;
+
+    for (i = 0; i < TSV_FILES; i++) {
+        big_file(i, path, sizeof(path), etag);
+
+        if (strchr(path, '\t') != NULL) {
+            path[strcspn(path, "\t")] = '_';
+        }
+
+        len += snprintf(data + len, cap - len, "%s%s\t%zu\t%s%s%s%s",
+                        i % 1000 == 5 ? "\n" : "", path, i,
+                        i % 3 ? "" : "\"", etag, i % 3 ? "" : "\"",
+                        i == TSV_FILES - 1 ? "" : i % 7 ? "\n" : "\r\n");
+
+        assert_int_equal(zarr_mtree_add(t1, path, strlen(path), i, etag,
+                                        strlen(etag), i + 1, &err),
+                         ZARR_OK);
+    }
+
+    assert_true(len > 1024 * 1024);
+    assert_int_equal(zarr_mtree_compute(t1, NULL, NULL, &a, &err), ZARR_OK);
+    zarr_mtree_free(t1);
+
+    t2 = zarr_mtree_create();
+    zarr_mtree_threads(t2, 2);
+    assert_int_equal(zarr_mtree_add_tsv(t2, data, len, &line, &err),
+                     ZARR_OK);
+    assert_int_equal(zarr_mtree_compute(t2, NULL, NULL, &b, &err), ZARR_OK);
+    assert_string_equal(a.digest, b.digest);
+    assert_int_equal(b.count, TSV_FILES);
+    zarr_mtree_free(t2);
+
+    /* a line without TABs inserted as line bad_at[i] */
+
+    for (i = 0; i < sizeof(bad_at) / sizeof(bad_at[0]); i++) {
+        size_t   n, k, off;
+        char    *copy;
+
+        copy = malloc(len + 2);
+        assert_non_null(copy);
+
+        /* the offset of line bad_at[i], counting lines as they are */
+
+        n = 1;
+        off = 0;
+
+        for (k = 0; k < len && n < bad_at[i]; k++) {
+            if (data[k] == '\n') {
+                n++;
+                off = k + 1;
+            }
+        }
+
+        memcpy(copy, data, off);
+        memcpy(copy + off, "x\n", 2);
+        memcpy(copy + off + 2, data + off, len - off);
+
+        for (k = 1; k <= 2; k++) {
+            t2 = zarr_mtree_create();
+            zarr_mtree_threads(t2, (int) k);
+            assert_int_equal(zarr_mtree_add_tsv(t2, copy, len + 2, &line,
+                                                &err),
+                             ZARR_ERR_INVALID);
+            assert_int_equal(line, bad_at[i]);
+            assert_string_equal(err.msg, "expected PATH<TAB>SIZE<TAB>ETAG");
+            zarr_mtree_free(t2);
+        }
+
+        /* and a bad path further on: still the first */
+
+        p = memchr(copy + off + 2 + (len - off) / 2, '\n',
+                   len - off - (len - off) / 2);
+
+        if (p != NULL && p[1] != '\n' && p[1] != '\r') {
+            p[1] = '/';
+            t2 = zarr_mtree_create();
+            zarr_mtree_threads(t2, 2);
+            assert_int_equal(zarr_mtree_add_tsv(t2, copy, len + 2, &line,
+                                                &err),
+                             ZARR_ERR_INVALID);
+            assert_int_equal(line, bad_at[i]);
+            zarr_mtree_free(t2);
+        }
+
+        free(copy);
+    }
+
+    free(data);
+}
+
+
 /* line numbers past 32 bits in the duplicate message */
 
 static void
@@ -500,6 +623,7 @@ main(void)
         cmocka_unit_test(test_threads_same_walk),
         cmocka_unit_test(test_threads_same_errors),
         cmocka_unit_test(test_add_ref),
+        cmocka_unit_test(test_add_tsv),
         cmocka_unit_test(test_duplicate_long_lines),
     };
 
