@@ -8,7 +8,7 @@ LDFLAGS  ?=
 PYTEST_ARGS ?=
 
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
-LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
+LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing
@@ -22,7 +22,7 @@ UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
              $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
-             $(BUILD)/bench/bench_auth
+             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)
@@ -43,7 +43,7 @@ DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         rules-test \
-        bench-put bench-floor bench-api run s3-tests \
+        bench-put bench-floor bench-api bench-listing run s3-tests \
         clean
 
 all: module zarrctl
@@ -121,6 +121,11 @@ valgrind: all $(TOOL_BINS) $(UNIT_BINS)
 
 bench: $(BENCH_BINS) zarrctl
 	tests/bench/run.sh $(BUILD)
+
+# zarrctl checksum --listing against Python and DANDI's zarr_checksum
+# (ZARR_CHECKSUM_SRC=dir of its zarr_checksum package; else estimated)
+bench-listing: zarrctl $(BUILD)/bench/gen_listing $(BUILD)/bench/listing_floor
+	tests/bench/listing_ratio.sh $(BUILD)
 
 # PUT throughput through plain proxy_pass vs the gateway (RGW and a stub)
 bench-put: all $(BENCH_BINS)

@@ -59,6 +59,8 @@ void zarr_hex_encode(const unsigned char *in, size_t n, char *out);
 zarr_hash_t *zarr_hash_create(zarr_hash_type_e type);
 int zarr_hash_update(zarr_hash_t *h, const void *data, size_t len);
 int zarr_hash_final_hex(zarr_hash_t *h, char *out);
+/* starts a new digest of the same type, after zarr_hash_final_hex() too */
+int zarr_hash_reset(zarr_hash_t *h);
 void zarr_hash_destroy(zarr_hash_t *h);
 
 

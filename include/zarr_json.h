@@ -45,6 +45,16 @@ void zarr_buf_reset(zarr_buf_t *b);
 int zarr_json_add_string(zarr_buf_t *b, const char *s, size_t len);
 
 /*
+ * Writes s escaped as zarr_json_add_string() does, without the quotes,
+ * into out, which must have room for ZARR_JSON_ESCAPED_MAX(len) bytes.
+ * Returns the bytes written, or (size_t) -1 when s is not valid UTF-8
+ * (out then holds garbage).
+ */
+#define ZARR_JSON_ESCAPED_MAX(len)  ((len) * 6)
+
+size_t zarr_json_escape(char *out, const char *s, size_t len);
+
+/*
  * Returns the length of the longest valid UTF-8 prefix of s; equals len
  * when s is entirely valid (no overlongs, no surrogates, <= U+10FFFF).
  */

@@ -32,6 +32,35 @@ int zarr_mtree_add(zarr_mtree_t *t, const char *path, size_t path_len,
     zarr_err_t *err);
 
 /*
+ * The same without copying path and etag: they must stay valid and
+ * unchanged until zarr_mtree_free() (a listing read whole).
+ */
+int zarr_mtree_add_ref(zarr_mtree_t *t, const char *path, size_t path_len,
+    uint64_t size, const char *etag, size_t etag_len, uint64_t line,
+    zarr_err_t *err);
+
+/*
+ * Adds the files of a tsv listing held whole in data (lines as
+ * zarr_listing_tsv() reads them, numbered from 1, blank ones skipped),
+ * which must stay valid and unchanged until zarr_mtree_free().  With
+ * zarr_mtree_threads(), parts of a large listing are read in parallel.
+ * Returns ZARR_OK, or the error of the first bad line, its number in
+ * *line: ZARR_ERR_INVALID (a malformed line, a bad path or ETag) or
+ * ZARR_ERR_NOMEM, with a message in err; the tree then holds only some
+ * of the files.
+ */
+int zarr_mtree_add_tsv(zarr_mtree_t *t, const char *data, size_t len,
+    uint64_t *line, zarr_err_t *err);
+
+/*
+ * n threads (default 1) for zarr_mtree_add_tsv() and zarr_mtree_compute():
+ * subtrees below the top directories are computed in parallel; cb still
+ * sees every directory in order, from the caller's thread.  Computed on
+ * one thread with zarr_mtree_keep_manifests().
+ */
+void zarr_mtree_threads(zarr_mtree_t *t, int n);
+
+/*
  * Computes every digest; cb (may be NULL) sees every directory, children
  * first, root ("") last.  A path given twice is ZARR_ERR_INVALID.
  */

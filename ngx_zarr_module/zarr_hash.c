@@ -12,7 +12,8 @@
 
 
 struct zarr_hash_s {
-    EVP_MD_CTX  *ctx;
+    EVP_MD_CTX    *ctx;
+    const EVP_MD  *md;
 };
 
 
@@ -139,7 +140,16 @@ zarr_hash_create(zarr_hash_type_e type)
         return NULL;
     }
 
+    h->md = md;
+
     return h;
+}
+
+
+int
+zarr_hash_reset(zarr_hash_t *h)
+{
+    return EVP_DigestInit_ex(h->ctx, h->md, NULL) == 1 ? 0 : -1;
 }
 
 

@@ -12,6 +12,21 @@
 
 static int zarr_utf8_decode(const unsigned char *p, size_t len,
     uint32_t *cp);
+static uint64_t zarr_load64(const unsigned char *p);
+
+
+/*
+ * Tests of 8 bytes at once: nonzero if some byte of x is below n (n <=
+ * 127), above n (n <= 127) or zero; they may also be nonzero for other
+ * bytes, never zero when such a byte is there.
+ */
+#define ZARR_ONES   0x0101010101010101ULL
+#define ZARR_HIGHS  0x8080808080808080ULL
+
+#define zarr_has_less(x, n)  (((x) - ZARR_ONES * (n)) & ZARR_HIGHS)
+#define zarr_has_more(x, n)  ((((x) + ZARR_ONES * (127 - (n))) | (x))      \
+                              & ZARR_HIGHS)
+#define zarr_has_zero(x)     (((x) - ZARR_ONES) & ~(x) & ZARR_HIGHS)
 
 
 void
@@ -193,6 +208,17 @@ zarr_utf8_decode(const unsigned char *p, size_t len, uint32_t *cp)
 }
 
 
+static uint64_t
+zarr_load64(const unsigned char *p)
+{
+    uint64_t  v;
+
+    memcpy(&v, p, sizeof(uint64_t));
+
+    return v;
+}
+
+
 size_t
 zarr_utf8_valid_prefix(const char *s, size_t len)
 {
@@ -203,6 +229,14 @@ zarr_utf8_valid_prefix(const char *s, size_t len)
     i = 0;
 
     while (i < len) {
+        if (len - i >= 8
+            && (zarr_load64((const unsigned char *) s + i) & ZARR_HIGHS)
+               == 0)
+        {
+            i += 8;
+            continue;
+        }
+
         if ((unsigned char) s[i] < 0x80) {
             i++;
             continue;
@@ -223,105 +257,113 @@ zarr_utf8_valid_prefix(const char *s, size_t len)
 int
 zarr_json_add_string(zarr_buf_t *b, const char *s, size_t len)
 {
-    static const char      hex[] = "0123456789abcdef";
-    const unsigned char   *p, *end, *run;
-    unsigned char          c;
-    uint32_t               cp, hi, lo;
-    char                   esc[12];
-    size_t                 start, elen;
-    int                    n;
+    size_t  n;
 
-    if (zarr_utf8_valid_prefix(s, len) != len) {
-        return -2;
-    }
-
-    start = b->len;
-
-    /* the common case, printable ASCII only, needs len + 2 bytes */
-    if (zarr_buf_reserve(b, len + 2) != 0) {
+    if (len > (SIZE_MAX - 2) / 6
+        || zarr_buf_reserve(b, ZARR_JSON_ESCAPED_MAX(len) + 2) != 0)
+    {
         return -1;
     }
 
-    b->data[b->len++] = '"';
+    n = zarr_json_escape(b->data + b->len + 1, s, len);
+    if (n == (size_t) -1) {
+        return -2;
+    }
+
+    b->data[b->len] = '"';
+    b->data[b->len + 1 + n] = '"';
+    b->len += n + 2;
+
+    return 0;
+}
+
+
+size_t
+zarr_json_escape(char *out, const char *s, size_t len)
+{
+    static const char      hex[] = "0123456789abcdef";
+    const unsigned char   *p, *end;
+    unsigned char          c;
+    uint32_t               cp, hi, lo;
+    uint64_t               v;
+    char                  *o;
+    int                    n;
 
     p = (const unsigned char *) s;
     end = p + len;
-    run = p;
+    o = out;
 
     while (p < end) {
+
+        /* 8 printable ASCII bytes, no quote, no backslash: as they are */
+
+        if (end - p >= 8) {
+            v = zarr_load64(p);
+
+            if ((zarr_has_less(v, 0x20) | zarr_has_more(v, 0x7e)
+                 | zarr_has_zero(v ^ (ZARR_ONES * '"'))
+                 | zarr_has_zero(v ^ (ZARR_ONES * '\\')))
+                == 0)
+            {
+                memcpy(o, p, 8);
+                o += 8;
+                p += 8;
+                continue;
+            }
+        }
+
         c = *p;
 
         if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            *o++ = (char) c;
             p++;
             continue;
         }
 
-        if (zarr_buf_add(b, run, p - run) != 0) {
-            goto failed;
-        }
-
-        elen = 2;
-        esc[0] = '\\';
+        *o++ = '\\';
 
         switch (c) {
-        case '"':  esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            n = zarr_utf8_decode(p, end - p, &cp);
-            /* validated above, n > 0 */
-            p += n - 1;
-
-            if (cp >= 0x10000) {
-                cp -= 0x10000;
-                hi = 0xd800 | (cp >> 10);
-                lo = 0xdc00 | (cp & 0x3ff);
-
-            } else {
-                hi = cp;
-                lo = 0;
-            }
-
-            esc[1] = 'u';
-            esc[2] = hex[(hi >> 12) & 0xf];
-            esc[3] = hex[(hi >> 8) & 0xf];
-            esc[4] = hex[(hi >> 4) & 0xf];
-            esc[5] = hex[hi & 0xf];
-            elen = 6;
-
-            if (lo) {
-                esc[6] = '\\';
-                esc[7] = 'u';
-                esc[8] = hex[(lo >> 12) & 0xf];
-                esc[9] = hex[(lo >> 8) & 0xf];
-                esc[10] = hex[(lo >> 4) & 0xf];
-                esc[11] = hex[lo & 0xf];
-                elen = 12;
-            }
+        case '"':  *o++ = '"'; p++; continue;
+        case '\\': *o++ = '\\'; p++; continue;
+        case '\n': *o++ = 'n'; p++; continue;
+        case '\r': *o++ = 'r'; p++; continue;
+        case '\t': *o++ = 't'; p++; continue;
+        case '\b': *o++ = 'b'; p++; continue;
+        case '\f': *o++ = 'f'; p++; continue;
         }
 
-        if (zarr_buf_add(b, esc, elen) != 0) {
-            goto failed;
+        n = zarr_utf8_decode(p, end - p, &cp);
+        if (n == 0) {
+            return (size_t) -1;
         }
 
-        p++;
-        run = p;
+        p += n;
+
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            hi = 0xd800 | (cp >> 10);
+            lo = 0xdc00 | (cp & 0x3ff);
+
+        } else {
+            hi = cp;
+            lo = 0;
+        }
+
+        *o++ = 'u';
+        *o++ = hex[(hi >> 12) & 0xf];
+        *o++ = hex[(hi >> 8) & 0xf];
+        *o++ = hex[(hi >> 4) & 0xf];
+        *o++ = hex[hi & 0xf];
+
+        if (lo) {
+            *o++ = '\\';
+            *o++ = 'u';
+            *o++ = hex[(lo >> 12) & 0xf];
+            *o++ = hex[(lo >> 8) & 0xf];
+            *o++ = hex[(lo >> 4) & 0xf];
+            *o++ = hex[lo & 0xf];
+        }
     }
 
-    if (zarr_buf_add(b, run, p - run) != 0 || zarr_buf_add(b, "\"", 1) != 0)
-    {
-        goto failed;
-    }
-
-    return 0;
-
-failed:
-
-    b->len = start;
-
-    return -1;
+    return o - out;
 }

@@ -8,9 +8,13 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=all
-# a 1 MiB arena per zarr_mtree costs an mmap per input under ASan
+# a 1 MiB arena per zarr_mtree costs an mmap per input under ASan (and
+# a 2 MiB file chunk the same); any tree and tsv listing is split across
+# threads
 FUZZ_CFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude \
-               -Itests/fuzz -g -O1 $(FUZZ_SAN) -DZARR_ARENA_CHUNK=1024
+               -Itests/fuzz -g -O1 $(FUZZ_SAN) -DZARR_ARENA_CHUNK=1024 \
+               -DZARR_MTREE_FILES_SHIFT=3 -DZARR_MTREE_MIN_THREADED=1 \
+               -DZARR_MTREE_MIN_SPLIT=1
 
 
 FUZZ_AUTH    = auth

@@ -94,6 +94,83 @@ def test_random_trees_match_reference():
         assert parse_tree(r.stdout)[0] == tree_digests(listing)
 
 
+def big_listing(rnd, n):
+    names = ["a", "b", "0", "10", "9", ".zarray", "x", "\u00e9",
+             "\U0001f600", "q\"uote", "t\tab", "A"]
+    files = []
+    for i in range(n):
+        d = "/".join(rnd.choice(names) for _ in range(rnd.randint(0, 4)))
+        name = "%d" % i
+        if rnd.random() < 0.3:
+            name = rnd.choice(names) + "-" + name
+        files.append(((d + "/" if d else "") + name, rnd.randint(0, 2 ** 40),
+                      "%032x" % rnd.getrandbits(128)))
+    return files
+
+
+def test_large_listing_matches_reference():
+    # enough files (2 MB) for zarrctl to read the listing and compute the
+    # tree on several threads (on a machine with more than one core); the
+    # files of a directory scattered
+    rnd = random.Random(11)
+    files = big_listing(rnd, 30000)
+    r = run(["checksum", "--tree", "--listing", "-"], input=tsv(files))
+    assert r.returncode == 0, r.stderr
+    tree, lines = parse_tree(r.stdout)
+    assert tree == tree_digests(files)
+    assert lines[-1] == ".\t" + tree[""]
+    assert len(lines) == len(tree) > 500
+
+    # from a file, as from stdin; jsonl the same
+    r2 = run(["checksum", "--listing", "-"], input=tsv(files))
+    assert r2.stdout.decode() == tree[""] + "\n"
+    jl = "".join(json.dumps({"path": p, "size": s, "etag": e}) + "\n"
+                 for p, s, e in files).encode()
+    r3 = run(["checksum", "--tree", "--listing", "-", "--format", "jsonl"],
+             input=jl)
+    assert r3.stdout == r.stdout
+
+
+def test_large_listing_file_and_errors(tmp_path):
+    rnd = random.Random(12)
+    files = big_listing(rnd, 25000)
+    f = tmp_path / "listing.tsv"
+    f.write_bytes(tsv(files))
+    r = run(["checksum", "--listing", str(f)])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode() == tree_digests(files)[""] + "\n"
+
+    # a path twice, deep in the tree, at both ends: the lines of both
+    dup = next(i for i, (p, _, _) in enumerate(files) if p.count("/") == 3)
+    f.write_bytes(tsv(files + [files[dup]]))
+    r = run(["checksum", "--tree", "--listing", str(f)])
+    assert r.returncode == 2
+    assert ("lines %d and %d" % (dup + 1, len(files) + 1)).encode() \
+        in r.stderr
+    assert b"is listed twice" in r.stderr
+
+    # blank lines and CRLF count as lines
+    blank = tsv(files[:100]) + b"\n\r\n" + tsv(files[100:]).replace(
+        b"\n", b"\r\n", 50)
+    f.write_bytes(blank)
+    r = run(["checksum", "--listing", str(f)])
+    assert r.stdout.decode() == tree_digests(files)[""] + "\n", r.stderr
+
+    # a bad line near the end, then one near the start too: the first
+    bad = tsv(files) + b"bad\n" + tsv(files[:3])
+    for data, line in [(bad, len(files) + 1),
+                       (tsv(files[:7]) + b"a\t1\t\n" + bad, 8),
+                       (tsv(files[:7]) + b"a/\t1\te\n" + bad, 8)]:
+        f.write_bytes(data)
+        r = run(["checksum", "--listing", str(f)])
+        assert r.returncode == 2
+        assert r.stderr.startswith(("zarrctl: %s:%d: " % (f, line))
+                                   .encode()), r.stderr
+        assert r.stdout == b""
+    r = run(["checksum", "--listing", str(f)])
+    assert b'ends with "/"' in r.stderr
+
+
 def test_path_with_tabs_splits_at_last_two():
     files = [("a\tb/c\td", 5, "e" * 32)]
     r = run(["checksum", "--tree", "--listing", "-"], input=tsv(files))

@@ -94,6 +94,114 @@ test_invalid_utf8(void **state)
 }
 
 
+/* one byte as the reference escapes it, alone */
+
+static size_t
+ref_escape(unsigned char c, char *out)
+{
+    switch (c) {
+    case '"':  return (size_t) sprintf(out, "\\\"");
+    case '\\': return (size_t) sprintf(out, "\\\\");
+    case '\n': return (size_t) sprintf(out, "\\n");
+    case '\r': return (size_t) sprintf(out, "\\r");
+    case '\t': return (size_t) sprintf(out, "\\t");
+    case '\b': return (size_t) sprintf(out, "\\b");
+    case '\f': return (size_t) sprintf(out, "\\f");
+    }
+
+    if (c < 0x20 || c == 0x7f) {
+        return (size_t) sprintf(out, "\\u%04x", c);
+    }
+
+    out[0] = (char) c;
+
+    return 1;
+}
+
+
+/*
+ * Long strings, escaped 8 bytes at a time where they can be: every byte
+ * value that matters at every position of two words and a tail.
+ */
+
+static void
+test_long_strings(void **state)
+{
+    char           in[20], want[200], *p;
+    size_t         i, pos, v, n;
+    zarr_buf_t     b;
+    const int      bytes[] = { 0x00, 0x01, 0x08, 0x0a, 0x1f, 0x20, 0x21,
+                               '"', '\\', '/', 0x5b, 0x5d, 0x7e, 0x7f };
+
+    (void) state;
+
+    zarr_buf_init(&b);
+
+    for (v = 0; v < sizeof(bytes) / sizeof(bytes[0]); v++) {
+        for (pos = 0; pos < sizeof(in); pos++) {
+            for (i = 0; i < sizeof(in); i++) {
+                in[i] = (char) ('a' + i % 26);
+            }
+
+            in[pos] = (char) bytes[v];
+
+            p = want;
+            *p++ = '"';
+
+            for (i = 0; i < sizeof(in); i++) {
+                p += ref_escape((unsigned char) in[i], p);
+            }
+
+            *p++ = '"';
+            n = p - want;
+
+            b.len = 0;
+            assert_int_equal(zarr_json_add_string(&b, in, sizeof(in)), 0);
+            assert_int_equal(b.len, n);
+            assert_memory_equal(b.data, want, n);
+        }
+    }
+
+    /* a 2-byte sequence across the words, and at their ends */
+
+    for (pos = 0; pos + 1 < sizeof(in); pos++) {
+        memset(in, 'x', sizeof(in));
+        in[pos] = (char) 0xc3;
+        in[pos + 1] = (char) 0xa9;
+
+        p = want;
+        *p++ = '"';
+        p += sprintf(p, "%.*s\\u00e9%.*s", (int) pos, in,
+                     (int) (sizeof(in) - pos - 2), in + pos + 2);
+        *p++ = '"';
+        n = p - want;
+
+        b.len = 0;
+        assert_int_equal(zarr_json_add_string(&b, in, sizeof(in)), 0);
+        assert_int_equal(b.len, n);
+        assert_memory_equal(b.data, want, n);
+
+        /* cut in the middle: invalid */
+        b.len = 0;
+        assert_int_equal(zarr_json_add_string(&b, in, pos + 1), -2);
+        assert_int_equal(b.len, 0);
+        assert_int_equal(zarr_utf8_valid_prefix(in, pos + 1), pos);
+
+        /* a bad byte after 8 good ones is found */
+        in[pos + 1] = 'x';
+        assert_int_equal(zarr_utf8_valid_prefix(in, sizeof(in)), pos);
+    }
+
+    /* the worst case fits ZARR_JSON_ESCAPED_MAX: control bytes */
+
+    memset(in, 0x01, sizeof(in));
+    assert_int_equal(zarr_json_escape(want, in, sizeof(in)),
+                     ZARR_JSON_ESCAPED_MAX(sizeof(in)));
+
+    zarr_buf_free(&b);
+}
+
+
 static void
 test_u64(void **state)
 {
@@ -118,6 +226,7 @@ main(void)
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_unicode),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_u64),
     };
 
