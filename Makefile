@@ -43,7 +43,7 @@ DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         rules-test \
-        bench-put bench-floor bench-api run s3-tests \
+        bench-put bench-floor bench-api bench-ingest run s3-tests \
         clean
 
 all: module zarrctl
@@ -125,6 +125,12 @@ bench: $(BENCH_BINS) zarrctl
 # PUT throughput through plain proxy_pass vs the gateway (RGW and a stub)
 bench-put: all $(BENCH_BINS)
 	tests/bench/put_ratio.sh $(BUILD)
+
+# a 1,000,000-file zarr through the gateway to a stub at 256 connections:
+# PUT/s and RSS over time, digest and .checksum latency after the burst
+# (knobs FILES, MORE, DIRS, ORDER, CONNS...: see tests/bench/ingest.sh)
+bench-ingest: all $(BUILD)/bench/bench_put
+	tests/bench/ingest.sh $(BUILD)
 
 # the same with the tree and batch work taken out (tests/bench/floor.sh):
 # builds the committed HEAD with tests/bench/floor.patch
