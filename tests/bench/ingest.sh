@@ -227,9 +227,9 @@ if [ "$MORE" -gt 0 ]; then
     echo "== phase 2: $MORE more files into the same zarr"
     phase more "$FILES" "$MORE"
     report more
-    last=more
+    last="more"
 else
-    last=big
+    last="big"
 fi
 
 # ---- results

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2154  # bench_name, py, nginx_bin, repo: the caller's
 # Shell helpers of the benchmark scripts (tests/bench/*.sh), sourced:
 #
 #   . "$repo/tests/bench/lib.sh"
