@@ -13,7 +13,7 @@ LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
-HEADERS  = $(wildcard include/*.h)
+HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
