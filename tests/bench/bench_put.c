@@ -32,6 +32,7 @@
  * -P PER_DIR, default TOTAL / DIRS rounded up).  Further options then:
  *   -p SECONDS      a progress line every SECONDS:
  *                   progress t=ELAPSED done=N errors=E rps=INTERVAL_RATE
+ *                   cpu=CPU_SECONDS_OF_THIS_PROCESS
  *   -l LISTING      path<TAB>size<TAB>etag of every file that got a 2xx
  *                   (path relative to the zarr root, the answer's ETag),
  *                   for zarrctl checksum --listing
@@ -442,8 +443,9 @@ static void
 progress(bench_files_t *files, double interval, double *t_go,
     pthread_mutex_t *go_lock)
 {
-    double           go, t, next, prev_t, last;
+    double           go, t, next, prev_t, last, cpu;
     uint64_t         done, prev;
+    struct rusage    ru;
     struct timespec  ts, rt;
 
     go = 0;
@@ -478,10 +480,14 @@ progress(bench_files_t *files, double interval, double *t_go,
 
         done = __atomic_load_n(&files->done, __ATOMIC_RELAXED);
 
+        getrusage(RUSAGE_SELF, &ru);
+        cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+              + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+
         printf("progress t=%.1f done=%" PRIu64 " errors=%" PRIu64
-               " rps=%.1f\n", t - go, done,
+               " rps=%.1f cpu=%.2f\n", t - go, done,
                __atomic_load_n(&files->errors, __ATOMIC_RELAXED),
-               (done - prev) / (t - prev_t));
+               (done - prev) / (t - prev_t), cpu);
         fflush(stdout);
 
         prev = done;

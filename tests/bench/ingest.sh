@@ -10,7 +10,9 @@
 # Then MORE further writes (default 1,000: new files) into the same zarr.
 #
 # Every PERIOD seconds: elapsed time, files done, PUT/s of the interval,
-# the RSS of each gateway worker.  After each phase, timed from the last
+# the RSS of each gateway worker, and the CPU of the gateway, the stub, the
+# load generator and the rest of the machine ("other": anything else
+# running there competes for the same cores).  After each phase, timed from the last
 # 2xx the load generator got:
 #   (a) the admin API's GET v1/buckets/B/zarrs/ID returning the digest
 #       (a call started right away; its duration; a second call)
@@ -193,6 +195,8 @@ phase() {
         -l "$work/listing-$name" -L "$work/latency-$name" |
         $py "$repo/tests/bench/ingest_watch.py" --api "$api" \
             --bucket "$BUCKET" --zarr "$zid" --workers "${workers[*]}" \
+            --gateway-pids "$(cat "$gw/nginx.pid") ${workers[*]}" \
+            --stub-pids "$(cat "$stub/nginx.pid") $(nginx_workers "$stub")" \
             --stub-log "$stub/access.log" --stub-objects "$stub/objects" \
             --series "$work/series-$name" --out "$work/summary-$name" |
         tee "$work/out-$name" || rc=$?

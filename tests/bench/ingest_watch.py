@@ -43,6 +43,29 @@ def rss_mb(pid):
     return rss, anon
 
 
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pids):
+    """CPU seconds (user + system, all threads) of these processes"""
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            t += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return t / HZ
+
+
+def sys_cpu():
+    """busy CPU seconds of the whole machine"""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / HZ
+
+
 def fmt_rss(samples):
     return " ".join("%.1f/%.1f" % x for x in samples)
 
@@ -65,6 +88,10 @@ def main():
     ap.add_argument("--bucket", required=True)
     ap.add_argument("--zarr", required=True)
     ap.add_argument("--workers", required=True, help="worker pids")
+    ap.add_argument("--gateway-pids", required=True,
+                    help="the gateway's master and workers")
+    ap.add_argument("--stub-pids", required=True,
+                    help="the stub's master and workers")
     ap.add_argument("--stub-log", required=True)
     ap.add_argument("--stub-objects", required=True)
     ap.add_argument("--checksum-prefix", default="zarr-checksums/")
@@ -79,20 +106,34 @@ def main():
     out = {}
     series = open(a.series, "a")
 
-    print("   %8s %9s %8s %s" % ("t s", "files", "PUT/s",
-          "RSS/anon MB of workers " + " ".join(workers)), flush=True)
+    gw_pids = a.gateway_pids.split()
+    stub_pids = a.stub_pids.split()
+
+    print("   %8s %9s %8s  %-23s  %s" % ("t s", "files", "PUT/s",
+          "RSS/anon MB of workers", "CPU %: gateway stub client other"),
+          flush=True)
 
     finished = None
     peak = []
+    last_t = time.time()
+    last_cpu = (proc_cpu(gw_pids), proc_cpu(stub_pids), 0.0, sys_cpu())
     for line in sys.stdin:
         if line.startswith("progress "):
             p = kv(line)
             rss = [rss_mb(w) for w in workers]
-            print("   %8s %9s %8s %s" % (p["t"], p["done"], p["rps"],
-                  " ".join("%11s" % ("%.1f/%.1f" % x) for x in rss)),
+            now = time.time()
+            cpu = (proc_cpu(gw_pids), proc_cpu(stub_pids),
+                   float(p.get("cpu", 0)), sys_cpu())
+            d = [(x - y) * 100 / (now - last_t) for x, y in zip(cpu, last_cpu)]
+            share = (d[0], d[1], d[2], max(d[3] - d[0] - d[1] - d[2], 0))
+            last_t, last_cpu = now, cpu
+            print("   %8s %9s %8s  %-23s  %4.0f %4.0f %4.0f %4.0f" % (
+                  p["t"], p["done"], p["rps"],
+                  " ".join("%.1f/%.1f" % x for x in rss), *share),
                   flush=True)
-            series.write("%s %s %s %s %s\n" % (p["t"], p["done"], p["rps"],
-                         p["errors"], fmt_rss(rss)))
+            series.write("%s %s %s %s %s %s\n" % (
+                         p["t"], p["done"], p["rps"], p["errors"],
+                         fmt_rss(rss), " ".join("%.0f" % x for x in share)))
             series.flush()
             if "rss_first" not in out:
                 out["rss_first"] = fmt_rss(rss)
