@@ -164,7 +164,7 @@ int zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err);
 
 /*
  * Tests: a flush takes a newer snapshot every this many entries it reads
- * (default 16,384; see zarr_store_flush()).
+ * (default 4,096; see zarr_store_flush()).
  */
 void zarr_store_set_flush_renew(zarr_store_t *s, uint64_t entries);
 

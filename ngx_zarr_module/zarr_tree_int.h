@@ -92,7 +92,7 @@ typedef struct {
     uint64_t            gen;
 } zarr_calc_t;
 
-#define ZARR_CALC_RENEW      16384
+#define ZARR_CALC_RENEW      4096
 
 /*
  * What a mutation counts toward dropping the map's pages from the process

@@ -557,7 +557,7 @@ test_two_processes(void **state)
  * stay wrong (clean directories are not recomputed), so the digest must
  * equal the model's, and after a last flush the stored one too.  Every
  * other round the flush takes a new snapshot every 7 entries (it does
- * every 16,384), finding its place again after deletes.
+ * every 4,096), finding its place again after deletes.
  */
 
 #define FLUSH_BATCHES  400
@@ -632,7 +632,7 @@ test_flush_beside_writers(void **state)
 
     while (running) {
         if (flushes % 2) {
-            zarr_store_set_flush_renew(s, flushes % 4 == 1 ? 7 : 16384);
+            zarr_store_set_flush_renew(s, flushes % 4 == 1 ? 7 : 4096);
             assert_int_equal(zarr_store_flush(s, NULL, 0, NULL, 0, &err),
                              ZARR_OK);
 
