@@ -45,6 +45,10 @@
 #                      template's, 500ms)
 #   BENCH_DIR=/var/tmp where the temporary directory goes (on disk: the
 #                      gateway's LMDB fsyncs are real)
+#   STUB_DIR=/dev/shm  where the stub keeps its log and the .checksum
+#                      objects (tmpfs: the stub's writes, ~90 MB per mirror
+#                      round at 1,000,000 files spread, are not the
+#                      gateway's cost and would compete with its fsyncs)
 #   KEEP_BENCH_DIR=1   keep it (logs, listing, store)
 #   ZARR_NGINX         nginx binary (default /usr/sbin/nginx)
 
@@ -86,15 +90,16 @@ case $ORDER in spread | seq) ;; *) bench_die "ORDER must be spread or seq" ;; es
 [ "$FILES" -ge 10 ] || bench_die "FILES must be 10 or more"
 
 work=$(mktemp -d "${BENCH_DIR:-/var/tmp}/zarr-ingest-XXXXXX")
+stub=$(mktemp -d "${STUB_DIR:-/dev/shm}/zarr-ingest-stub-XXXXXX")
 
 # shellcheck disable=SC2317  # called from the trap
 cleanup() {
     trap - EXIT INT TERM
     bench_stop_all
     if [ -n "${KEEP_BENCH_DIR:-}" ]; then
-        echo "ingest.sh: kept $work"
+        echo "ingest.sh: kept $work and $stub"
     else
-        rm -rf "$work"
+        rm -rf "$work" "$stub"
     fi
 }
 trap cleanup EXIT
@@ -106,10 +111,9 @@ per_dir=$(((FILES + DIRS - 1) / DIRS))
 echo "== machine"
 bench_machine "$module"
 echo "knobs     FILES=$FILES MORE=$MORE DIRS=$DIRS ORDER=$ORDER CONNS=$CONNS SIZE=$SIZE WORKERS=$WORKERS STUB_WORKERS=$STUB_WORKERS MIRROR_DELAY=${MIRROR_DELAY:-(template)}"
-echo "work dir  $work ($(df -T "$work" | awk 'NR==2 {print $2}'))"
+echo "work dir  $work ($(df -T "$work" | awk 'NR==2 {print $2}')), stub $stub ($(df -T "$stub" | awk 'NR==2 {print $2}'))"
 
 # ---- the stub: 200 + ETag for everything; .checksum objects kept
-stub=$work/stub
 stub_port=$(free_port)
 mkdir -p "$stub/objects"
 cat >"$stub/nginx.conf" <<EOF
