@@ -13,7 +13,7 @@ LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
-HEADERS  = $(wildcard include/*.h)
+HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h
 
 UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
            test_mtree \
@@ -43,7 +43,8 @@ DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         rules-test \
-        bench-put bench-floor bench-api bench-listing run s3-tests \
+        bench-put bench-floor bench-api bench-listing bench-ingest run \
+        s3-tests \
         clean
 
 all: module zarrctl
@@ -130,6 +131,12 @@ bench-listing: zarrctl $(BUILD)/bench/gen_listing $(BUILD)/bench/listing_floor
 # PUT throughput through plain proxy_pass vs the gateway (RGW and a stub)
 bench-put: all $(BENCH_BINS)
 	tests/bench/put_ratio.sh $(BUILD)
+
+# a 1,000,000-file zarr through the gateway to a stub at 256 connections:
+# PUT/s and RSS over time, digest and .checksum latency after the burst
+# (knobs FILES, MORE, DIRS, ORDER, CONNS...: see tests/bench/ingest.sh)
+bench-ingest: all $(BUILD)/bench/bench_put
+	tests/bench/ingest.sh $(BUILD)
 
 # the same with the tree and batch work taken out (tests/bench/floor.sh):
 # builds the committed HEAD with tests/bench/floor.patch

@@ -98,9 +98,23 @@ void zarr_store_close(zarr_store_t *s);
 int zarr_store_apply(zarr_store_t *s, const zarr_mutation_t *m, size_t n,
     size_t *bad, zarr_err_t *err);
 
-/* recomputes and persists dirty digests; bucket NULL: every zarr */
+/*
+ * Recomputes and persists dirty digests; bucket NULL: every zarr.  The
+ * recomputation runs in a read transaction: writers do not wait for it.
+ * A directory that a mutation changed meanwhile stays dirty (for the
+ * next flush or reader).
+ */
 int zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
     const char *zarr_id, size_t zarr_id_len, zarr_err_t *err);
+
+/*
+ * The up-to-date digest of a zarr, as zarr_store_get_zarr() gives it,
+ * and when the zarr was dirty its flush as well (zarr_store_flush()), so
+ * that the next reader finds the digests computed.
+ */
+int zarr_store_sync_zarr(zarr_store_t *s, const char *bucket,
+    size_t bucket_len, const char *zarr_id, size_t zarr_id_len,
+    zarr_dir_sum_t *sum, zarr_err_t *err);
 
 /* registers an empty zarr; ZARR_ERR_EXISTS if it is known */
 int zarr_store_create_zarr(zarr_store_t *s, const char *bucket,
@@ -147,6 +161,12 @@ int zarr_store_files(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_err_t *err);
 
 int zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err);
+
+/*
+ * Tests: a flush takes a newer snapshot every this many entries it reads
+ * (default 4,096; see zarr_store_flush()).
+ */
+void zarr_store_set_flush_renew(zarr_store_t *s, uint64_t entries);
 
 /* clears stale reader slots of dead processes; returns how many */
 int zarr_store_reader_check(zarr_store_t *s);

@@ -2291,9 +2291,20 @@ ngx_http_zarr_api_read_thread(ngx_http_zarr_api_task_t *t)
         return;
 
     case NGX_HTTP_ZARR_API_TASK_INFO:
-        t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
-                                    t->z.zarr_id, t->z.zarr_id_len,
-                                    &t->after, &t->err);
+        /*
+         * a dirty zarr is flushed, not only computed: the next call (or
+         * the mirror) finds its digests, unless writes go on meanwhile
+         */
+        t->rc = zarr_store_sync_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                     t->z.zarr_id, t->z.zarr_id_len,
+                                     &t->after, &t->err);
+
+        if (t->rc != ZARR_OK && t->rc != ZARR_ERR_NOTFOUND) {
+            /* the store takes no write (a full map): computed only */
+            t->rc = zarr_store_get_zarr(t->store, t->z.bucket,
+                                        t->z.bucket_len, t->z.zarr_id,
+                                        t->z.zarr_id_len, &t->after, &t->err);
+        }
 
         if (t->rc != ZARR_OK) {
             return;

@@ -7,12 +7,21 @@
  * every queued directory, or deletes the object of a directory that is
  * gone.  Failures back off up to 30 s; the outbox survives restarts.
  *
- * The mirror keeps to a duty cycle: after a round that took T, the next
- * one starts no sooner than 9 T later (and never sooner than the delay).
- * Under a steady stream of writes into large directories, each round
- * rebuilds and uploads whole documents; the cycle keeps that cost to about
- * a tenth of one thread and of the backend's time, whatever the sizes.  A
- * round that left entries behind (a full batch) is followed at once.
+ * The mirror keeps to a duty cycle while writes go on: after a round that
+ * took T, the next one starts no sooner than 9 T later (and never sooner
+ * than the delay).  Under a steady stream of writes into large
+ * directories, each round rebuilds and uploads whole documents; the cycle
+ * keeps that cost to about a tenth of one thread and of the backend's
+ * time, whatever the sizes.  A round that left entries behind (a full
+ * batch) is followed at once.
+ *
+ * Once writes stop, the rest no longer protects anything: a timer looks
+ * at the workers' mutation counter every 100 ms, and when writes the last
+ * round did not see were followed by a delay without any, a round starts
+ * at once; one under way that began before them is asked to end after
+ * its current document, and another follows at once.  So the .checksum
+ * objects are written about a delay plus one flush after the last write,
+ * not up to 10 T later.
  */
 
 
@@ -22,6 +31,7 @@
 
 #define NGX_HTTP_ZARR_MIRROR_BATCH    1000
 #define NGX_HTTP_ZARR_MIRROR_BACKOFF  30000
+#define NGX_HTTP_ZARR_MIRROR_TICK     100
 
 
 typedef struct {
@@ -37,10 +47,20 @@ typedef struct {
     ngx_thread_task_t          *task;
     ngx_event_t                 timer;
     ngx_msec_t                  delay;
+    ngx_msec_t                  tick;
     ngx_msec_t                  backoff;
     ngx_uint_t                  busy;
     ngx_msec_t                  started;
+    ngx_msec_t                  due;        /* the duty cycle's next round */
     zarr_s3_t                  *s3;
+
+    /* the workers' mutation counter: when it last moved, and its value */
+    ngx_msec_t                  changed;
+    uint64_t                    seen;
+    uint64_t                    covered;    /* at the last round's start */
+
+    /* set by the event loop: the round under way should end early */
+    ngx_atomic_t                stop;
 
     /* the last round, written by the thread */
     ngx_uint_t                  sent;
@@ -54,6 +74,7 @@ typedef struct {
 
 
 static void ngx_http_zarr_mirror_timer(ngx_event_t *ev);
+static uint64_t ngx_http_zarr_mirror_mutations(void);
 static void ngx_http_zarr_mirror_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_mirror_event(ngx_event_t *ev);
 static int ngx_http_zarr_mirror_collect(void *ctx,
@@ -86,6 +107,11 @@ ngx_http_zarr_mirror_init(ngx_cycle_t *cycle, zarr_store_t *store,
     m->pool = zmcf->thread_pool;
     m->log = cycle->log;
     m->delay = zmcf->mirror_delay;
+    m->tick = ngx_max(ngx_min(m->delay, NGX_HTTP_ZARR_MIRROR_TICK), 1);
+    m->due = ngx_current_msec + m->delay;
+    m->changed = ngx_current_msec;
+    m->seen = ngx_http_zarr_mirror_mutations();
+    m->covered = m->seen;
 
     m->s3 = zarr_s3_create(conf, err, sizeof(err));
     if (m->s3 == NULL) {
@@ -110,7 +136,7 @@ ngx_http_zarr_mirror_init(ngx_cycle_t *cycle, zarr_store_t *store,
     m->timer.log = cycle->log;
     m->timer.cancelable = 1;
 
-    ngx_add_timer(&m->timer, m->delay);
+    ngx_add_timer(&m->timer, m->tick);
 
     return NGX_OK;
 }
@@ -133,22 +159,73 @@ ngx_http_zarr_mirror_exit(void)
 }
 
 
+/* PUTs, copies, deletes... the backend accepted, all workers */
+
+static uint64_t
+ngx_http_zarr_mirror_mutations(void)
+{
+    ngx_http_zarr_counters_t  c;
+
+    if (ngx_http_zarr_stats_get(&c) != NGX_OK) {
+        return 0;
+    }
+
+    return c.mutations;
+}
+
+
+/* every tick: a round when the duty cycle allows it or writes stopped */
+
 static void
 ngx_http_zarr_mirror_timer(ngx_event_t *ev)
 {
     ngx_http_zarr_mirror_t *m = ev->data;
 
-    if (ngx_exiting || m->busy) {
+    uint64_t    n;
+    ngx_msec_t  now;
+    ngx_uint_t  quiet;
+
+    if (ngx_exiting) {
+        return;
+    }
+
+    now = ngx_current_msec;
+    n = ngx_http_zarr_mirror_mutations();
+
+    if (n != m->seen) {
+        m->seen = n;
+        m->changed = now;
+    }
+
+    /* writes that the last round did not see, and none for a delay since */
+    quiet = m->seen != m->covered && now - m->changed >= m->delay
+            && m->backoff == 0;
+
+    if (m->busy) {
+        if (quiet) {
+            m->stop = 1;
+        }
+
+        ngx_add_timer(&m->timer, m->tick);
+        return;
+    }
+
+    if (!quiet && (ngx_msec_int_t) (m->due - now) > 0) {
+        ngx_add_timer(&m->timer, ngx_min(m->tick, m->due - now));
         return;
     }
 
     m->busy = 1;
-    m->started = ngx_current_msec;
+    m->started = now;
+    m->covered = m->seen;
+    m->stop = 0;
 
     if (ngx_thread_task_post(m->pool, m->task) != NGX_OK) {
         m->busy = 0;
-        ngx_add_timer(&m->timer, m->delay);
+        m->due = now + m->delay;
     }
+
+    ngx_add_timer(&m->timer, m->tick);
 }
 
 
@@ -361,6 +438,12 @@ ngx_http_zarr_mirror_thread(void *data, ngx_log_t *log)
     m->more = (l.n == NGX_HTTP_ZARR_MIRROR_BATCH);
 
     for (i = 0; i < l.n; i++) {
+        if (m->stop) {
+            /* writes came after this round's flush, and stopped */
+            m->more = 1;
+            break;
+        }
+
         if (ngx_http_zarr_mirror_send(m, &l.items[i].e) != 0) {
             /* the backend fails: back off, keep the order */
             m->failed = l.n - i;
@@ -407,5 +490,7 @@ ngx_http_zarr_mirror_event(ngx_event_t *ev)
         return;
     }
 
-    ngx_add_timer(&m->timer, next);
+    m->due = ngx_current_msec + next;
+
+    ngx_add_timer(&m->timer, ngx_min(m->tick, next));
 }

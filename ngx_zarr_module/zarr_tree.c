@@ -159,6 +159,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
 
     s->flags = flags;
     s->map_size = map_size;
+    s->calc_renew = ZARR_CALC_RENEW;
 
     if (!(flags & ZARR_STORE_RDONLY)) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -317,6 +318,13 @@ zarr_store_close(zarr_store_t *s)
 }
 
 
+void
+zarr_store_set_flush_renew(zarr_store_t *s, uint64_t entries)
+{
+    s->calc_renew = entries ? entries : 1;
+}
+
+
 int
 zarr_store_reader_check(zarr_store_t *s)
 {
@@ -416,6 +424,57 @@ zarr_dirrec_sum(const zarr_dirrec_t *d, zarr_dir_sum_t *sum)
     sum->digest[d->digest_len] = '\0';
     sum->count = d->count;
     sum->size = d->size;
+}
+
+
+/* one item of a flush's list: key length (2), key, record */
+
+int
+zarr_kept_add(zarr_buf_t *kept, const char *key, size_t key_len,
+    const zarr_dirrec_t *d)
+{
+    uint16_t  len;
+
+    len = (uint16_t) key_len;
+
+    if (zarr_buf_add(kept, &len, sizeof(uint16_t)) != 0
+        || zarr_buf_add(kept, key, key_len) != 0
+        || zarr_buf_add(kept, d, sizeof(zarr_dirrec_t)) != 0)
+    {
+        return ZARR_ERR_NOMEM;
+    }
+
+    return ZARR_OK;
+}
+
+
+/* the current flush epoch (meta "epoch"; 0 before the first flush) */
+
+int
+zarr_tree_epoch(zarr_store_t *s, MDB_txn *txn, uint32_t *epoch,
+    zarr_err_t *err)
+{
+    int      mrc;
+    MDB_val  k, v;
+
+    k.mv_data = "epoch";
+    k.mv_size = 5;
+
+    mrc = mdb_get(txn, s->meta, &k, &v);
+
+    if (mrc == MDB_NOTFOUND) {
+        *epoch = 0;
+        return ZARR_OK;
+    }
+
+    if (mrc != 0 || v.mv_size != sizeof(uint32_t)) {
+        return zarr_tree_mdb_err(s, err, mrc ? mrc : MDB_CORRUPTED,
+                                 "reading the flush epoch");
+    }
+
+    memcpy(epoch, v.mv_data, sizeof(uint32_t));
+
+    return ZARR_OK;
 }
 
 

@@ -31,6 +31,8 @@ struct zarr_apply_s {
     MDB_txn            *txn;
     uint64_t            next_id;
     int                 next_id_changed;
+    uint32_t            epoch;        /* the flush epoch, read once */
+    int                 have_epoch;
 
     /* the current zarr */
     zarr_buf_t          zkey;
@@ -55,45 +57,349 @@ static int zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels,
 static int zarr_apply_outbox(zarr_apply_t *a, size_t level, zarr_err_t *err);
 static int zarr_dir_is_empty(zarr_apply_t *a, uint64_t id, int *empty,
     zarr_err_t *err);
-static int zarr_flush_root(zarr_store_t *s, MDB_txn *txn, MDB_val *key,
-    zarr_dirrec_t *root, zarr_err_t *err);
+static int zarr_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_dir_sum_t *sum,
+    zarr_err_t *err);
 
+
+/*
+ * A flush (DESIGN section 5: digests recomputed lazily, deepest first)
+ * in three steps, so that writers never wait for the recomputation:
+ *
+ * 1. a new epoch begins (a small write transaction): from now on a
+ *    mutation marks its directory chain again, with the new epoch;
+ * 2. in a read transaction begun after that, the dirty directories of
+ *    the zarrs are recomputed, their new records listed;
+ * 3. in a write transaction, each listed directory whose record is still
+ *    marked in an older epoch (nothing changed it, or anything below it,
+ *    since step 1) gets its new digest and becomes clean; the others
+ *    stay dirty for the next flush.
+ *
+ * Nothing dirty: nothing written.  One zarr (bucket not NULL): *sum, when
+ * not NULL, gets its digest as of step 2, whatever step 3 could keep.
+ */
 
 static int
-zarr_flush_root(zarr_store_t *s, MDB_txn *txn, MDB_val *key,
-    zarr_dirrec_t *root, zarr_err_t *err)
+zarr_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_dir_sum_t *sum,
+    zarr_err_t *err)
 {
-    int             rc, mrc;
-    MDB_val         v;
-    zarr_dir_sum_t  sum;
+    int             rc, mrc, any;
+    uint16_t        klen;
+    uint32_t        epoch;
+    uint64_t        gen;
+    MDB_txn        *txn;
+    MDB_cursor     *cur;
+    MDB_val         k, v;
+    zarr_buf_t      zkey, kept, roots;
+    zarr_dirrec_t   root, d, cur_d;
     zarr_calc_t     c;
+    zarr_dir_sum_t  rsum;
+    size_t          off, i;
+    zarr_buf_t     *list;
+    char            zk[ZARR_BUCKET_MAX + ZARR_ID_MAX + 2];
+    size_t          zk_len;
+
+    zarr_buf_init(&zkey);
+    zarr_buf_init(&kept);
+    zarr_buf_init(&roots);
+
+    cur = NULL;
+    txn = NULL;
+
+    if (bucket) {
+        if (zarr_buf_reserve(&zkey, bucket_len + zarr_id_len + 1) != 0) {
+            return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+        }
+
+        zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
+    }
+
+    /* anything to do? */
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        goto done;
+    }
+
+    any = 0;
+
+    if (bucket) {
+        rc = zarr_get_root(s, txn, bucket, bucket_len, zarr_id, zarr_id_len,
+                           &root, err);
+        if (rc != ZARR_OK) {
+            goto done;
+        }
+
+        any = root.flags & ZARR_DIR_DIRTY;
+
+        if (!any && sum) {
+            zarr_dirrec_sum(&root, sum);
+        }
+
+    } else {
+        mrc = mdb_cursor_open(txn, s->zarrs, &cur);
+        if (mrc != 0) {
+            rc = zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
+            goto done;
+        }
+
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+             mrc == 0 && !any;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        {
+            if (zarr_dirrec_get(&v, &root) != ZARR_OK) {
+                rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+                goto done;
+            }
+
+            any = root.flags & ZARR_DIR_DIRTY;
+        }
+
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+
+    mdb_txn_abort(txn);
+    txn = NULL;
+
+    if (!any) {
+        goto done;
+    }
+
+    /* 1. a new epoch */
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        goto done;
+    }
+
+    rc = zarr_tree_epoch(s, txn, &epoch, err);
+    if (rc != ZARR_OK) {
+        goto done;
+    }
+
+    epoch++;
+
+    k.mv_data = "epoch";
+    k.mv_size = 5;
+    v.mv_data = &epoch;
+    v.mv_size = sizeof(uint32_t);
+
+    mrc = mdb_put(txn, s->meta, &k, &v, 0);
+    if (mrc == 0) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+
+    if (mrc != 0) {
+        rc = zarr_tree_mdb_err(s, err, mrc, "starting a flush epoch");
+        goto done;
+    }
+
+    /* 2. the dirty digests, from a snapshot */
+
+    rc = zarr_tree_txn_begin(s, 1, &txn, err);
+    if (rc != ZARR_OK) {
+        goto done;
+    }
 
     memset(&c, 0, sizeof(zarr_calc_t));
     c.s = s;
     c.txn = txn;
     c.err = err;
-    c.persist = 1;
+    c.kept = &kept;
     zarr_buf_init(&c.path);
 
-    rc = zarr_calc_dir(&c, root->id, 1, &sum, NULL);
+    /* a digest to return needs one snapshot; else newer ones as it goes */
+    c.renew = (sum == NULL);
+
+    mrc = mdb_cursor_open(txn, s->zarrs, &cur);
+    if (mrc != 0) {
+        zarr_buf_free(&c.path);
+        rc = zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
+        goto done;
+    }
+
+    if (bucket) {
+        k.mv_data = zkey.data;
+        k.mv_size = zkey.len;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+
+    } else {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+
+    while (mrc == 0) {
+        if (zarr_dirrec_get(&v, &root) != ZARR_OK || k.mv_size > sizeof(zk))
+        {
+            rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
+            break;
+        }
+
+        /* the key outlives a renewed snapshot */
+        zk_len = k.mv_size;
+        memcpy(zk, k.mv_data, zk_len);
+
+        zarr_dirrec_sum(&root, &rsum);
+
+        if (root.flags & ZARR_DIR_DIRTY) {
+            gen = c.gen;
+
+            rc = zarr_calc_dir(&c, root.id, 1, &rsum, NULL);
+            if (rc != ZARR_OK) {
+                break;
+            }
+
+            d = root;
+            zarr_dirrec_set(&d, &rsum);
+
+            if (zarr_kept_add(&roots, zk, zk_len, &d) != ZARR_OK) {
+                rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+                break;
+            }
+
+            if (c.gen != gen) {
+                mrc = mdb_cursor_renew(c.txn, cur);
+                if (mrc != 0) {
+                    rc = zarr_tree_mdb_err(s, err, mrc,
+                                           "mdb_cursor_renew()");
+                    break;
+                }
+
+                k.mv_data = zk;
+                k.mv_size = zk_len;
+
+                mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+
+                if (mrc == MDB_NOTFOUND && !bucket) {
+                    /* the zarr went meanwhile: the next one */
+                    k.mv_data = zk;
+                    k.mv_size = zk_len;
+                    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+                    continue;
+                }
+
+                if (mrc != 0) {
+                    break;
+                }
+            }
+        }
+
+        if (bucket) {
+            if (sum) {
+                *sum = rsum;
+            }
+
+            break;
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
 
     zarr_buf_free(&c.path);
 
+    if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = zarr_tree_mdb_err(s, err, mrc, bucket ? "reading a zarr"
+                                                   : "listing zarrs");
+    }
+
+    if (rc == ZARR_OK && bucket && mrc == MDB_NOTFOUND) {
+        /* gone meanwhile */
+        rc = zarr_tree_err(err, ZARR_ERR_NOTFOUND, "zarr \"%.*s/%.*s\" is "
+                           "unknown", (int) bucket_len, bucket,
+                           (int) zarr_id_len, zarr_id);
+    }
+
+    mdb_cursor_close(cur);
+    cur = NULL;
+    mdb_txn_abort(txn);
+    txn = NULL;
+
     if (rc != ZARR_OK) {
-        return rc;
+        goto done;
     }
 
-    zarr_dirrec_set(root, &sum);
+    /* 3. what did not change since, written back clean */
 
-    v.mv_data = root;
-    v.mv_size = sizeof(zarr_dirrec_t);
-
-    mrc = mdb_put(txn, s->zarrs, key, &v, 0);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "writing a zarr digest");
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        goto done;
     }
 
-    return ZARR_OK;
+    for (i = 0; i < 2 && rc == ZARR_OK; i++) {
+        list = i ? &roots : &kept;
+
+        for (off = 0; off < list->len; off += klen + sizeof(zarr_dirrec_t)) {
+            memcpy(&klen, list->data + off, sizeof(uint16_t));
+            off += sizeof(uint16_t);
+
+            k.mv_data = list->data + off;
+            k.mv_size = klen;
+            memcpy(&d, list->data + off + klen, sizeof(zarr_dirrec_t));
+
+            mrc = mdb_get(txn, i ? s->zarrs : s->entries, &k, &v);
+
+            if (mrc == MDB_NOTFOUND) {
+                /* deleted since */
+                continue;
+            }
+
+            if (mrc != 0 || zarr_dirrec_get(&v, &cur_d) != ZARR_OK) {
+                rc = zarr_tree_mdb_err(s, err, mrc ? mrc : MDB_CORRUPTED,
+                                       "reading a directory");
+                break;
+            }
+
+            if (cur_d.id != d.id || !(cur_d.flags & ZARR_DIR_DIRTY)
+                || !zarr_epoch_older(cur_d.epoch, epoch))
+            {
+                /* made again, flushed by another, or changed since */
+                continue;
+            }
+
+            memcpy(cur_d.digest, d.digest, sizeof(d.digest));
+            cur_d.digest_len = d.digest_len;
+            cur_d.count = d.count;
+            cur_d.size = d.size;
+            cur_d.flags &= ~ZARR_DIR_DIRTY;
+
+            v.mv_data = &cur_d;
+            v.mv_size = sizeof(zarr_dirrec_t);
+
+            mrc = mdb_put(txn, i ? s->zarrs : s->entries, &k, &v, 0);
+            if (mrc != 0) {
+                rc = zarr_tree_mdb_err(s, err, mrc,
+                                       "writing a directory digest");
+                break;
+            }
+        }
+    }
+
+    if (rc == ZARR_OK) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+
+        if (mrc != 0) {
+            rc = zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+        }
+    }
+
+done:
+
+    if (cur) {
+        mdb_cursor_close(cur);
+    }
+
+    if (txn) {
+        mdb_txn_abort(txn);
+    }
+
+    zarr_buf_free(&zkey);
+    zarr_buf_free(&kept);
+    zarr_buf_free(&roots);
+
+    return rc;
 }
 
 
@@ -101,94 +407,16 @@ int
 zarr_store_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
     const char *zarr_id, size_t zarr_id_len, zarr_err_t *err)
 {
-    int             rc, mrc;
-    MDB_txn        *txn;
-    MDB_cursor     *cur;
-    MDB_val         k, v;
-    zarr_dirrec_t   root;
-    zarr_buf_t      zkey;
-    char            kcopy[ZARR_KEY_MAX + 64];
+    return zarr_flush(s, bucket, bucket_len, zarr_id, zarr_id_len, NULL, err);
+}
 
-    rc = zarr_tree_txn_begin(s, 0, &txn, err);
-    if (rc != ZARR_OK) {
-        return rc;
-    }
 
-    if (bucket) {
-        zarr_buf_init(&zkey);
-
-        if (zarr_buf_reserve(&zkey, bucket_len + zarr_id_len + 1) != 0) {
-            mdb_txn_abort(txn);
-            return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
-        }
-
-        zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
-
-        rc = zarr_get_root(s, txn, bucket, bucket_len, zarr_id, zarr_id_len,
-                           &root, err);
-
-        if (rc == ZARR_OK && (root.flags & ZARR_DIR_DIRTY)) {
-            k.mv_data = zkey.data;
-            k.mv_size = zkey.len;
-            rc = zarr_flush_root(s, txn, &k, &root, err);
-        }
-
-        zarr_buf_free(&zkey);
-
-    } else {
-        mrc = mdb_cursor_open(txn, s->zarrs, &cur);
-        if (mrc != 0) {
-            mdb_txn_abort(txn);
-            return zarr_tree_mdb_err(s, err, mrc, "mdb_cursor_open()");
-        }
-
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-
-        while (mrc == 0) {
-            if (zarr_dirrec_get(&v, &root) != ZARR_OK
-                || k.mv_size > sizeof(kcopy))
-            {
-                rc = zarr_tree_err(err, ZARR_ERR_STORE, "corrupt zarr record");
-                break;
-            }
-
-            if (root.flags & ZARR_DIR_DIRTY) {
-                memcpy(kcopy, k.mv_data, k.mv_size);
-                k.mv_data = kcopy;
-
-                rc = zarr_flush_root(s, txn, &k, &root, err);
-                if (rc != ZARR_OK) {
-                    break;
-                }
-
-                /* puts may move the cursor's page: find our place again */
-                mrc = mdb_cursor_get(cur, &k, &v, MDB_SET);
-                if (mrc != 0) {
-                    break;
-                }
-            }
-
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        }
-
-        if (rc == ZARR_OK && mrc != 0 && mrc != MDB_NOTFOUND) {
-            rc = zarr_tree_mdb_err(s, err, mrc, "listing zarrs");
-        }
-
-        mdb_cursor_close(cur);
-    }
-
-    if (rc != ZARR_OK) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-
-    mrc = mdb_txn_commit(txn);
-    if (mrc != 0) {
-        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
-    }
-
-    return ZARR_OK;
+int
+zarr_store_sync_zarr(zarr_store_t *s, const char *bucket, size_t bucket_len,
+    const char *zarr_id, size_t zarr_id_len, zarr_dir_sum_t *sum,
+    zarr_err_t *err)
+{
+    return zarr_flush(s, bucket, bucket_len, zarr_id, zarr_id_len, sum, err);
 }
 
 
@@ -555,10 +783,21 @@ zarr_apply_zarr(zarr_apply_t *a, const zarr_mutation_t *m, int create,
         return zarr_tree_mdb_err(a->s, err, mrc, "reading a zarr");
     }
 
+    if (!a->have_epoch) {
+        rc = zarr_tree_epoch(a->s, a->txn, &a->epoch, err);
+        if (rc != ZARR_OK) {
+            return rc;
+        }
+
+        a->have_epoch = 1;
+    }
+
     a->have_zarr = 1;
 
+    /* "dirty" here: marked in this epoch (its ancestors are, too) */
     a->levels[0].id = a->root.id;
-    a->levels[0].dirty = a->root.flags & ZARR_DIR_DIRTY;
+    a->levels[0].dirty = (a->root.flags & ZARR_DIR_DIRTY)
+                         && a->root.epoch == a->epoch;
     a->levels[0].end = 0;
     a->nlevels = 1;
     a->path.len = 0;
@@ -653,6 +892,7 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
             }
 
             d.flags = ZARR_DIR_DIRTY;
+            d.epoch = a->epoch;
             d.digest_len = sizeof(ZARR_EMPTY_DIGEST) - 1;
             memcpy(d.digest, ZARR_EMPTY_DIGEST, d.digest_len);
 
@@ -676,7 +916,8 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
         a->path.len += i - start;
 
         a->levels[a->nlevels].id = d.id;
-        a->levels[a->nlevels].dirty = d.flags & ZARR_DIR_DIRTY;
+        a->levels[a->nlevels].dirty = (d.flags & ZARR_DIR_DIRTY)
+                                      && d.epoch == a->epoch;
         a->levels[a->nlevels].end = a->path.len;
         a->nlevels++;
 
@@ -695,14 +936,15 @@ zarr_apply_resolve(zarr_apply_t *a, const char *dir, size_t dir_len,
 
 
 /*
- * Flags the first nlevels levels of the resolved chain dirty, deepest
- * first, up to a level that is dirty already.
+ * Flags the first nlevels levels of the resolved chain dirty in this
+ * epoch, deepest first, up to a level that is so already.  A directory
+ * that was clean is queued for the mirror (a dirty one is queued).
  */
 
 static int
 zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 {
-    int            rc, mrc;
+    int            rc, mrc, was_dirty;
     char           kbuf[ZARR_KEY_MAX];
     size_t         i, start;
     MDB_val        k, v;
@@ -710,7 +952,7 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 
     for (i = nlevels - 1; i > 0; i--) {
         if (a->levels[i].dirty) {
-            /* a dirty directory has dirty ancestors */
+            /* marked in this epoch: so are its ancestors */
             return ZARR_OK;
         }
 
@@ -730,7 +972,10 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
                                 "reading a directory");
         }
 
+        was_dirty = d.flags & ZARR_DIR_DIRTY;
+
         d.flags |= ZARR_DIR_DIRTY;
+        d.epoch = a->epoch;
         v.mv_data = &d;
         v.mv_size = sizeof(zarr_dirrec_t);
 
@@ -741,18 +986,25 @@ zarr_apply_mark_dirty(zarr_apply_t *a, size_t nlevels, zarr_err_t *err)
 
         a->levels[i].dirty = 1;
 
-        rc = zarr_apply_outbox(a, i, err);
-        if (rc != ZARR_OK) {
-            return rc;
+        if (!was_dirty) {
+            rc = zarr_apply_outbox(a, i, err);
+            if (rc != ZARR_OK) {
+                return rc;
+            }
         }
     }
 
     if (!a->levels[0].dirty) {
+        was_dirty = a->root.flags & ZARR_DIR_DIRTY;
+
         a->root.flags |= ZARR_DIR_DIRTY;
+        a->root.epoch = a->epoch;
         a->root_changed = 1;
         a->levels[0].dirty = 1;
 
-        return zarr_apply_outbox(a, 0, err);
+        if (!was_dirty) {
+            return zarr_apply_outbox(a, 0, err);
+        }
     }
 
     return ZARR_OK;
@@ -845,6 +1097,8 @@ zarr_tree_apply_one(zarr_apply_t *a, const zarr_mutation_t *m, zarr_err_t *err)
     size_t       dir_len, name_len, vlen, i, start;
     uint16_t     len16;
     MDB_val      k, v;
+
+    zarr_tree_visit(a->s, ZARR_MUTATION_VISITS);
 
     rc = zarr_apply_zarr(a, m, m->op == ZARR_MUT_PUT, err);
 

@@ -31,6 +31,7 @@ struct zarr_store_s {
     void               *map_addr;     /* the data file's mapping */
     size_t              map_len;
     char               *data_path;
+    uint64_t            calc_renew;   /* entries; ZARR_CALC_RENEW */
 };
 
 
@@ -46,11 +47,21 @@ typedef struct zarr_apply_s  zarr_apply_t;
 #define ZARR_KEY_MAX         (ZARR_ID_LEN + 1 + ZARR_NAME_MAX)
 
 
-/* a directory record: fixed size, so updates are in place */
+/*
+ * A directory record: fixed size, so updates are in place.  epoch: the
+ * flush epoch (meta "epoch") in which a mutation last marked the
+ * directory dirty.  A flush starts a new epoch, computes the dirty
+ * digests from a snapshot without holding the write lock, and writes back
+ * only the directories still marked in an older epoch: untouched since
+ * the snapshot.  A directory marked in the current epoch has ancestors
+ * marked in it too.  (Records written before epochs existed have 0 here,
+ * the bytes were padding.)
+ */
 typedef struct {
     uint8_t             flags;
     uint8_t             digest_len;
-    uint8_t             pad[6];
+    uint8_t             pad[2];
+    uint32_t            epoch;
     uint64_t            id;
     uint64_t            count;
     uint64_t            size;
@@ -58,16 +69,39 @@ typedef struct {
 } zarr_dirrec_t;
 
 
-/* a recomputation over a transaction, read-only or persisting */
+/*
+ * A recomputation over a read transaction.  With kept, the records of the
+ * dirty directories it recomputed are appended there (zarr_kept_add), for
+ * a flush to write back.  With renew, the read transaction is renewed
+ * every ZARR_CALC_RENEW entries (s->calc_renew: a newer snapshot; gen
+ * counts them), so
+ * that a long flush does not keep LMDB from reusing the pages that
+ * writers free meanwhile; only a flush may ask for that (it keeps nothing
+ * that changed since it began).
+ */
 typedef struct {
     zarr_store_t       *s;
     MDB_txn            *txn;
-    int                 persist;
+    zarr_buf_t         *kept;
     zarr_dir_cb         cb;
     void               *ctx;
     zarr_buf_t          path;
     zarr_err_t         *err;
+    int                 renew;
+    uint64_t            since;        /* entries since the last renewal */
+    uint64_t            gen;
 } zarr_calc_t;
+
+#define ZARR_CALC_RENEW      4096
+
+/*
+ * What a mutation counts toward dropping the map's pages from the process
+ * (zarr_tree_visit), on top of the 1 its commit counts: it reads (and
+ * copies) several pages in several tables, and under steady writes the
+ * pages it touches move through the whole file (copy-on-write), so the
+ * process would map all of it between two trims.
+ */
+#define ZARR_MUTATION_VISITS 7
 
 
 /* keys and records (zarr_tree.c) */
@@ -76,6 +110,16 @@ void zarr_make_zkey(zarr_buf_t *b, const char *bucket, size_t bucket_len,
 size_t zarr_entry_key(char *key, uint64_t parent, int type,
     const char *name, size_t name_len);
 void zarr_dirrec_set(zarr_dirrec_t *d, const zarr_dir_sum_t *sum);
+int zarr_kept_add(zarr_buf_t *kept, const char *key, size_t key_len,
+    const zarr_dirrec_t *d);
+
+/* flush epochs (zarr_tree.c) */
+int zarr_tree_epoch(zarr_store_t *s, MDB_txn *txn, uint32_t *epoch,
+    zarr_err_t *err);
+
+/* epoch a came before epoch b (they wrap) */
+#define zarr_epoch_older(a, b)                                               \
+    ((int32_t) ((uint32_t) (a) - (uint32_t) (b)) < 0)
 void zarr_dirrec_sum(const zarr_dirrec_t *d, zarr_dir_sum_t *sum);
 int zarr_dirrec_get(MDB_val *v, zarr_dirrec_t *d);
 

@@ -16,19 +16,19 @@
 /*
  * Computes directory id.  With dirty, its manifest is rebuilt from its
  * entries; dirty children are recomputed first (deepest first) and, with
- * c->persist, their records are written back clean.  Without dirty only
- * the walk callback is served.
+ * c->kept, their new records are listed there.  Without dirty only the
+ * walk callback is served.
  */
 
 int
 zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     zarr_buf_t *manifest)
 {
-    int              rc, mrc, child_dirty;
+    int              rc, mrc, child_dirty, type;
     char             kbuf[ZARR_KEY_MAX];
     char             name[ZARR_NAME_MAX];
     size_t           klen, name_len, plen, etag_len;
-    uint64_t         fsize;
+    uint64_t         fsize, gen;
     uint16_t         elen;
     uint64_t         visited;
     MDB_cursor      *cur;
@@ -41,6 +41,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
     cur = NULL;
     rc = ZARR_OK;
     visited = 0;
+    gen = c->gen;
 
     if (dirty) {
         if (zarr_manifest_init(&m, manifest != NULL) != ZARR_OK) {
@@ -75,8 +76,9 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
         }
 
         memcpy(name, (char *) k.mv_data + ZARR_ID_LEN + 1, name_len);
+        type = ((char *) k.mv_data)[ZARR_ID_LEN];
 
-        if (((char *) k.mv_data)[ZARR_ID_LEN] == ZARR_TYPE_DIR) {
+        if (type == ZARR_TYPE_DIR) {
 
             if (zarr_dirrec_get(&v, &d) != ZARR_OK) {
                 rc = zarr_tree_err(c->err, ZARR_ERR_STORE,
@@ -109,19 +111,14 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
                 if (child_dirty) {
                     zarr_dirrec_set(&d, &child);
 
-                    if (c->persist) {
-                        /* same size: the record is rewritten in place */
+                    if (c->kept) {
                         klen = zarr_entry_key(kbuf, id, ZARR_TYPE_DIR, name,
                                               name_len);
-                        k.mv_data = kbuf;
-                        k.mv_size = klen;
-                        v.mv_data = &d;
-                        v.mv_size = sizeof(zarr_dirrec_t);
 
-                        mrc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
-                        if (mrc != 0) {
-                            rc = zarr_tree_mdb_err(c->s, c->err, mrc,
-                                              "writing a directory digest");
+                        if (zarr_kept_add(c->kept, kbuf, klen, &d) != ZARR_OK)
+                        {
+                            rc = zarr_tree_err(c->err, ZARR_ERR_NOMEM,
+                                               "out of memory");
                             goto done;
                         }
                     }
@@ -173,6 +170,46 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
         if (++visited == 1024) {
             zarr_tree_visit(c->s, visited);
             visited = 0;
+        }
+
+        if (c->renew && ++c->since >= c->s->calc_renew) {
+            mdb_txn_reset(c->txn);
+
+            mrc = mdb_txn_renew(c->txn);
+            if (mrc != 0) {
+                rc = zarr_tree_mdb_err(c->s, c->err, mrc, "mdb_txn_renew()");
+                goto done;
+            }
+
+            c->since = 0;
+            c->gen++;
+        }
+
+        if (gen != c->gen) {
+            /* a newer snapshot (here or below): find our place in it */
+            gen = c->gen;
+
+            mrc = mdb_cursor_renew(c->txn, cur);
+            if (mrc != 0) {
+                rc = zarr_tree_mdb_err(c->s, c->err, mrc,
+                                       "mdb_cursor_renew()");
+                goto done;
+            }
+
+            klen = zarr_entry_key(kbuf, id, type, name, name_len);
+            k.mv_data = kbuf;
+            k.mv_size = klen;
+
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+            if (mrc == 0 && k.mv_size == klen
+                && memcmp(k.mv_data, kbuf, klen) == 0)
+            {
+                mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            }
+
+            /* else the entry went: what follows it is next */
+            continue;
         }
 
         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);

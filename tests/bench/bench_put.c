@@ -11,6 +11,8 @@
  *            [-r REGION] [-b BUCKET] [-z ZARR_ID] [-t THREADS]
  *            [-d SECONDS | -n COUNT] [-w WARMUP_SECONDS] [-S SIZE]
  *            [-k FIRST_N] [-L LATENCY_FILE]
+ *        bench_put ... -N TOTAL [-D DIRS] [-O spread|seq] [-P PER_DIR]
+ *            [-p SECONDS] [-l LISTING]
  *
  * Defaults from the environment: BENCH_ENDPOINT, AWS_ACCESS_KEY_ID,
  * AWS_SECRET_ACCESS_KEY, AWS_REGION (us-east-1), BENCH_BUCKET,
@@ -22,9 +24,25 @@
  * warm-up to the last counted answer.  LATENCY_FILE gets one line per
  * counted request: its latency in microseconds.
  *
+ * A fixed set of files instead (-N TOTAL, no warm-up): the threads share
+ * the files FIRST_N .. FIRST_N + TOTAL - 1, each PUT once, file i at key
+ * zarr/<ZARR_ID>/<dir>/<i> in one of DIRS directories (-D, default 80):
+ * -O spread puts file i in directory i % DIRS (every directory grows at
+ * once), -O seq in (i / PER_DIR) % DIRS (one directory after the other;
+ * -P PER_DIR, default TOTAL / DIRS rounded up).  Further options then:
+ *   -p SECONDS      a progress line every SECONDS:
+ *                   progress t=ELAPSED done=N errors=E rps=INTERVAL_RATE
+ *                   cpu=CPU_SECONDS_OF_THIS_PROCESS
+ *   -l LISTING      path<TAB>size<TAB>etag of every file that got a 2xx
+ *                   (path relative to the zarr root, the answer's ETag),
+ *                   for zarrctl checksum --listing
+ * and the result line has first10_rps and last10_rps: the rate over the
+ * first and the last tenth of the files.
+ *
  * The last line of the output is machine-readable:
  *   result requests=R errors=E seconds=S rps=X p50_ms=A p99_ms=B ...
- * (client_cpu_s: this process's CPU time, warm-up included).
+ * (client_cpu_s: this process's CPU time, warm-up included; last_epoch:
+ * the wall-clock time of the last counted answer, Unix seconds).
  * Exit status: 0 when every counted request got a 2xx, 1 otherwise, 2 on
  * bad usage.
  */
@@ -44,6 +62,27 @@
 
 
 #define BENCH_STATUS_MAX  600          /* status 0: transport failure */
+#define BENCH_TENTHS      10
+
+
+/* -N: the files, shared by the threads */
+typedef struct {
+    uint64_t               first;
+    uint64_t               total;
+    uint64_t               dirs;
+    uint64_t               per_dir;    /* seq */
+    int                    spread;
+
+    uint64_t               next;       /* the next file to PUT (atomic) */
+    uint64_t               done;       /* answers (atomic) */
+    uint64_t               errors;     /* non-2xx answers (atomic) */
+    int                    running;    /* threads not finished (atomic) */
+
+    /* when the answer that completed each tenth of the files came */
+    double                 tenth[BENCH_TENTHS + 1];
+    double                 last;       /* the last answer */
+    pthread_mutex_t        lock;
+} bench_files_t;
 
 
 typedef struct {
@@ -61,6 +100,8 @@ typedef struct {
     pthread_mutex_t       *go_lock;
     double                 warmup;
     double                 seconds;
+    bench_files_t         *files;      /* -N, else NULL */
+    int                    listing;    /* -l: keep path, size, ETag */
 
     /* this thread */
     int                    id;
@@ -75,6 +116,11 @@ typedef struct {
     double                 t_last;     /* last counted answer */
     uint64_t               status[BENCH_STATUS_MAX];
     uint64_t               other;      /* status outside 0..599 */
+
+    /* -l: "path TAB size TAB etag" lines of the 2xx answers */
+    char                  *list;
+    size_t                 nlist;
+    size_t                 alist;
 
     /* the first failure seen, for the report */
     long                   err_status;
@@ -126,6 +172,11 @@ percentile(const uint32_t *v, size_t n, double p)
 }
 
 
+static void bench_work(bench_thread_t *t);
+static void bench_file_done(bench_thread_t *t, const char *key, size_t klen,
+    long st, const zarr_s3_response_t *resp, double t1);
+
+
 static uint64_t
 xorshift(uint64_t *s)
 {
@@ -143,14 +194,79 @@ xorshift(uint64_t *s)
 static void *
 bench_run(void *arg)
 {
-    bench_thread_t      *t = arg;
+    bench_thread_t *t = arg;
+
+    bench_work(t);
+
+    if (t->files) {
+        (void) __atomic_sub_fetch(&t->files->running, 1, __ATOMIC_RELEASE);
+    }
+
+    return NULL;
+}
+
+
+/* -N: the answer to file n (st: its status) is in */
+
+static void
+bench_file_done(bench_thread_t *t, const char *key, size_t klen, long st,
+    const zarr_s3_response_t *resp, double t1)
+{
+    size_t          skip, need;
+    uint64_t        d, step;
+    bench_files_t  *f = t->files;
+
+    d = __atomic_add_fetch(&f->done, 1, __ATOMIC_RELAXED);
+
+    if (st < 200 || st > 299) {
+        (void) __atomic_add_fetch(&f->errors, 1, __ATOMIC_RELAXED);
+
+    } else if (t->listing) {
+        /* the path under "zarr/<id>/", its size, the ETag answered */
+        skip = 5 + strlen(t->zarr_id) + 1;
+        need = klen - skip + strlen(resp->etag) + 32;
+
+        if (t->alist - t->nlist < need) {
+            t->alist = t->alist ? 2 * t->alist : 1 << 20;
+            t->list = realloc(t->list, t->alist);
+            if (t->list == NULL) {
+                fprintf(stderr, "bench_put: no memory\n");
+                exit(1);
+            }
+        }
+
+        t->nlist += snprintf(t->list + t->nlist, t->alist - t->nlist,
+                             "%.*s\t%zu\t%s\n", (int) (klen - skip),
+                             key + skip, t->size, resp->etag);
+    }
+
+    step = f->total / BENCH_TENTHS;
+
+    pthread_mutex_lock(&f->lock);
+
+    if (step && d % step == 0 && d / step <= BENCH_TENTHS) {
+        f->tenth[d / step] = t1;
+    }
+
+    if (t1 > f->last) {
+        f->last = t1;
+    }
+
+    pthread_mutex_unlock(&f->lock);
+}
+
+
+static void
+bench_work(bench_thread_t *t)
+{
     char                 key[256], err[256];
     unsigned char       *body;
-    uint64_t             n, rnd, done;
+    uint64_t             n, rnd, done, dir;
     double               t0, t1, go;
     size_t               i;
     int                  counted, rc, klen;
     long                 st;
+    bench_files_t       *f;
     zarr_s3_t           *s3;
     zarr_s3_request_t    req;
     zarr_s3_response_t   resp;
@@ -181,7 +297,7 @@ bench_run(void *arg)
     pthread_barrier_wait(t->barrier);
 
     if (t->failed) {
-        return NULL;
+        return;
     }
 
     pthread_mutex_lock(t->go_lock);
@@ -193,19 +309,36 @@ bench_run(void *arg)
 
     n = t->first_n;
     done = 0;
+    f = t->files;
 
     for ( ;; ) {
         t0 = now();
         counted = t0 >= t->t_start;
 
-        if (counted) {
-            if (t->count ? done >= t->count : t0 >= t->t_end) {
+        if (f) {
+            n = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
+
+            if (n >= f->first + f->total) {
                 break;
             }
+
+            dir = f->spread ? n % f->dirs : (n / f->per_dir) % f->dirs;
+
+            klen = snprintf(key, sizeof(key),
+                            "zarr/%s/%" PRIu64 "/%" PRIu64, t->zarr_id, dir,
+                            n);
+
+        } else {
+            if (counted
+                && (t->count ? done >= t->count : t0 >= t->t_end))
+            {
+                break;
+            }
+
+            klen = snprintf(key, sizeof(key), "zarr/%s/%d/%" PRIu64,
+                            t->zarr_id, t->id, n);
         }
 
-        klen = snprintf(key, sizeof(key), "zarr/%s/%d/%" PRIu64,
-                        t->zarr_id, t->id, n);
         if (klen < 0 || (size_t) klen >= sizeof(key)) {
             fprintf(stderr, "bench_put: key too long\n");
             t->failed = 1;
@@ -254,6 +387,10 @@ bench_run(void *arg)
             } else {
                 t->other++;
             }
+
+            if (f) {
+                bench_file_done(t, key, (size_t) klen, st, &resp, t1);
+            }
         }
 
         if ((st < 200 || st > 299) && t->err_status == -1) {
@@ -269,8 +406,6 @@ bench_run(void *arg)
 
     zarr_s3_destroy(s3);
     free(body);
-
-    return NULL;
 }
 
 
@@ -282,6 +417,8 @@ usage(void)
         "           [-r REGION] [-b BUCKET] [-z ZARR_ID] [-t THREADS]\n"
         "           [-d SECONDS | -n COUNT] [-w WARMUP_SECONDS] [-S SIZE]\n"
         "           [-k FIRST_N] [-L LATENCY_FILE]\n"
+        "       bench_put ... -N TOTAL [-D DIRS] [-O spread|seq]\n"
+        "           [-P PER_DIR] [-p SECONDS] [-l LISTING]\n"
         "env: BENCH_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY\n"
         "     AWS_REGION BENCH_BUCKET BENCH_ZARR_ID\n");
 }
@@ -293,6 +430,83 @@ env(const char *name, const char *def)
     const char  *v = getenv(name);
 
     return v && v[0] ? v : def;
+}
+
+
+/*
+ * -p: a line every interval until the threads are done, then at once
+ * (within 10 ms) "finished ... last_epoch=T": the wall-clock time of the
+ * last answer, for whoever waits to measure what follows it
+ */
+
+static void
+progress(bench_files_t *files, double interval, double *t_go,
+    pthread_mutex_t *go_lock)
+{
+    double           go, t, next, prev_t, last, cpu;
+    uint64_t         done, prev;
+    struct rusage    ru;
+    struct timespec  ts, rt;
+
+    go = 0;
+    next = 0;
+    prev = 0;
+    prev_t = 0;
+
+    ts.tv_sec = 0;
+    ts.tv_nsec = 10 * 1000 * 1000;
+
+    while (__atomic_load_n(&files->running, __ATOMIC_ACQUIRE) > 0) {
+        nanosleep(&ts, NULL);
+
+        if (go == 0) {
+            pthread_mutex_lock(go_lock);
+            go = *t_go;
+            pthread_mutex_unlock(go_lock);
+
+            if (go == 0) {
+                continue;
+            }
+
+            prev_t = go;
+            next = go + interval;
+        }
+
+        t = now();
+
+        if (t < next) {
+            continue;
+        }
+
+        done = __atomic_load_n(&files->done, __ATOMIC_RELAXED);
+
+        getrusage(RUSAGE_SELF, &ru);
+        cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+              + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+
+        printf("progress t=%.1f done=%" PRIu64 " errors=%" PRIu64
+               " rps=%.1f cpu=%.2f\n", t - go, done,
+               __atomic_load_n(&files->errors, __ATOMIC_RELAXED),
+               (done - prev) / (t - prev_t), cpu);
+        fflush(stdout);
+
+        prev = done;
+        prev_t = t;
+        next += interval;
+    }
+
+    pthread_mutex_lock(&files->lock);
+    last = files->last;
+    pthread_mutex_unlock(&files->lock);
+
+    clock_gettime(CLOCK_REALTIME, &rt);
+
+    printf("finished t=%.1f done=%" PRIu64 " errors=%" PRIu64
+           " last_epoch=%.3f\n", now() - go,
+           __atomic_load_n(&files->done, __ATOMIC_RELAXED),
+           __atomic_load_n(&files->errors, __ATOMIC_RELAXED),
+           rt.tv_sec + rt.tv_nsec / 1e9 - now() + last);
+    fflush(stdout);
 }
 
 
@@ -314,13 +528,17 @@ main(int argc, char **argv)
     int                  c, i, threads, rc;
     double               seconds, warmup, count, size, first_n, v;
     double               elapsed, t_start, t_last, t_go, cpu;
+    double               total_n, dirs, per_dir, interval, epoch;
+    double               first10, last10;
     uint64_t             status[BENCH_STATUS_MAX], other, total, ok, warm;
     uint64_t             errors, warm_err;
     size_t               nlat, k;
     uint32_t            *lat;
     long double          sum;
-    const char          *latfile;
+    const char          *latfile, *listfile, *order;
     FILE                *f;
+    bench_files_t        files;
+    struct timespec      rt;
     pthread_t           *tid;
     bench_thread_t      *th;
     pthread_barrier_t    barrier;
@@ -344,8 +562,16 @@ main(int argc, char **argv)
     size = 4096;
     first_n = 0;
     latfile = NULL;
+    total_n = 0;
+    dirs = 80;
+    per_dir = 0;
+    interval = 0;
+    listfile = NULL;
+    order = "spread";
 
-    while ((c = getopt(argc, argv, "e:a:s:r:b:z:t:d:n:w:S:k:L:h")) != -1) {
+    while ((c = getopt(argc, argv, "e:a:s:r:b:z:t:d:n:w:S:k:L:N:D:O:P:p:l:h"))
+           != -1)
+    {
         switch (c) {
         case 'e': conf.endpoint = optarg; break;
         case 'a': conf.access_key = optarg; break;
@@ -354,6 +580,8 @@ main(int argc, char **argv)
         case 'b': bucket = optarg; break;
         case 'z': zarr_id = optarg; break;
         case 'L': latfile = optarg; break;
+        case 'l': listfile = optarg; break;
+        case 'O': order = optarg; break;
 
         case 't':
         case 'd':
@@ -361,6 +589,10 @@ main(int argc, char **argv)
         case 'w':
         case 'S':
         case 'k':
+        case 'N':
+        case 'D':
+        case 'P':
+        case 'p':
             if (number(optarg, &v) != 0) {
                 fprintf(stderr, "bench_put: bad number for -%c: %s\n", c,
                         optarg);
@@ -374,6 +606,10 @@ main(int argc, char **argv)
             case 'w': warmup = v; break;
             case 'S': size = v; break;
             case 'k': first_n = v; break;
+            case 'N': total_n = v; break;
+            case 'D': dirs = v; break;
+            case 'P': per_dir = v; break;
+            case 'p': interval = v; break;
             }
             break;
 
@@ -385,10 +621,29 @@ main(int argc, char **argv)
 
     if (optind != argc || conf.endpoint == NULL || conf.access_key == NULL
         || conf.secret_key == NULL || bucket == NULL || zarr_id == NULL
-        || threads < 1 || threads > 4096 || (count == 0 && seconds <= 0))
+        || threads < 1 || threads > 4096 || (count == 0 && seconds <= 0)
+        || (total_n > 0 && (dirs < 1 || warmup > 0 || count > 0
+                            || (strcmp(order, "spread") != 0
+                                && strcmp(order, "seq") != 0)))
+        || (total_n == 0 && (listfile || interval > 0)))
     {
         usage();
         return 2;
+    }
+
+    memset(&files, 0, sizeof(bench_files_t));
+
+    if (total_n > 0) {
+        files.first = (uint64_t) first_n;
+        files.total = (uint64_t) total_n;
+        files.next = files.first;
+        files.dirs = (uint64_t) dirs;
+        files.per_dir = per_dir >= 1
+                        ? (uint64_t) per_dir
+                        : (files.total + files.dirs - 1) / files.dirs;
+        files.spread = strcmp(order, "spread") == 0;
+        files.running = threads;
+        pthread_mutex_init(&files.lock, NULL);
     }
 
     if (zarr_s3_global_init() != 0) {
@@ -421,12 +676,18 @@ main(int argc, char **argv)
         th[i].go_lock = &go_lock;
         th[i].id = i;
         th[i].err_status = -1;
+        th[i].files = total_n > 0 ? &files : NULL;
+        th[i].listing = listfile != NULL;
 
         rc = pthread_create(&tid[i], NULL, bench_run, &th[i]);
         if (rc != 0) {
             fprintf(stderr, "bench_put: pthread_create: %s\n", strerror(rc));
             return 1;
         }
+    }
+
+    if (total_n > 0 && interval > 0) {
+        progress(&files, interval, &t_go, &go_lock);
     }
 
     for (i = 0; i < threads; i++) {
@@ -475,6 +736,27 @@ main(int argc, char **argv)
         }
     }
 
+    if (listfile) {
+        f = fopen(listfile, "w");
+        if (f == NULL) {
+            fprintf(stderr, "bench_put: %s: %s\n", listfile, strerror(errno));
+            return 1;
+        }
+
+        for (i = 0; i < threads; i++) {
+            if (th[i].nlist
+                && fwrite(th[i].list, 1, th[i].nlist, f) != th[i].nlist)
+            {
+                break;
+            }
+        }
+
+        if (fclose(f) != 0 || i < threads) {
+            fprintf(stderr, "bench_put: %s: write failed\n", listfile);
+            return 1;
+        }
+    }
+
     if (latfile) {
         f = fopen(latfile, "w");
         if (f == NULL) {
@@ -511,6 +793,23 @@ main(int argc, char **argv)
         elapsed = 1e-9;
     }
 
+    /* the wall clock of the last answer */
+    clock_gettime(CLOCK_REALTIME, &rt);
+    epoch = rt.tv_sec + rt.tv_nsec / 1e9 - now() + t_last;
+
+    /* -N: the first and the last tenth of the files */
+    first10 = 0;
+    last10 = 0;
+
+    if (total_n > 0 && files.total >= BENCH_TENTHS
+        && files.tenth[1] > t_start && t_last > files.tenth[BENCH_TENTHS - 1])
+    {
+        first10 = (files.total / BENCH_TENTHS) / (files.tenth[1] - t_start);
+        last10 = (files.total - (BENCH_TENTHS - 1)
+                                * (files.total / BENCH_TENTHS))
+                 / (t_last - files.tenth[BENCH_TENTHS - 1]);
+    }
+
     getrusage(RUSAGE_SELF, &ru);
     cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
           + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
@@ -541,15 +840,22 @@ main(int argc, char **argv)
     printf("result requests=%" PRIu64 " errors=%" PRIu64 " seconds=%.3f "
            "rps=%.1f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f mean_ms=%.2f "
            "max_ms=%.2f client_cpu_s=%.2f warmup_requests=%" PRIu64
-           " warmup_errors=%" PRIu64 "\n",
+           " warmup_errors=%" PRIu64 " last_epoch=%.3f",
            total, errors, elapsed, total / elapsed,
            percentile(lat, nlat, 50), percentile(lat, nlat, 90),
            percentile(lat, nlat, 99),
            nlat ? (double) (sum / nlat) / 1000.0 : 0.0,
-           nlat ? lat[nlat - 1] / 1000.0 : 0.0, cpu, warm, warm_err);
+           nlat ? lat[nlat - 1] / 1000.0 : 0.0, cpu, warm, warm_err, epoch);
+
+    if (total_n > 0) {
+        printf(" first10_rps=%.1f last10_rps=%.1f", first10, last10);
+    }
+
+    printf("\n");
 
     for (i = 0; i < threads; i++) {
         free(th[i].lat);
+        free(th[i].list);
     }
 
     free(lat);

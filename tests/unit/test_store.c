@@ -548,6 +548,154 @@ test_two_processes(void **state)
 }
 
 
+/*
+ * Flushes beside writers: two processes write while this one flushes
+ * again and again (a flush computes from a snapshot and writes back only
+ * what did not change since).  Each writer fills directories in two
+ * commits (f0-f4, then f5-f9 and f0 deleted) and never touches them
+ * again: a directory written back with the digest of its first half would
+ * stay wrong (clean directories are not recomputed), so the digest must
+ * equal the model's, and after a last flush the stored one too.  Every
+ * other round the flush takes a new snapshot every 7 entries (it does
+ * every 4,096), finding its place again after deletes.
+ */
+
+#define FLUSH_BATCHES  400
+
+static void
+test_flush_beside_writers(void **state)
+{
+    char             *dir, p[64], e[16];
+    char              want[ZARR_DIGEST_MAX], got[ZARR_DIGEST_MAX];
+    int               child, status, running, rc;
+    pid_t             pids[2];
+    size_t            b, j, n, flushes;
+    zarr_store_t     *s;
+    zarr_err_t        err;
+    zarr_mtree_t     *t;
+    zarr_dir_sum_t    sum;
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+    zarr_store_close(s);
+
+    for (child = 0; child < 2; child++) {
+        pids[child] = fork();
+        assert_true(pids[child] >= 0);
+
+        if (pids[child] == 0) {
+            zarr_store_t     *w;
+            zarr_mutation_t   m[10];
+            size_t            bad;
+            char              paths[10][64], tags[10][16];
+
+            rc = zarr_store_open(&w, dir, 64 << 20, ZARR_STORE_NOSYNC, &err);
+            free(dir);
+
+            if (rc != ZARR_OK) {
+                _exit(10);
+            }
+
+            for (b = 0; b < FLUSH_BATCHES; b++) {
+                for (j = 0; j < 10; j++) {
+                    snprintf(paths[j], sizeof(paths[j]), "c%d/b%zu/f%zu",
+                             child, b, j);
+                    snprintf(tags[j], sizeof(tags[j]), "e%zu", b * 10 + j);
+                    m[j] = put("z", paths[j], tags[j], j);
+                }
+
+                if (zarr_store_apply(w, m, 5, &bad, &err) != ZARR_OK) {
+                    _exit(11);
+                }
+
+                m[0] = del("z", paths[0]);
+
+                if (zarr_store_apply(w, m, 1, &bad, &err) != ZARR_OK
+                    || zarr_store_apply(w, m + 5, 5, &bad, &err) != ZARR_OK)
+                {
+                    _exit(12);
+                }
+            }
+
+            zarr_store_close(w);
+            _exit(0);
+        }
+    }
+
+    /* opened after the fork: the writers inherit nothing of it */
+    s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+
+    flushes = 0;
+    running = 2;
+
+    while (running) {
+        if (flushes % 2) {
+            zarr_store_set_flush_renew(s, flushes % 4 == 1 ? 7 : 4096);
+            assert_int_equal(zarr_store_flush(s, NULL, 0, NULL, 0, &err),
+                             ZARR_OK);
+
+        } else {
+            /* the zarr may not be there yet */
+            rc = zarr_store_sync_zarr(s, B, BL, "z", 1, &sum, &err);
+            assert_true(rc == ZARR_OK || rc == ZARR_ERR_NOTFOUND);
+        }
+
+        flushes++;
+
+        for (child = 0; child < 2; child++) {
+            if (pids[child]
+                && waitpid(pids[child], &status, WNOHANG) == pids[child])
+            {
+                assert_true(WIFEXITED(status));
+                assert_int_equal(WEXITSTATUS(status), 0);
+                pids[child] = 0;
+                running--;
+            }
+        }
+    }
+
+    t = zarr_mtree_create();
+    n = 0;
+
+    for (child = 0; child < 2; child++) {
+        for (b = 0; b < FLUSH_BATCHES; b++) {
+            for (j = 1; j < 10; j++) {
+                snprintf(p, sizeof(p), "c%d/b%zu/f%zu", child, b, j);
+                snprintf(e, sizeof(e), "e%zu", b * 10 + j);
+                assert_int_equal(zarr_mtree_add(t, p, strlen(p), j, e,
+                                                strlen(e), n++, &err), 0);
+            }
+        }
+    }
+
+    assert_int_equal(zarr_mtree_compute(t, NULL, NULL, &sum, &err), 0);
+    strcpy(want, sum.digest);
+    zarr_mtree_free(t);
+
+    digest(s, "z", got);
+    assert_string_equal(got, want);
+
+    /* synced: then the stored digest, no recomputation left */
+    assert_int_equal(zarr_store_sync_zarr(s, B, BL, "z", 1, &sum, &err),
+                     ZARR_OK);
+    assert_string_equal(sum.digest, want);
+    assert_int_equal(zarr_store_sync_zarr(s, B, BL, "z", 1, &sum, &err),
+                     ZARR_OK);
+    assert_string_equal(sum.digest, want);
+    digest(s, "z", got);
+    assert_string_equal(got, want);
+
+    print_message("test_flush_beside_writers: %zu flushes\n", flushes);
+    assert_true(flushes >= 4);
+
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 static void
 test_map_full(void **state)
 {
@@ -931,6 +1079,7 @@ main(void)
         cmocka_unit_test(test_empty_directories),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_two_processes),
+        cmocka_unit_test(test_flush_beside_writers),
         cmocka_unit_test(test_map_full),
         cmocka_unit_test(test_invalid_group),
         cmocka_unit_test(test_random_model),
