@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
-CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
+CORE     = json digest path tree tree_read tree_apply gate recover outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h

@@ -37,9 +37,10 @@
  *   keys     hash of an object key (8) -> how many intents hold it (4)
  *   meta     "next_batch"
  * tables of the tree:
- *   batches  bucket NUL zarr_id -> batch id (8), key prefix: opened,
- *            maybe active
- *   recover  bucket NUL zarr_id -> key prefix: to rebuild from a listing
+ *   batches  bucket NUL zarr_id -> batch id (8), key prefix NUL checksum
+ *            prefix: opened, maybe active
+ *   recover  bucket NUL zarr_id -> key prefix NUL checksum prefix: to
+ *            rebuild from a listing
  */
 
 
@@ -278,12 +279,25 @@ int zarr_gate_intents(zarr_store_t *s, zarr_intent_cb cb, void *ctx,
 int zarr_gate_recovering(zarr_store_t *s, const zarr_zref_t *z, int *yes,
     zarr_err_t *err);
 int zarr_gate_recover_count(zarr_store_t *s, uint64_t *n, zarr_err_t *err);
-/* prefix: the zarrs' key prefix recorded with the batch ("zarr/") */
+/*
+ * rec: what was recorded with the batch, the zarrs' key prefix NUL the
+ * checksum prefix ("zarr/\0zarr-checksums/")
+ */
 typedef int (*zarr_zref_cb)(void *ctx, const zarr_zref_t *z,
-    const char *prefix, size_t prefix_len);
+    const char *rec, size_t rec_len);
 int zarr_gate_recover_list(zarr_store_t *s, zarr_zref_cb cb, void *ctx,
     zarr_err_t *err);
 int zarr_gate_recover_done(zarr_store_t *s, const zarr_zref_t *z,
+    zarr_err_t *err);
+
+/*
+ * Start-up, before any worker (zarr_recover.c): with lost, every zarr
+ * with a durable batch record is marked to recover and the records go;
+ * in any case the zarrs with intents of the first version (kept in the
+ * tree) are marked and those intents go.  *n: zarrs newly marked.  One
+ * tree transaction, fsynced.
+ */
+int zarr_gate_recover_mark(zarr_store_t *s, int lost, uint64_t *n,
     zarr_err_t *err);
 
 /*

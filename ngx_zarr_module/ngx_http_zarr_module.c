@@ -1009,13 +1009,23 @@ ngx_http_zarr_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_zarr_commit_init(cycle);
+    if (ngx_http_zarr_commit_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* they use the store too: it stays open while their tasks run */
+    ngx_http_zarr_store_user(ngx_http_zarr_mirror_busy);
+    ngx_http_zarr_store_user(ngx_http_zarr_api_busy);
+
+    return ngx_http_zarr_mirror_init(cycle, ngx_http_zarr_get_store(),
+                                     ngx_http_zarr_s3_conf());
 }
 
 
 static void
 ngx_http_zarr_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_zarr_mirror_exit();
     ngx_http_zarr_commit_exit(cycle);
     ngx_http_zarr_auth_exit_process();
 }

@@ -72,8 +72,8 @@ static const char *zarr_gate_intent_read(const MDB_val *v,
 static uint64_t zarr_gate_intent_hash(const zarr_intentrec_t *in,
     const char *p);
 static int zarr_gate_durable_put(zarr_store_t *s, MDB_txn *txn,
-    const zarr_zref_t *z, uint64_t id, const char *prefix,
-    size_t prefix_len, zarr_err_t *err);
+    const zarr_zref_t *z, uint64_t id, const zarr_begin_t *b,
+    zarr_err_t *err);
 static int zarr_gate_durable_del(zarr_store_t *s, const zarr_zref_t *z,
     uint64_t id, zarr_err_t *err);
 
@@ -960,8 +960,7 @@ zarr_gate_txn_durable(zarr_gate_txn_t *t, const zarr_begin_t *b,
             continue;
         }
 
-        rc = zarr_gate_durable_put(t->s, t->txn, z, ids[i], b->prefix,
-                                   b->prefix_len, t->err);
+        rc = zarr_gate_durable_put(t->s, t->txn, z, ids[i], b, t->err);
         if (rc != ZARR_OK) {
             return rc;
         }
@@ -1487,23 +1486,38 @@ zarr_gate_tree_zkey(zarr_buf_t *b, const zarr_zref_t *z)
 
 static int
 zarr_gate_durable_put(zarr_store_t *s, MDB_txn *txn, const zarr_zref_t *z,
-    uint64_t id, const char *prefix, size_t prefix_len, zarr_err_t *err)
+    uint64_t id, const zarr_begin_t *b, zarr_err_t *err)
 {
     int          mrc;
-    char         val[8 + 1024];
+    char         val[8 + 2 * 1024 + 1];
+    size_t       len, cplen;
     MDB_val      k, v;
     zarr_buf_t   zkey;
 
-    /* the batch id, then the zarrs' key prefix (for a recovery) */
+    /*
+     * the batch id, then the zarrs' key prefix NUL checksum prefix: what
+     * a recovery needs to list the zarr and rewrite its mirror
+     */
 
-    if (prefix_len > 1024) {
+    cplen = b->checksum_prefix ? b->checksum_prefix_len : 0;
+
+    if (b->prefix_len > 1024 || cplen > 1024) {
         return zarr_tree_err(err, ZARR_ERR_INVALID, "zarr prefix too long");
     }
 
     memcpy(val, &id, 8);
+    len = 8;
 
-    if (prefix_len) {
-        memcpy(val + 8, prefix, prefix_len);
+    if (b->prefix_len) {
+        memcpy(val + len, b->prefix, b->prefix_len);
+        len += b->prefix_len;
+    }
+
+    val[len++] = '\0';
+
+    if (cplen) {
+        memcpy(val + len, b->checksum_prefix, cplen);
+        len += cplen;
     }
 
     zarr_buf_init(&zkey);
@@ -1517,15 +1531,13 @@ zarr_gate_durable_put(zarr_store_t *s, MDB_txn *txn, const zarr_zref_t *z,
 
     mrc = mdb_get(txn, s->batches, &k, &v);
 
-    if (mrc == 0 && v.mv_size == 8 + prefix_len
-        && memcmp(v.mv_data, val, 8 + prefix_len) == 0)
-    {
+    if (mrc == 0 && v.mv_size == len && memcmp(v.mv_data, val, len) == 0) {
         zarr_buf_free(&zkey);
         return ZARR_OK;
     }
 
     v.mv_data = val;
-    v.mv_size = 8 + prefix_len;
+    v.mv_size = len;
 
     mrc = mdb_put(txn, s->batches, &k, &v, 0);
     zarr_buf_free(&zkey);
@@ -1916,3 +1928,184 @@ zarr_gate_key_hash(const char *bucket, size_t bucket_len, const char *prefix,
 }
 
 
+
+
+/* a mark for zarr key k with what the recovery needs (rec) */
+
+static int
+zarr_gate_mark(zarr_store_t *s, MDB_txn *txn, MDB_val *k, const char *rec,
+    size_t rec_len, uint64_t *n, zarr_err_t *err)
+{
+    int      mrc;
+    MDB_val  v;
+
+    v.mv_data = (void *) rec;
+    v.mv_size = rec_len;
+
+    mrc = mdb_put(txn, s->recover, k, &v, MDB_NOOVERWRITE);
+
+    if (mrc == MDB_KEYEXIST) {
+        return ZARR_OK;
+    }
+
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "writing a recovery mark");
+    }
+
+    (*n)++;
+
+    return ZARR_OK;
+}
+
+
+int
+zarr_gate_recover_mark(zarr_store_t *s, int lost, uint64_t *n,
+    zarr_err_t *err)
+{
+    int                rc, mrc;
+    char               rec[2048];
+    size_t             len;
+    MDB_dbi            legacy;
+    MDB_txn           *txn;
+    MDB_val            k, v, zk;
+    MDB_cursor        *cur;
+    zarr_buf_t         zkey;
+    zarr_intentrec_t   in;
+    const char        *p;
+
+    static const char  defrec[] = "zarr/\0zarr-checksums/";
+
+    *n = 0;
+    cur = NULL;
+    zarr_buf_init(&zkey);
+
+    rc = zarr_tree_txn_begin(s, 0, &txn, err);
+    if (rc != ZARR_OK) {
+        return rc;
+    }
+
+    /* the zarrs whose batches were open: their intents are gone */
+
+    if (lost) {
+        mrc = mdb_cursor_open(txn, s->batches, &cur);
+        if (mrc != 0) {
+            goto failed;
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+        while (mrc == 0) {
+            /* id, key prefix NUL checksum prefix */
+            p = (const char *) v.mv_data + 8;
+            len = v.mv_size - 8;
+
+            if (v.mv_size < 9 || memchr(p, '\0', len) == NULL) {
+                p = defrec;
+                len = sizeof(defrec) - 1;
+            }
+
+            rc = zarr_gate_mark(s, txn, &k, p, len, n, err);
+            if (rc != ZARR_OK) {
+                goto done;
+            }
+
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+
+        mdb_cursor_close(cur);
+        cur = NULL;
+
+        if (mrc != MDB_NOTFOUND
+            || (mrc = mdb_drop(txn, s->batches, 0)) != 0)
+        {
+            goto failed;
+        }
+    }
+
+    /*
+     * intents of the first version, kept in the tree: their zarrs are
+     * rebuilt too (cheaper to write than a resolver for the old format)
+     */
+
+    mrc = mdb_cursor_open(txn, s->intents, &cur);
+    if (mrc != 0) {
+        goto failed;
+    }
+
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    while (mrc == 0) {
+        p = zarr_gate_intent_read(&v, &in);
+
+        if (p != NULL && in.prefix_len < 1024
+            && zarr_buf_reserve(&zkey, in.bucket_len + in.zarr_id_len + 1)
+               == 0)
+        {
+            zarr_make_zkey(&zkey, p, in.bucket_len,
+                           p + in.bucket_len + in.prefix_len,
+                           in.zarr_id_len);
+
+            memcpy(rec, p + in.bucket_len, in.prefix_len);
+            memcpy(rec + in.prefix_len, "\0zarr-checksums/", 16);
+
+            zk.mv_data = zkey.data;
+            zk.mv_size = zkey.len;
+
+            rc = zarr_gate_mark(s, txn, &zk, rec, in.prefix_len + 16, n,
+                                err);
+            if (rc != ZARR_OK) {
+                goto done;
+            }
+        }
+
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    if (mrc != MDB_NOTFOUND || (mrc = mdb_drop(txn, s->intents, 0)) != 0) {
+        goto failed;
+    }
+
+    /* the first version's batch table: live batches, now in the gate */
+
+    mrc = mdb_dbi_open(txn, "batches", 0, &legacy);
+
+    if (mrc == 0) {
+        mrc = mdb_drop(txn, legacy, 1);
+    }
+
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        goto failed;
+    }
+
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+
+    if (mrc != 0) {
+        goto failed;
+    }
+
+    zarr_buf_free(&zkey);
+
+    return ZARR_OK;
+
+failed:
+
+    rc = zarr_tree_mdb_err(s, err, mrc, "marking zarrs to recover");
+
+done:
+
+    if (cur) {
+        mdb_cursor_close(cur);
+    }
+
+    if (txn) {
+        mdb_txn_abort(txn);
+    }
+
+    zarr_buf_free(&zkey);
+
+    return rc;
+}

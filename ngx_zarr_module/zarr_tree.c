@@ -238,7 +238,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
     if ((mrc = mdb_dbi_open(txn, "zarrs", dflags, &s->zarrs)) != 0
         || (mrc = mdb_dbi_open(txn, "entries", dflags, &s->entries)) != 0
         || (mrc = mdb_dbi_open(txn, "meta", dflags, &s->meta)) != 0
-        || (mrc = mdb_dbi_open(txn, "batches", dflags, &s->batches)) != 0
+        || (mrc = mdb_dbi_open(txn, "opened", dflags, &s->batches)) != 0
         || (mrc = mdb_dbi_open(txn, "intents", dflags, &s->intents)) != 0
         || (mrc = mdb_dbi_open(txn, "outbox", dflags, &s->outbox)) != 0
         || (mrc = mdb_dbi_open(txn, "zmeta", dflags, &s->zmeta)) != 0
