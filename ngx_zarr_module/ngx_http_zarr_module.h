@@ -25,6 +25,7 @@
 #include "zarr_auth.h"
 #include "zarr_gate.h"
 #include "zarr_path.h"
+#include "zarr_recover.h"
 #include "zarr_s3.h"
 #include "zarr_s3op.h"
 #include "zarr_s3xml.h"
@@ -270,6 +271,7 @@ void ngx_http_zarr_stats_request(ngx_uint_t op, ngx_uint_t result);
 void ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
     ngx_uint_t failed);
 void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
+void ngx_http_zarr_stats_recovered(void);
 void ngx_http_zarr_stats_commit(ngx_uint_t us);
 void ngx_http_zarr_stats_auth(ngx_uint_t reason);
 ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
@@ -307,6 +309,7 @@ void ngx_http_zarr_auth_log(ngx_http_request_t *r, ngx_http_zarr_auth_t *au);
 /* ngx_http_zarr_api.c */
 ngx_int_t ngx_http_zarr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_http_zarr_api_busy(void);
+ngx_int_t ngx_http_zarr_api_recover_init(ngx_cycle_t *cycle);
 
 /* ngx_http_zarr_commit.c */
 ngx_int_t ngx_http_zarr_commit_init(ngx_cycle_t *cycle);
