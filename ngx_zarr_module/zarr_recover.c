@@ -205,7 +205,8 @@ zarr_recover_gate_read(const char *path)
     mdb_txn_abort(txn);
     mdb_env_close(env);
 
-    return 0;
+    /* the pages were read: the value itself does not matter */
+    return sum & 0;
 }
 
 
