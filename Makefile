@@ -22,7 +22,8 @@ UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
              $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
-             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor
+             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor \
+             $(BUILD)/bench/bench_gate
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)

@@ -358,7 +358,8 @@ zarr_store_gate_open(zarr_store_t *s, const char *dir, zarr_err_t *err)
     }
 
     if (mrc == 0) {
-        mrc = mdb_env_open(s->genv, path, MDB_NOTLS|MDB_NOSYNC, 0644);
+        mrc = mdb_env_open(s->genv, path,
+                           MDB_NOTLS|MDB_NOSYNC|MDB_WRITEMAP, 0644);
     }
 
     free(path);
