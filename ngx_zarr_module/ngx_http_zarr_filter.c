@@ -568,6 +568,10 @@ ngx_http_zarr_finish(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
                    : ngx_http_zarr_job_post(job);
 
     if (rc != NGX_OK) {
+        /* the backend did it, the tree cannot say: the resolver will */
+        ctx->job = NULL;
+        ngx_http_zarr_job_release(job, 1);
+        ngx_http_zarr_job_free(job);
         return NGX_ERROR;
     }
 
