@@ -62,6 +62,10 @@
 #   HOLD=1                start everything, print the ports and the bench_put
 #                         command line, then wait until Ctrl-C or kill (for
 #                         profiling by hand)
+#   MIRROR_DELAY=1h       zarr_mirror_delay of the gateway (default: the
+#                         template's, 500ms); a long one keeps the mirror
+#                         out of the rounds, to tell its CPU from the
+#                         request path's
 #   ZARR_NGINX            nginx binary (default /usr/sbin/nginx)
 
 set -euo pipefail
@@ -193,6 +197,10 @@ render() {
         "$template" >"$prefix/nginx.conf"
     # a client connection and an upstream one each, and more
     sed -i "s|^\( *worker_connections\) .*;|\1 $worker_conns;|" "$prefix/nginx.conf"
+    if [ -n "${MIRROR_DELAY:-}" ]; then
+        sed -i "s|^\( *zarr_mirror_delay\) .*;|\1 $MIRROR_DELAY;|" \
+            "$prefix/nginx.conf"
+    fi
 }
 
 start_stub() {
