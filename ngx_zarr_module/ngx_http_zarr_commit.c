@@ -99,7 +99,6 @@ static void ngx_http_zarr_resolve_timer(ngx_event_t *ev);
 static void ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_resolve_event(ngx_event_t *ev);
 static int ngx_http_zarr_collect(void *ctx, const zarr_intent_info_t *in);
-static int ngx_http_zarr_proc_alive(const zarr_proc_t *p);
 static uint64_t ngx_http_zarr_proc_start(uint32_t pid);
 
 
@@ -170,7 +169,9 @@ ngx_http_zarr_proc_start(uint32_t pid)
 }
 
 
-static int
+/* 1: the process of p is alive, the same (its start time); any thread */
+
+int
 ngx_http_zarr_proc_alive(const zarr_proc_t *p)
 {
     if (kill((pid_t) p->pid, 0) == -1 && errno == ESRCH) {
