@@ -2405,10 +2405,11 @@ ngx_http_zarr_api_job_json(const zarr_job_t *job)
 {
     json_t  *j;
 
-    j = json_pack("{s:s,s:I,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-                  "s:o,s:o,s:o}",
+    j = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+                  "s:I,s:o,s:o,s:o}",
                   "state", zarr_job_state_name(job->state),
                   "job_id", (json_int_t) job->id,
+                  "pid", (json_int_t) job->proc.pid,
                   "started", ngx_http_zarr_api_time(job->started_ms),
                   "updated", ngx_http_zarr_api_time(job->updated_ms),
                   "ended", ngx_http_zarr_api_time(job->ended_ms),
