@@ -22,6 +22,7 @@
 #include <jansson.h>
 
 #include "ngx_http_zarr_module.h"
+#include "zarr_job.h"
 #include "zarr_outbox.h"
 #include "zarr_path.h"
 
@@ -34,6 +35,7 @@
 #define NGX_HTTP_ZARR_API_POLL           100
 #define NGX_HTTP_ZARR_API_WAIT           60000
 #define NGX_HTTP_ZARR_API_TIMEOUT_MAX    86400
+#define NGX_HTTP_ZARR_API_PROGRESS       1000    /* ms between records */
 
 #define NGX_HTTP_ZARR_API_JSON_FLAGS     (JSON_COMPACT|JSON_PRESERVE_ORDER)
 
@@ -198,6 +200,18 @@ struct ngx_http_zarr_api_task_s {
     unsigned                    locked:1;         /* holds t->batch */
     unsigned                    lost:1;           /* ...and lost it */
 
+    /* reconcile as a job (zarr_job.h): its record, kept up to date */
+    zarr_job_t                  job;
+    uint64_t                    listed;
+    uint64_t                    total;
+    uint64_t                    applied;
+    unsigned                    jobbed:1;         /* a job, not a recovery */
+    unsigned                    started:1;        /* recorded, batch held */
+    unsigned                    second:1;         /* the reconcile posted */
+    unsigned                    running:1;        /* another job runs */
+    unsigned                    wait:1;           /* ?wait=1 */
+    unsigned                    unrecorded:1;     /* its end was not */
+
     /* info, checksum: the zarr is rebuilt (DESIGN 4); reconcile: do it */
     unsigned                    recovering:1;
     ngx_queue_t                 queue;            /* recoveries to run */
@@ -298,6 +312,21 @@ static ngx_int_t ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_reconcile_get(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static void ngx_http_zarr_api_job_event(ngx_event_t *ev);
+static ngx_int_t ngx_http_zarr_api_job_accepted(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_job_log(ngx_http_zarr_api_task_t *t,
+    ngx_log_t *log);
+static json_t *ngx_http_zarr_api_job_json(const zarr_job_t *job);
+static json_t *ngx_http_zarr_api_time(uint64_t ms);
+static int ngx_http_zarr_api_job_alive(void *ctx, const zarr_proc_t *p);
+static void ngx_http_zarr_api_job_start_thread(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_job_progress(ngx_http_zarr_api_task_t *t,
+    int end);
+static const char *ngx_http_zarr_api_job_error(ngx_http_zarr_api_task_t *t,
+    uint32_t *status);
 
 static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
     ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
@@ -410,6 +439,9 @@ static ngx_http_zarr_api_route_t  ngx_http_zarr_api_routes[] = {
 
     { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/reconcile",
       ngx_http_zarr_api_reconcile, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/reconcile",
+      ngx_http_zarr_api_reconcile_get, 0 },
 
     { 0, NULL, NULL, 0 }
 };
@@ -2065,12 +2097,23 @@ ngx_http_zarr_api_complete_done(ngx_http_request_t *r,
 }
 
 
-/* POST v1/buckets/{b}/zarrs/{id}/reconcile */
+/*
+ * POST v1/buckets/{b}/zarrs/{id}/reconcile[?wait=1]
+ *
+ * A job (zarr_job.h), in two thread tasks on one task structure: the
+ * first records the job and opens the zarr's batch, then the request is
+ * answered (202, or 409 while another job runs or a batch is active) and
+ * the second, the reconcile itself, runs without it.  With wait=1 the
+ * request waits for the second and gets the job's end (the answer of
+ * reconcile before it became a job).
+ */
 
 static ngx_int_t
 ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx)
 {
+    ngx_int_t                   rc;
+    ngx_str_t                   wait;
     ngx_http_zarr_api_task_t   *t;
     ngx_http_zarr_loc_conf_t   *zlcf;
     ngx_http_zarr_main_conf_t  *zmcf;
@@ -2081,6 +2124,22 @@ ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
         return ngx_http_zarr_api_unavailable(r);
     }
 
+    rc = ngx_http_zarr_api_arg(r, "wait", &wait);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_HTTP_BAD_REQUEST
+        || (rc == NGX_OK
+            && !(wait.len == 1 && (wait.data[0] == '0'
+                                   || wait.data[0] == '1'))))
+    {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request",
+                                       "wait: 0 or 1");
+    }
+
     t = ngx_http_zarr_api_task_create(r, ctx,
                                       NGX_HTTP_ZARR_API_TASK_RECONCILE,
                                       ngx_http_zarr_api_reconcile_done,
@@ -2089,12 +2148,167 @@ ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    t->jobbed = 1;
+    t->wait = (rc == NGX_OK && wait.data[0] == '1');
+
     /* the batch reconcile holds while it runs: touched as it goes */
 
     zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
     t->timeout_ms = ngx_max(zlcf->batch_timeout, 1);
 
-    return ngx_http_zarr_api_task_post(r, t);
+    rc = ngx_http_zarr_api_task_post(r, t);
+
+    if (rc == NGX_DONE) {
+        /* posted: it comes back here, not to ngx_http_zarr_api_task_event */
+        t->task.event.handler = ngx_http_zarr_api_job_event;
+    }
+
+    return rc;
+}
+
+
+/*
+ * A reconcile job's task back from the thread pool: its first part
+ * (recorded and holding the batch: the second is posted, the request
+ * answered 202 unless it waits) or its end.
+ */
+
+static void
+ngx_http_zarr_api_job_event(ngx_event_t *ev)
+{
+    ngx_int_t                   rc;
+    zarr_err_t                  err;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    t = ev->data;
+    r = t->r;
+
+    ngx_http_zarr_api_tasks--;
+
+    if (t->started && !t->second) {
+        t->second = 1;
+
+        zmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                                   ngx_http_zarr_module);
+
+        if (zmcf->thread_pool
+            && ngx_thread_task_post(zmcf->thread_pool, &t->task) == NGX_OK)
+        {
+            ngx_http_zarr_api_tasks++;
+
+            if (r == NULL || t->wait) {
+                /* it runs on; a waiting request stays blocked */
+                return;
+            }
+
+            c = r->connection;
+            ngx_http_set_log_request(c->log, r);
+
+            /* the request goes, the task stays */
+            t->cln->handler = NULL;
+            t->r = NULL;
+            t->ctx = NULL;
+            r->main->blocked--;
+
+            rc = ngx_http_zarr_api_job_accepted(r, t);
+
+            ngx_http_finalize_request(r, rc);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        /* not posted: the batch is let go, the job recorded as failed */
+
+        (void) zarr_gate_batch_end(t->store, &t->z, t->batch.id, &err);
+
+        t->locked = 0;
+        t->rc = NGX_HTTP_ZARR_API_BACKEND;
+        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        ngx_cpystrn((u_char *) t->err.msg,
+                    (u_char *) "the thread pool is busy; retry",
+                    sizeof(t->err.msg));
+        ngx_http_zarr_api_job_progress(t, 1);
+    }
+
+    if (t->started) {
+        ngx_http_zarr_api_job_log(t, r ? r->connection->log
+                                       : ngx_cycle->log);
+    }
+
+    if (r == NULL) {
+        ngx_http_zarr_api_task_free(t);
+        return;
+    }
+
+    t->cln->handler = NULL;
+
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+
+    rc = t->done(r, t);
+
+    ngx_http_zarr_api_task_free(t);
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* 202 with the job and where to see it */
+
+static ngx_int_t
+ngx_http_zarr_api_job_accepted(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the same path (no arguments), relative: GET it */
+    h->hash = 1;
+    ngx_str_set(&h->key, "Location");
+    h->value = r->uri;
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_ACCEPTED,
+                                       ngx_http_zarr_api_job_json(&t->job));
+}
+
+
+/* the end of a job, in the error log as reconcile has always logged it */
+
+static void
+ngx_http_zarr_api_job_log(ngx_http_zarr_api_task_t *t, ngx_log_t *log)
+{
+    if (t->unrecorded) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "zarr api: the end of the reconcile of \"%s/%s\" "
+                      "could not be recorded: %s", t->z.bucket,
+                      t->z.zarr_id, t->job.error);
+    }
+
+    if (t->rc == ZARR_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "zarr api: reconciled \"%s/%s\": %uL added, "
+                      "%uL removed, %uL changed, %uL skipped, %uL stale "
+                      ".checksum removed, digest %s -> %s", t->z.bucket,
+                      t->z.zarr_id, t->added, t->removed, t->changed,
+                      t->skipped, t->stale, t->before.digest,
+                      t->after.digest);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "zarr api: reconcile of \"%s/%s\": %s", t->z.bucket,
+                  t->z.zarr_id, t->job.error);
 }
 
 
@@ -2103,6 +2317,15 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
     json_t  *j;
+
+    if (t->running) {
+        j = json_pack("{s:s,s:s,s:o}", "error", "conflict",
+                      "message", "a reconcile of this zarr is running: "
+                      "GET it to follow it", "job",
+                      ngx_http_zarr_api_job_json(&t->job));
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CONFLICT, j);
+    }
 
     if (t->rc == ZARR_ERR_CONFLICT) {
         return ngx_http_zarr_api_batch_conflict(r, t->lost
@@ -2114,10 +2337,6 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     }
 
     if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "zarr api: reconcile of \"%V/%V\": %s",
-                      &t->ctx->bucket, &t->ctx->zarr_id, t->err.msg);
-
         return ngx_http_zarr_api_error(r, t->status,
                                        t->status == NGX_HTTP_NOT_FOUND
                                        ? "not_found" : "backend_error",
@@ -2128,23 +2347,124 @@ ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
         return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "zarr api: reconciled \"%V/%V\": %uL added, %uL removed, "
-                  "%uL changed, %uL skipped, %uL stale .checksum removed, "
-                  "digest %s -> %s", &t->ctx->bucket, &t->ctx->zarr_id,
-                  t->added, t->removed, t->changed, t->skipped, t->stale,
-                  t->before.digest, t->after.digest);
+    /* ?wait=1: the job as it ended */
 
-    j = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s,s:I}",
-                  "added", (json_int_t) t->added,
-                  "removed", (json_int_t) t->removed,
-                  "changed", (json_int_t) t->changed,
-                  "skipped", (json_int_t) t->skipped,
-                  "digest_before", t->before.digest,
-                  "digest_after", t->after.digest,
-                  "stale_checksums_removed", (json_int_t) t->stale);
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                                       ngx_http_zarr_api_job_json(&t->job));
+}
 
-    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK, j);
+
+/*
+ * GET v1/buckets/{b}/zarrs/{id}/reconcile: the zarr's last job, whichever
+ * worker runs or ran it; one LMDB read, inline
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_reconcile_get(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    int            rc;
+    zarr_err_t     err;
+    zarr_job_t    *job;
+    zarr_zref_t    z;
+    zarr_store_t  *store;
+
+    store = ngx_http_zarr_get_store();
+    if (store == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    job = ngx_palloc(r->pool, sizeof(zarr_job_t));
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_zarr_api_zref(ctx, &z);
+
+    rc = zarr_job_get(store, &z, ngx_http_zarr_api_job_alive, NULL, job,
+                      &err);
+
+    if (rc == ZARR_ERR_NOTFOUND) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "no reconcile of \"%V/%V\" was "
+                                       "asked", &ctx->bucket,
+                                       &ctx->zarr_id);
+    }
+
+    if (rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, rc, &err);
+    }
+
+    return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                                       ngx_http_zarr_api_job_json(job));
+}
+
+
+static json_t *
+ngx_http_zarr_api_job_json(const zarr_job_t *job)
+{
+    json_t  *j;
+
+    j = json_pack("{s:s,s:I,s:I,s:o,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+                  "s:I,s:o,s:o,s:o}",
+                  "state", zarr_job_state_name(job->state),
+                  "job_id", (json_int_t) job->id,
+                  "pid", (json_int_t) job->proc.pid,
+                  "started", ngx_http_zarr_api_time(job->started_ms),
+                  "updated", ngx_http_zarr_api_time(job->updated_ms),
+                  "ended", ngx_http_zarr_api_time(job->ended_ms),
+                  "objects_listed", (json_int_t) job->listed,
+                  "mutations_total", (json_int_t) job->total,
+                  "mutations_applied", (json_int_t) job->applied,
+                  "added", (json_int_t) job->added,
+                  "removed", (json_int_t) job->removed,
+                  "changed", (json_int_t) job->changed,
+                  "skipped", (json_int_t) job->skipped,
+                  "stale_checksums_removed", (json_int_t) job->stale,
+                  "digest_before", job->digest_before[0]
+                                   ? json_string(job->digest_before)
+                                   : json_null(),
+                  "digest_after", job->digest_after[0]
+                                  ? json_string(job->digest_after)
+                                  : json_null(),
+                  "error", job->error[0]
+                           ? json_string(job->error) : json_null());
+
+    return j;
+}
+
+
+/* RFC 3339, UTC, to the second; null for 0 */
+
+static json_t *
+ngx_http_zarr_api_time(uint64_t ms)
+{
+    char       buf[32];
+    time_t     sec;
+    struct tm  tm;
+
+    if (ms == 0) {
+        return json_null();
+    }
+
+    sec = (time_t) (ms / 1000);
+
+    if (gmtime_r(&sec, &tm) == NULL
+        || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    {
+        return json_null();
+    }
+
+    return json_string(buf);
+}
+
+
+/* is the process of a job alive (any thread) */
+
+static int
+ngx_http_zarr_api_job_alive(void *ctx, const zarr_proc_t *p)
+{
+    return ngx_http_zarr_proc_alive(p);
 }
 
 
@@ -2391,6 +2711,11 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
         break;
 
     case NGX_HTTP_ZARR_API_TASK_RECONCILE:
+        if (t->jobbed && !t->started) {
+            ngx_http_zarr_api_job_start_thread(t);
+            break;
+        }
+
         ngx_http_zarr_api_reconcile_thread(t);
         break;
 
@@ -2715,7 +3040,8 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
      * recovery needs none: every write of the zarr is refused meanwhile
      */
 
-    if (t->recovering) {
+    if (t->recovering || t->locked) {
+        /* a job opened the batch before it was accepted */
         t->rc = ZARR_OK;
         goto locked;
     }
@@ -2792,6 +3118,7 @@ locked:
     }
 
     t->skipped = backend.skipped;
+    ngx_http_zarr_api_job_progress(t, 0);
 
     /* the difference, as mutations */
 
@@ -2858,6 +3185,8 @@ locked:
         mu->size = bf->size;
         n++;
     }
+
+    t->total = n;
 
     if (!known) {
         t->rc = zarr_store_create_zarr(t->store, t->z.bucket,
@@ -2938,6 +3267,164 @@ done:
     free(kinds);
     ngx_http_zarr_api_files_free(&store);
     ngx_http_zarr_api_files_free(&backend);
+
+    /* the job's end, recorded */
+    ngx_http_zarr_api_job_progress(t, 1);
+}
+
+
+/*
+ * A reconcile job's first part: records the job (ZARR_ERR_CONFLICT and
+ * t->running when another runs), lets go of the batch an interrupted job
+ * left behind, and opens the zarr's batch (a conflict is recorded as the
+ * job's failure).
+ */
+
+static void
+ngx_http_zarr_api_job_start_thread(ngx_http_zarr_api_task_t *t)
+{
+    int         rc;
+    uint64_t    now;
+    zarr_err_t  err;
+    zarr_job_t  prev;
+
+    now = ngx_http_zarr_now_ms();
+
+    t->rc = zarr_job_start(t->store, &t->z, ngx_http_zarr_proc(), now,
+                           ngx_http_zarr_api_job_alive, NULL, &t->job, &prev,
+                           &t->err);
+
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        t->running = 1;
+        return;
+    }
+
+    if (t->rc != ZARR_OK) {
+        return;
+    }
+
+    if (prev.batch_id && strcmp(prev.error, ZARR_JOB_INTERRUPTED) == 0) {
+        /* that batch only: ZARR_ERR_CONFLICT if another followed it */
+        (void) zarr_gate_batch_end(t->store, &t->z, prev.batch_id, &err);
+    }
+
+    t->rc = zarr_gate_batch_open(t->store, &t->z,
+                                 NGX_HTTP_ZARR_API_RECONCILE_OWNER,
+                                 sizeof(NGX_HTTP_ZARR_API_RECONCILE_OWNER) - 1,
+                                 t->timeout_ms, now, &t->batch, &t->err);
+
+    if (t->rc == ZARR_OK) {
+        t->locked = 1;
+        t->touched_ms = now;
+        t->job.batch_id = t->batch.id;
+
+        rc = zarr_job_update(t->store, &t->z, &t->job, now, &t->err);
+
+        if (rc == ZARR_OK) {
+            t->started = 1;
+            return;
+        }
+
+        (void) zarr_gate_batch_end(t->store, &t->z, t->batch.id, &err);
+        t->locked = 0;
+        t->rc = rc;
+    }
+
+    /* refused: the job that was asked failed */
+    ngx_http_zarr_api_job_progress(t, 1);
+}
+
+
+/*
+ * Records a job's progress, at most every NGX_HTTP_ZARR_API_PROGRESS ms
+ * (a short write of the gate's, no fsync), or its end (from t->rc).  A
+ * recovery is no job: nothing.
+ */
+
+static void
+ngx_http_zarr_api_job_progress(ngx_http_zarr_api_task_t *t, int end)
+{
+    uint64_t     now;
+    zarr_err_t   err;
+    zarr_job_t  *job;
+
+    if (!t->jobbed) {
+        return;
+    }
+
+    job = &t->job;
+    now = ngx_http_zarr_now_ms();
+
+    if (!end && now - job->updated_ms < NGX_HTTP_ZARR_API_PROGRESS) {
+        return;
+    }
+
+    job->listed = t->listed;
+    job->total = t->total;
+    job->applied = t->applied;
+    job->added = t->added;
+    job->removed = t->removed;
+    job->changed = t->changed;
+    job->skipped = t->skipped;
+    job->stale = t->stale;
+
+    if (t->before.digest[0]) {
+        memcpy(job->digest_before, t->before.digest, ZARR_DIGEST_MAX);
+        job->digest_before[ZARR_DIGEST_MAX - 1] = '\0';
+    }
+
+    if (end) {
+        job->ended_ms = now;
+        job->batch_id = 0;
+
+        if (t->rc == ZARR_OK) {
+            job->state = ZARR_JOB_DONE;
+            memcpy(job->digest_after, t->after.digest, ZARR_DIGEST_MAX);
+            job->digest_after[ZARR_DIGEST_MAX - 1] = '\0';
+
+        } else {
+            job->state = ZARR_JOB_FAILED;
+            snprintf(job->error, sizeof(job->error), "%s",
+                     ngx_http_zarr_api_job_error(t, &job->status));
+        }
+    }
+
+    if (zarr_job_update(t->store, &t->z, job, now, &err) != ZARR_OK) {
+        /* progress is best effort; a lost end is logged (job_log) */
+        if (end) {
+            t->unrecorded = 1;
+        }
+
+        job->updated_ms = now;
+    }
+}
+
+
+/* why a job failed, and the HTTP status reconcile answered it with */
+
+static const char *
+ngx_http_zarr_api_job_error(ngx_http_zarr_api_task_t *t, uint32_t *status)
+{
+    if (t->rc == ZARR_ERR_CONFLICT) {
+        *status = NGX_HTTP_CONFLICT;
+
+        return t->lost
+               ? "the reconcile's batch was ended while it ran (cancel or "
+                 "takeover); a part of the changes may be applied: run it "
+                 "again"
+               : "a batch is active on this zarr: reconcile needs the "
+                 "zarr to itself";
+    }
+
+    if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
+        *status = t->status;
+        return t->err.msg;
+    }
+
+    *status = t->rc == ZARR_ERR_INVALID ? NGX_HTTP_BAD_REQUEST
+                                        : NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    return t->err.msg[0] ? t->err.msg : "failed";
 }
 
 
@@ -3035,6 +3522,8 @@ ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t, zarr_mutation_t *m,
         }
 
         start += len;
+        t->applied += len;
+        ngx_http_zarr_api_job_progress(t, 0);
     }
 
     return ZARR_OK;
@@ -3196,6 +3685,11 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
     if (l->holder && ngx_http_zarr_api_keep(l->holder) != ZARR_OK) {
         l->stopped = 1;
         return 1;
+    }
+
+    if (l->holder && !l->checksums) {
+        l->holder->listed++;
+        ngx_http_zarr_api_job_progress(l->holder, 0);
     }
 
     if (obj->key_len < l->cut) {

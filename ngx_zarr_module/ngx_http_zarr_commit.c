@@ -99,8 +99,7 @@ static void ngx_http_zarr_resolve_timer(ngx_event_t *ev);
 static void ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_resolve_event(ngx_event_t *ev);
 static int ngx_http_zarr_collect(void *ctx, const zarr_intent_info_t *in);
-static int ngx_http_zarr_proc_alive(const zarr_proc_t *p);
-static uint64_t ngx_http_zarr_proc_start(uint32_t pid);
+static uint64_t ngx_http_zarr_proc_start(uint32_t pid, char *state);
 
 
 static ngx_http_zarr_worker_t  ngx_http_zarr_worker;
@@ -131,13 +130,16 @@ ngx_http_zarr_proc(void)
 }
 
 
-/* the start time of a process, from /proc (0: unknown) */
+/*
+ * The start time of a process, from /proc (0: unknown), and its state
+ * ('Z': a zombie, dead but not reaped yet)
+ */
 
 static uint64_t
-ngx_http_zarr_proc_start(uint32_t pid)
+ngx_http_zarr_proc_start(uint32_t pid, char *state)
 {
     int                  n;
-    char                 path[64], buf[1024], *p;
+    char                 path[64], buf[1024], *p, c;
     FILE                *f;
     unsigned long long   start;
 
@@ -160,31 +162,44 @@ ngx_http_zarr_proc_start(uint32_t pid)
     /* after the command name in parentheses, field 22 is starttime */
     p = strrchr(buf, ')');
     if (p == NULL
-        || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
-                  "%*u %*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+        || sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u "
+                  "%*u %*d %*d %*d %*d %*d %*d %llu", &c, &start) != 2)
     {
         return 0;
     }
+
+    *state = c;
 
     return start;
 }
 
 
-static int
+/*
+ * 1: the process of p is alive, the same (its start time), and not a
+ * zombie (killed, and not reaped yet: its parent is gone too, and the
+ * init process may take its time); any thread
+ */
+
+int
 ngx_http_zarr_proc_alive(const zarr_proc_t *p)
 {
+    char  state;
+
     if (kill((pid_t) p->pid, 0) == -1 && errno == ESRCH) {
         return 0;
     }
 
-    return ngx_http_zarr_proc_start(p->pid) == p->start;
+    state = '?';
+
+    return ngx_http_zarr_proc_start(p->pid, &state) == p->start
+           && state != 'Z' && state != 'X';
 }
 
 
 ngx_int_t
 ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
 {
-    char                        err[256];
+    char                        err[256], state;
     zarr_err_t                  zerr;
     zarr_s3_conf_t              c;
     ngx_http_zarr_worker_t     *w;
@@ -200,7 +215,7 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
     w->log = cycle->log;
     w->pool = zmcf->thread_pool;
     w->proc.pid = (uint32_t) ngx_pid;
-    w->proc.start = ngx_http_zarr_proc_start((uint32_t) ngx_pid);
+    w->proc.start = ngx_http_zarr_proc_start((uint32_t) ngx_pid, &state);
 
     if (zarr_store_open(&w->store, (char *) zmcf->store_path.data,
                         zmcf->store_size, 0, &zerr)

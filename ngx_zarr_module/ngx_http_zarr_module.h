@@ -327,6 +327,7 @@ const zarr_s3_conf_t *ngx_http_zarr_s3_conf(void);
 uint64_t ngx_http_zarr_now_ms(void);
 zarr_store_t *ngx_http_zarr_get_store(void);
 const zarr_proc_t *ngx_http_zarr_proc(void);
+int ngx_http_zarr_proc_alive(const zarr_proc_t *p);
 
 
 #endif /* _NGX_HTTP_ZARR_MODULE_H_INCLUDED_ */

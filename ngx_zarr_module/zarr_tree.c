@@ -352,7 +352,7 @@ zarr_store_gate_open(zarr_store_t *s, const char *dir, zarr_err_t *err)
     mrc = mdb_env_create(&s->genv);
 
     if (mrc == 0) {
-        mdb_env_set_maxdbs(s->genv, 4);
+        mdb_env_set_maxdbs(s->genv, 8);
         mdb_env_set_maxreaders(s->genv, 512);
         mrc = mdb_env_set_mapsize(s->genv, ZARR_GATE_MAP_SIZE);
     }
@@ -379,7 +379,8 @@ zarr_store_gate_open(zarr_store_t *s, const char *dir, zarr_err_t *err)
         || (mrc = mdb_dbi_open(txn, "intents", MDB_CREATE, &s->gintents))
            != 0
         || (mrc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->gkeys)) != 0
-        || (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->gmeta)) != 0)
+        || (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->gmeta)) != 0
+        || (mrc = mdb_dbi_open(txn, "jobs", MDB_CREATE, &s->gjobs)) != 0)
     {
         mdb_txn_abort(txn);
         return zarr_tree_mdb_err(s, err, mrc, "mdb_dbi_open()");

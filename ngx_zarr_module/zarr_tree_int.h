@@ -36,6 +36,7 @@ struct zarr_store_s {
     MDB_dbi             gintents;
     MDB_dbi             gkeys;
     MDB_dbi             gmeta;
+    MDB_dbi             gjobs;        /* zarr_job.h */
     int                 flags;
     uint64_t            map_size;
     uint64_t            visited;      /* entries since the last trim */

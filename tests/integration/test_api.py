@@ -92,7 +92,7 @@ def test_routes_methods_and_bad_input(gw, bucket):
             ("POST", zpath(bucket, "z", "/checksum"), "GET, HEAD"),
             ("PUT", zpath(bucket, "z", "/batch"), "GET, HEAD, POST, DELETE"),
             ("GET", zpath(bucket, "z", "/batch/complete"), "POST"),
-            ("GET", zpath(bucket, "z", "/reconcile"), "POST")):
+            ("PUT", zpath(bucket, "z", "/reconcile"), "GET, HEAD, POST")):
         r = api(gw, method, path, data=b"{}")
         assert_error(r, 405, "method_not_allowed")
         assert r.headers["Allow"] == allow
@@ -157,7 +157,7 @@ ENDPOINTS = (
     ("buckets/{b}/zarrs/z/checksum", "GET, HEAD"),
     ("buckets/{b}/zarrs/z/batch", "GET, HEAD, POST, DELETE"),
     ("buckets/{b}/zarrs/z/batch/complete", "POST"),
-    ("buckets/{b}/zarrs/z/reconcile", "POST"),
+    ("buckets/{b}/zarrs/z/reconcile", "GET, HEAD, POST"),
 )
 
 
@@ -239,7 +239,8 @@ def test_routing_edges(gw, bucket):
     # reconcile ignores its body (here: a bucket the backend lacks)
     for data in (b"{", b" " * 70000):
         body = assert_error(api(gw, "POST", zpath("no-such-bucket-here", "z",
-                                                  "/reconcile"), data=data),
+                                                  "/reconcile?wait=1"),
+                                data=data),
                             404, "not_found")
         assert "bucket" in body["message"]
     # ... and so do GET, HEAD and DELETE
@@ -578,6 +579,11 @@ def test_batch_expires(gw, bucket):
 
 # --- reconcile ---------------------------------------------------------------
 
+# what reconcile has always answered (now a part of its job's record)
+RESULT = ("added", "removed", "changed", "skipped", "digest_before",
+          "digest_after", "stale_checksums_removed")
+
+
 def test_reconcile_repairs_tree_and_mirror(gw, bucket):
     alice = gw.client("alice")
     direct = s3_client(gw.rgw, "alice")          # RGW itself: no gateway
@@ -607,13 +613,17 @@ def test_reconcile_repairs_tree_and_mirror(gw, bucket):
 
     assert gw.tree(bucket, zid)["."] == before
 
-    r = api(gw, "POST", zpath(bucket, zid, "/reconcile"))
+    r = api(gw, "POST", zpath(bucket, zid, "/reconcile?wait=1"))
     assert r.status_code == 200, r.text
     res = r.json()
-    assert res == {"added": 2, "removed": 2, "changed": 1, "skipped": 2,
-                   "digest_before": before,
-                   "digest_after": res["digest_after"],
-                   "stale_checksums_removed": 2}
+    assert {k: res[k] for k in RESULT} == {
+        "added": 2, "removed": 2, "changed": 1, "skipped": 2,
+        "digest_before": before, "digest_after": res["digest_after"],
+        "stale_checksums_removed": 2}
+    # the job's end: 7 objects listed (the 2 refused keys too), 5 applied
+    assert res["state"] == "done" and res["error"] is None
+    assert res["objects_listed"] == 7
+    assert res["mutations_total"] == res["mutations_applied"] == 5
     assert res["digest_after"] != before
     assert "reconciled \"%s/%s\"" % (bucket, zid) in gw.error_log()
 
@@ -629,11 +639,11 @@ def test_reconcile_repairs_tree_and_mirror(gw, bucket):
         direct.head_object(Bucket=bucket, Key=stale)
 
     # again: nothing to do
-    r = api(gw, "POST", zpath(bucket, zid, "/reconcile"))
-    assert r.json() == {"added": 0, "removed": 0, "changed": 0,
-                        "skipped": 0, "digest_before": res["digest_after"],
-                        "digest_after": res["digest_after"],
-                        "stale_checksums_removed": 0}
+    r = api(gw, "POST", zpath(bucket, zid, "/reconcile?wait=1"))
+    assert {k: r.json()[k] for k in RESULT} == {
+        "added": 0, "removed": 0, "changed": 0, "skipped": 0,
+        "digest_before": res["digest_after"],
+        "digest_after": res["digest_after"], "stale_checksums_removed": 0}
     consistent(gw, bucket, zid)
 
 
@@ -649,7 +659,7 @@ def test_reconcile_unknown_zarr_and_bucket(gw, bucket):
                                                 Body=b"x"), keys))
 
     assert_error(api(gw, "GET", zpath(bucket, zid)), 404, "not_found")
-    r = api(gw, "POST", zpath(bucket, zid, "/reconcile"))
+    r = api(gw, "POST", zpath(bucket, zid, "/reconcile?wait=1"))
     assert r.status_code == 200, r.text
     res = r.json()
     assert res["added"] == 1203 and res["removed"] == 0
@@ -660,14 +670,14 @@ def test_reconcile_unknown_zarr_and_bucket(gw, bucket):
     consistent(gw, bucket, zid, timeout=5)
 
     # nothing at all: an empty zarr, registered
-    r = api(gw, "POST", zpath(bucket, "empty", "/reconcile"))
+    r = api(gw, "POST", zpath(bucket, "empty", "/reconcile?wait=1"))
     assert r.status_code == 200
     assert r.json()["digest_after"] == EMPTY_DIGEST
     assert api(gw, "GET", zpath(bucket, "empty")).status_code == 200
 
     # a bucket the backend does not have
     body = assert_error(api(gw, "POST", zpath("no-such-bucket-here", "z",
-                                               "/reconcile")),
+                                               "/reconcile?wait=1")),
                         404, "not_found")
     assert "bucket" in body["message"]
     assert_error(api(gw, "GET", zpath("no-such-bucket-here", "z")), 404,
@@ -687,7 +697,8 @@ def test_reconcile_holds_the_batch(gw, bucket):
                                                 Body=b"x"), keys))
 
     # alice's batch is active: reconcile refuses and changes nothing
-    body = assert_error(api(gw, "POST", zpath(bucket, zid, "/reconcile")),
+    body = assert_error(api(gw, "POST",
+                            zpath(bucket, zid, "/reconcile?wait=1")),
                         409, "conflict")
     assert body["batch"]["owner"] == "alice"  # the verified RGW user id
     assert gw.tree(bucket, zid)["."] == before
@@ -696,7 +707,8 @@ def test_reconcile_holds_the_batch(gw, bucket):
 
     # while it runs, reconcile holds the batch: S3 writers get 409
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(api, gw, "POST", zpath(bucket, zid, "/reconcile"))
+        fut = ex.submit(api, gw, "POST",
+                        zpath(bucket, zid, "/reconcile?wait=1"))
         owner = None
         while not fut.done() and owner != "zarr-api:reconcile":
             owner = api(gw, "GET", zpath(bucket, zid, "/batch")).json().get(
@@ -798,7 +810,7 @@ def test_reconcile_keeps_its_batch_past_the_timeout(gateway, bucket,
         start = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(1) as ex:
             fut = ex.submit(api, gw, "POST",
-                            zpath(bucket, zid, "/reconcile"))
+                            zpath(bucket, zid, "/reconcile?wait=1"))
             owner = None
             while not fut.done() and owner != "zarr-api:reconcile":
                 owner = api(gw, "GET", zpath(bucket, zid, "/batch")).json(
