@@ -1070,6 +1070,102 @@ test_list_from(void **state)
 }
 
 
+/* kB of data.mdb's pages mapped in this process (its line in smaps) */
+
+static long
+map_rss_kb(void)
+{
+    int    in;
+    long   kb, v;
+    char   line[512];
+    FILE  *f;
+
+    f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+
+    in = 0;
+    kb = -1;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (strchr(line, '-') && strchr(line, '/')
+            && strstr(line, " r") != NULL)
+        {
+            in = strstr(line, "/data.mdb") != NULL;
+            continue;
+        }
+
+        if (in && sscanf(line, "Rss: %ld kB", &v) == 1) {
+            kb = v;
+            in = 0;
+        }
+    }
+
+    fclose(f);
+
+    return kb;
+}
+
+
+/*
+ * The map's pages that a recomputation maps in are dropped when it ends,
+ * not every so many entries while it goes (each dropped page would be
+ * faulted in again by the next one): after the digest of a zarr of
+ * 70,000 dirty files (more than the 65,536 entries between drops),
+ * nothing of data.mdb stays mapped in the process.
+ */
+
+#define TRIM_FILES  70000
+
+static void
+test_trim_after_recompute(void **state)
+{
+    char             *dir;
+    char              (*paths)[32];
+    size_t            i, j;
+    long              first, second;
+    zarr_store_t     *s;
+    zarr_mutation_t   m[1000];
+    char              d1[ZARR_DIGEST_MAX], d2[ZARR_DIGEST_MAX];
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+    paths = malloc(1000 * sizeof(*paths));
+    assert_non_null(paths);
+
+    for (i = 0; i < TRIM_FILES; i += 1000) {
+        for (j = 0; j < 1000; j++) {
+            snprintf(paths[j], sizeof(paths[j]), "d%zu/%zu", (i + j) % 10,
+                     i + j);
+            m[j] = put("z", paths[j], "0123456789abcdef0123456789abcdef",
+                       64);
+        }
+
+        apply(s, m, 1000);
+    }
+
+    /* every directory is dirty: each call recomputes 70,000 entries */
+
+    digest(s, "z", d1);
+    first = map_rss_kb();
+    digest(s, "z", d2);
+    second = map_rss_kb();
+
+    print_message("test_trim_after_recompute: data.mdb mapped after a "
+                  "recomputation: %ld kB, %ld kB\n", first, second);
+
+    assert_string_equal(d1, d2);
+    assert_true(first >= 0 && first <= 16);
+    assert_true(second >= 0 && second <= 16);
+
+    free(paths);
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 int
 main(void)
 {
@@ -1085,6 +1181,7 @@ main(void)
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_list_from),
+        cmocka_unit_test(test_trim_after_recompute),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
