@@ -7,13 +7,16 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "zarr_tree_int.h"
 
@@ -30,6 +33,7 @@
 
 
 static void zarr_store_find_map(zarr_store_t *s);
+static void zarr_store_flush_file(zarr_store_t *s, const char *dir);
 
 
 int
@@ -93,6 +97,71 @@ zarr_store_find_map(zarr_store_t *s)
     }
 
     fclose(f);
+}
+
+
+/* flush.lock beside data.mdb, created when missing; none if it cannot be */
+
+static void
+zarr_store_flush_file(zarr_store_t *s, const char *dir)
+{
+    int  fd;
+
+    s->flush_path = malloc(strlen(dir) + sizeof("/flush.lock"));
+
+    if (s->flush_path == NULL) {
+        return;
+    }
+
+    strcpy(s->flush_path, dir);
+    strcat(s->flush_path, "/flush.lock");
+
+    fd = open(s->flush_path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd == -1) {
+        free(s->flush_path);
+        s->flush_path = NULL;
+        return;
+    }
+
+    close(fd);
+}
+
+
+int
+zarr_tree_flush_lock(zarr_store_t *s)
+{
+    int  fd;
+
+    if (s->flush_path == NULL) {
+        return -1;
+    }
+
+    /* a descriptor of its own: flock() excludes the threads of a process */
+
+    fd = open(s->flush_path, O_RDONLY | O_CLOEXEC);
+
+    if (fd == -1) {
+        return -1;
+    }
+
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+
+    return fd;
+}
+
+
+void
+zarr_tree_flush_unlock(int fd)
+{
+    if (fd != -1) {
+        close(fd);
+    }
 }
 
 
@@ -221,6 +290,10 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
             strcat(s->data_path, "/data.mdb");
         }
 
+        if (!(flags & ZARR_STORE_RDONLY)) {
+            zarr_store_flush_file(s, path);
+        }
+
         free(path);
     }
 
@@ -313,6 +386,7 @@ zarr_store_close(zarr_store_t *s)
     if (s) {
         mdb_env_close(s->env);
         free(s->data_path);
+        free(s->flush_path);
         free(s);
     }
 }

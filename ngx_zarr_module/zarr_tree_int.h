@@ -31,6 +31,7 @@ struct zarr_store_s {
     void               *map_addr;     /* the data file's mapping */
     size_t              map_len;
     char               *data_path;
+    char               *flush_path;   /* flush.lock; NULL: none */
     uint64_t            calc_renew;   /* entries; ZARR_CALC_RENEW */
 };
 
@@ -124,6 +125,16 @@ int zarr_kept_add(zarr_buf_t *kept, const char *key, size_t key_len,
 /* flush epochs (zarr_tree.c) */
 int zarr_tree_epoch(zarr_store_t *s, MDB_txn *txn, uint32_t *epoch,
     zarr_err_t *err);
+
+/*
+ * One flush at a time over the store, in every process and thread
+ * (flock() of flush.lock, opened by each flush): a flush that waited
+ * finds the digests the other one wrote back instead of computing them
+ * again beside it.  Returns the descriptor to give back, or -1 (no lock
+ * file: flushes then go side by side, as they may).
+ */
+int zarr_tree_flush_lock(zarr_store_t *s);
+void zarr_tree_flush_unlock(int fd);
 
 /* epoch a came before epoch b (they wrap) */
 #define zarr_epoch_older(a, b)                                               \

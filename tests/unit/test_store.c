@@ -6,7 +6,11 @@
  */
 
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zarr_test.h"
@@ -1166,6 +1170,91 @@ test_trim_after_recompute(void **state)
 }
 
 
+/*
+ * One flush at a time: a flush waits while another holds flush.lock (here
+ * the test holds it), then does its work; a flush that finds nothing
+ * dirty once it has the lock writes nothing.
+ */
+
+typedef struct {
+    zarr_store_t     *s;
+    zarr_dir_sum_t    sum;
+    int               rc;
+    int               done;
+} flush_arg_t;
+
+
+static void *
+flush_thread(void *data)
+{
+    flush_arg_t *a = data;
+
+    zarr_err_t  err;
+
+    a->rc = zarr_store_sync_zarr(a->s, B, BL, "z", 1, &a->sum, &err);
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+
+    return NULL;
+}
+
+
+static void
+test_flush_one_at_a_time(void **state)
+{
+    int               fd;
+    char             *dir, path[512], want[ZARR_DIGEST_MAX];
+    pthread_t         th;
+    flush_arg_t       a;
+    zarr_mutation_t   m[2];
+    struct timespec   ts;
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    a.s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+    a.done = 0;
+
+    m[0] = put("z", "a/b", "e1", 1);
+    m[1] = put("z", "c", "e2", 2);
+    apply(a.s, m, 2);
+    digest(a.s, "z", want);
+
+    /* the store made its lock file; another holder of it */
+
+    snprintf(path, sizeof(path), "%s/flush.lock", dir);
+    fd = open(path, O_RDONLY);
+    assert_true(fd != -1);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+
+    assert_int_equal(pthread_create(&th, NULL, flush_thread, &a), 0);
+
+    /* a flush of two files takes well under a millisecond: it waits */
+
+    ts.tv_sec = 0;
+    ts.tv_nsec = 300 * 1000000;
+    nanosleep(&ts, NULL);
+    assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+
+    close(fd);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    assert_int_equal(a.done, 1);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_string_equal(a.sum.digest, want);
+
+    /* flushed: a second one finds the digest stored */
+
+    a.done = 0;
+    flush_thread(&a);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_string_equal(a.sum.digest, want);
+
+    zarr_store_close(a.s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 int
 main(void)
 {
@@ -1182,6 +1271,7 @@ main(void)
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_list_from),
         cmocka_unit_test(test_trim_after_recompute),
+        cmocka_unit_test(test_flush_one_at_a_time),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
