@@ -33,6 +33,7 @@ struct zarr_store_s {
     char               *data_path;
     char               *flush_path;   /* flush.lock; NULL: none */
     uint64_t            calc_renew;   /* entries; ZARR_CALC_RENEW */
+    size_t              trim_bytes;   /* ZARR_TRIM_BYTES */
 };
 
 
@@ -84,7 +85,7 @@ typedef struct {
  * middle of a recomputation is faulted in again by the next one, and on
  * some virtual machines those faults cost more than the work itself (a
  * recomputation of 1,000,000 entries in 80 directories took 0.85 s with a
- * drop every 65,536 entries, 0.25-0.35 s with none).
+ * drop every 65,536 entries, 0.25-0.35 s with one at its end).
  */
 typedef struct {
     zarr_store_t       *s;

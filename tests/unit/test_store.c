@@ -1114,8 +1114,10 @@ map_rss_kb(void)
  * The map's pages that a recomputation maps in are dropped when it ends,
  * not every so many entries while it goes (each dropped page would be
  * faulted in again by the next one): after the digest of a zarr of
- * 70,000 dirty files (more than the 65,536 entries between drops),
- * nothing of data.mdb stays mapped in the process.
+ * 70,000 dirty files (more than the 65,536 entries between drops of the
+ * old rule), nothing of data.mdb stays mapped in the process once the
+ * process maps more than the bound (0 here); under the bound (1 GiB)
+ * they stay.
  */
 
 #define TRIM_FILES  70000
@@ -1151,6 +1153,7 @@ test_trim_after_recompute(void **state)
 
     /* every directory is dirty: each call recomputes 70,000 entries */
 
+    zarr_store_set_trim(s, 0);
     digest(s, "z", d1);
     first = map_rss_kb();
     digest(s, "z", d2);
@@ -1162,6 +1165,18 @@ test_trim_after_recompute(void **state)
     assert_string_equal(d1, d2);
     assert_true(first >= 0 && first <= 16);
     assert_true(second >= 0 && second <= 16);
+
+    /* below the bound: kept */
+
+    zarr_store_set_trim(s, (size_t) 1 << 30);
+    digest(s, "z", d2);
+    first = map_rss_kb();
+
+    print_message("test_trim_after_recompute: under a bound of 1 GiB: "
+                  "%ld kB\n", first);
+
+    assert_string_equal(d1, d2);
+    assert_true(first > 1024);
 
     free(paths);
     zarr_store_close(s);
