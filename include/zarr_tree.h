@@ -173,6 +173,13 @@ int zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err);
  */
 void zarr_store_set_flush_renew(zarr_store_t *s, uint64_t entries);
 
+/*
+ * Tests: the map's pages are dropped from the process when its resident
+ * file-backed and shared pages exceed this many bytes (default 32 MiB),
+ * looked at every 2,048 entries visited and when a recomputation ends.
+ */
+void zarr_store_set_trim(zarr_store_t *s, size_t bytes);
+
 /* clears stale reader slots of dead processes; returns how many */
 int zarr_store_reader_check(zarr_store_t *s);
 

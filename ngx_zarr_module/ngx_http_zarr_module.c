@@ -1016,7 +1016,7 @@ ngx_http_zarr_recover_startup(ngx_cycle_t *cycle,
     ngx_uint_t      i;
     zarr_recover_t  res;
 
-    static const char  *files[] = { "data.mdb", "lock.mdb",
+    static const char  *files[] = { "data.mdb", "lock.mdb", "flush.lock",
                                     ZARR_GATE_STATE };
 
     if (zarr_recover_boot_id(NULL, ngx_http_zarr_boot,

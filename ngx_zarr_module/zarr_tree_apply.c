@@ -84,7 +84,7 @@ zarr_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
     const char *zarr_id, size_t zarr_id_len, zarr_dir_sum_t *sum,
     zarr_err_t *err)
 {
-    int             rc, mrc, any;
+    int             rc, mrc, any, lock;
     uint16_t        klen;
     uint32_t        epoch;
     uint64_t        gen;
@@ -114,6 +114,13 @@ zarr_flush(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
         zarr_make_zkey(&zkey, bucket, bucket_len, zarr_id, zarr_id_len);
     }
+
+    /*
+     * after the flush under way, if any: what it wrote back is not
+     * computed twice (the API's info and the mirror, right after a burst)
+     */
+
+    lock = zarr_tree_flush_lock(s);
 
     /* anything to do? */
 
@@ -394,6 +401,8 @@ done:
     if (txn) {
         mdb_txn_abort(txn);
     }
+
+    zarr_tree_flush_unlock(lock);
 
     zarr_buf_free(&zkey);
     zarr_buf_free(&kept);

@@ -50,6 +50,8 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
         }
     }
 
+    c->depth++;
+
     mrc = mdb_cursor_open(c->txn, c->s->entries, &cur);
     if (mrc != 0) {
         rc = zarr_tree_mdb_err(c->s, c->err, mrc, "mdb_cursor_open()");
@@ -167,10 +169,7 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
             }
         }
 
-        if (++visited == 1024) {
-            zarr_tree_visit(c->s, visited);
-            visited = 0;
-        }
+        visited++;
 
         if (c->renew && ++c->since >= c->s->calc_renew) {
             mdb_txn_reset(c->txn);
@@ -241,10 +240,17 @@ zarr_calc_dir(zarr_calc_t *c, uint64_t id, int dirty, zarr_dir_sum_t *sum,
 
 done:
 
-    zarr_tree_visit(c->s, visited);
-
     if (cur) {
         mdb_cursor_close(cur);
+    }
+
+    /* the map's pages are dropped, if need be, when the outermost ends */
+
+    c->visits += visited;
+
+    if (--c->depth == 0) {
+        zarr_tree_visit(c->s, c->visits);
+        c->visits = 0;
     }
 
     if (dirty) {

@@ -20,7 +20,8 @@
 #   (b) the root .checksum object written at the stub (the last PUT of it,
 #       once the mirror's backlog is 0)                   target <= 2 s
 # and at the end: the PUT rate of the first and the last tenth of the
-# files (target: last >= 0.9 x first), worker RSS first/last (flat), LMDB
+# files (target: last >= 0.9 x first), worker RSS first/last (flat), the
+# PUT/s and the largest RSS of each tenth (ingest_tenths.py), LMDB
 # bytes per file, and checks: the digest equals `zarrctl checksum
 # --listing` of the keys, sizes and ETags the stub answered, and every
 # directory's .checksum document at the stub equals zarrctl's --tree.
@@ -255,6 +256,9 @@ print("   PUT/s first tenth %.0f, last tenth %.0f: ratio %.3f (target >= 0.9: %s
       % (a, b, r, "met" if r >= 0.9 else "NOT met"))
 EOF
 echo "   worker RSS/anon MB (${workers[*]}): first sample $(sval big rss_first), last sample $(sval big rss_last), largest sample $(sval big rss_max), after the last phase $(sval "$last" rss_end)"
+echo "   phase 1 per tenth of its files:"
+$py "$repo/tests/bench/ingest_tenths.py" "$work/series-big" "$FILES" \
+    "$(field "$r" seconds)"
 
 used=$(sval "$last" lmdb_used)
 # pages of the map in use minus the free ones: what the data takes

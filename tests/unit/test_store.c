@@ -6,7 +6,11 @@
  */
 
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zarr_test.h"
@@ -1070,6 +1074,202 @@ test_list_from(void **state)
 }
 
 
+/* kB of data.mdb's pages mapped in this process (its line in smaps) */
+
+static long
+map_rss_kb(void)
+{
+    int    in;
+    long   kb, v;
+    char   line[512];
+    FILE  *f;
+
+    f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+
+    in = 0;
+    kb = -1;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (strchr(line, '-') && strchr(line, '/')
+            && strstr(line, " r") != NULL)
+        {
+            in = strstr(line, "/data.mdb") != NULL;
+            continue;
+        }
+
+        if (in && sscanf(line, "Rss: %ld kB", &v) == 1) {
+            kb = v;
+            in = 0;
+        }
+    }
+
+    fclose(f);
+
+    return kb;
+}
+
+
+/*
+ * The map's pages that a recomputation maps in are dropped when it ends,
+ * not every so many entries while it goes (each dropped page would be
+ * faulted in again by the next one): after the digest of a zarr of
+ * 70,000 dirty files (more than the 65,536 entries between drops of the
+ * old rule), nothing of data.mdb stays mapped in the process once the
+ * process maps more than the bound (0 here); under the bound (1 GiB)
+ * they stay.
+ */
+
+#define TRIM_FILES  70000
+
+static void
+test_trim_after_recompute(void **state)
+{
+    char             *dir;
+    char              (*paths)[32];
+    size_t            i, j;
+    long              first, second;
+    zarr_store_t     *s;
+    zarr_mutation_t   m[1000];
+    char              d1[ZARR_DIGEST_MAX], d2[ZARR_DIGEST_MAX];
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+    paths = malloc(1000 * sizeof(*paths));
+    assert_non_null(paths);
+
+    for (i = 0; i < TRIM_FILES; i += 1000) {
+        for (j = 0; j < 1000; j++) {
+            snprintf(paths[j], sizeof(paths[j]), "d%zu/%zu", (i + j) % 10,
+                     i + j);
+            m[j] = put("z", paths[j], "0123456789abcdef0123456789abcdef",
+                       64);
+        }
+
+        apply(s, m, 1000);
+    }
+
+    /* every directory is dirty: each call recomputes 70,000 entries */
+
+    zarr_store_set_trim(s, 0);
+    digest(s, "z", d1);
+    first = map_rss_kb();
+    digest(s, "z", d2);
+    second = map_rss_kb();
+
+    print_message("test_trim_after_recompute: data.mdb mapped after a "
+                  "recomputation: %ld kB, %ld kB\n", first, second);
+
+    assert_string_equal(d1, d2);
+    assert_true(first >= 0 && first <= 16);
+    assert_true(second >= 0 && second <= 16);
+
+    /* below the bound: kept */
+
+    zarr_store_set_trim(s, (size_t) 1 << 30);
+    digest(s, "z", d2);
+    first = map_rss_kb();
+
+    print_message("test_trim_after_recompute: under a bound of 1 GiB: "
+                  "%ld kB\n", first);
+
+    assert_string_equal(d1, d2);
+    assert_true(first > 1024);
+
+    free(paths);
+    zarr_store_close(s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
+/*
+ * One flush at a time: a flush waits while another holds flush.lock (here
+ * the test holds it), then does its work; a flush that finds nothing
+ * dirty once it has the lock writes nothing.
+ */
+
+typedef struct {
+    zarr_store_t     *s;
+    zarr_dir_sum_t    sum;
+    int               rc;
+    int               done;
+} flush_arg_t;
+
+
+static void *
+flush_thread(void *data)
+{
+    flush_arg_t *a = data;
+
+    zarr_err_t  err;
+
+    a->rc = zarr_store_sync_zarr(a->s, B, BL, "z", 1, &a->sum, &err);
+    __atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+
+    return NULL;
+}
+
+
+static void
+test_flush_one_at_a_time(void **state)
+{
+    int               fd;
+    char             *dir, path[512], want[ZARR_DIGEST_MAX];
+    pthread_t         th;
+    flush_arg_t       a;
+    zarr_mutation_t   m[2];
+    struct timespec   ts;
+
+    (void) state;
+
+    dir = zarr_test_tmpdir();
+    a.s = open_store(dir, 64 << 20, ZARR_STORE_NOSYNC);
+    a.done = 0;
+
+    m[0] = put("z", "a/b", "e1", 1);
+    m[1] = put("z", "c", "e2", 2);
+    apply(a.s, m, 2);
+    digest(a.s, "z", want);
+
+    /* the store made its lock file; another holder of it */
+
+    snprintf(path, sizeof(path), "%s/flush.lock", dir);
+    fd = open(path, O_RDONLY);
+    assert_true(fd != -1);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+
+    assert_int_equal(pthread_create(&th, NULL, flush_thread, &a), 0);
+
+    /* a flush of two files takes well under a millisecond: it waits */
+
+    ts.tv_sec = 0;
+    ts.tv_nsec = 300 * 1000000;
+    nanosleep(&ts, NULL);
+    assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+
+    close(fd);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    assert_int_equal(a.done, 1);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_string_equal(a.sum.digest, want);
+
+    /* flushed: a second one finds the digest stored */
+
+    a.done = 0;
+    flush_thread(&a);
+    assert_int_equal(a.rc, ZARR_OK);
+    assert_string_equal(a.sum.digest, want);
+
+    zarr_store_close(a.s);
+    zarr_test_rmdir(dir);
+    free(dir);
+}
+
+
 int
 main(void)
 {
@@ -1085,6 +1285,8 @@ main(void)
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_list_from),
+        cmocka_unit_test(test_trim_after_recompute),
+        cmocka_unit_test(test_flush_one_at_a_time),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
