@@ -211,9 +211,12 @@ typedef struct {
     size_t                      path_len;
     const char                 *etag;
     size_t                      etag_len;
+    const char                 *version;          /* "": none */
+    size_t                      version_len;
     uint64_t                    size;
     size_t                      path_off;
     size_t                      etag_off;
+    size_t                      version_off;
 } ngx_http_zarr_api_file_t;
 
 
@@ -226,6 +229,7 @@ typedef struct {
     uint64_t                    skipped;
     int                         nomem;
     int                         checksums;        /* .checksum listing */
+    int                         versions;         /* ListObjectVersions */
 
     /* a listing under reconcile's batch: its idle clock, kept going */
     ngx_http_zarr_api_task_t   *holder;
@@ -327,12 +331,13 @@ static int ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t,
     const char *what);
 static int ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l,
     const char *path, size_t path_len, const char *etag, size_t etag_len,
-    uint64_t size);
+    uint64_t size, const char *version, size_t version_len);
 static void ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l);
 static void ngx_http_zarr_api_files_free(ngx_http_zarr_api_files_t *l);
 static int ngx_http_zarr_api_file_cmp(const void *a, const void *b);
 static int ngx_http_zarr_api_store_file(void *data, const char *path,
-    size_t path_len, const char *etag, size_t etag_len, uint64_t size);
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size,
+    const char *version, size_t version_len);
 static int ngx_http_zarr_api_listed(const zarr_s3_object_t *obj,
     void *data);
 static int ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t,
@@ -2661,8 +2666,14 @@ ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3,
 
     memset(&e, 0, sizeof(zarr_s3_error_t));
 
-    rc = zarr_s3_list(s3, t->z.bucket, *prefix, *n, ngx_http_zarr_api_listed,
-                      l, &e);
+    if (l->versions) {
+        rc = zarr_s3_list_versions(s3, t->z.bucket, *prefix, *n,
+                                   ngx_http_zarr_api_listed, l, &e);
+
+    } else {
+        rc = zarr_s3_list(s3, t->z.bucket, *prefix, *n,
+                          ngx_http_zarr_api_listed, l, &e);
+    }
 
     if (l->nomem) {
         return NGX_HTTP_ZARR_API_NOMEM;
@@ -2695,6 +2706,7 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     zarr_err_t                  err;
     size_t                      i, j, n;
     u_char                     *kinds;
+    zarr_s3_error_t             e;
     zarr_s3_t                  *s3;
     zarr_mutation_t            *m, *mu;
     ngx_http_zarr_api_file_t   *sf, *bf;
@@ -2774,6 +2786,17 @@ locked:
 
     backend.holder = t;
 
+    /* a versioned bucket: the latest versions, with their ids */
+
+    memset(&e, 0, sizeof(zarr_s3_error_t));
+
+    if (zarr_s3_bucket_versioning(s3, t->z.bucket, &backend.versions, &e)
+        != ZARR_S3_OK)
+    {
+        ngx_http_zarr_api_backend_err(t, "GetBucketVersioning", &e);
+        goto done;
+    }
+
     rc = ngx_http_zarr_api_list_dir(t, s3, t->prefix, t->prefix_len,
                                     &backend, &prefix, &n, "listing");
     if (rc == NGX_HTTP_ZARR_API_NOMEM) {
@@ -2838,7 +2861,9 @@ locked:
             j++;
 
             if (sf->size == bf->size && sf->etag_len == bf->etag_len
-                && memcmp(sf->etag, bf->etag, sf->etag_len) == 0)
+                && memcmp(sf->etag, bf->etag, sf->etag_len) == 0
+                && sf->version_len == bf->version_len
+                && memcmp(sf->version, bf->version, sf->version_len) == 0)
             {
                 continue;
             }
@@ -2855,6 +2880,8 @@ locked:
         mu->path_len = bf->path_len;
         mu->etag = bf->etag;
         mu->etag_len = bf->etag_len;
+        mu->version_id = bf->version;
+        mu->version_id_len = bf->version_len;
         mu->size = bf->size;
         n++;
     }
@@ -3178,10 +3205,11 @@ ngx_http_zarr_api_backend_err(ngx_http_zarr_api_task_t *t, const char *what,
 
 static int
 ngx_http_zarr_api_store_file(void *data, const char *path, size_t path_len,
-    const char *etag, size_t etag_len, uint64_t size)
+    const char *etag, size_t etag_len, uint64_t size, const char *version,
+    size_t version_len)
 {
     return ngx_http_zarr_api_files_add(data, path, path_len, etag, etag_len,
-                                       size);
+                                       size, version, version_len);
 }
 
 
@@ -3212,11 +3240,13 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
             return 0;
         }
 
-        return ngx_http_zarr_api_files_add(l, rel, len - 10, "", 0, 0);
+        return ngx_http_zarr_api_files_add(l, rel, len - 10, "", 0, 0, "",
+                                           0);
     }
 
     if (len == 0 || zarr_path_check(rel, len, &off) != ZARR_PATH_OK
-        || obj->etag_len > ZARR_ETAG_MAX)
+        || obj->etag_len > ZARR_ETAG_MAX
+        || obj->version_id_len > ZARR_VERSION_ID_MAX)
     {
         /* a key the gateway would refuse: not part of the tree */
         l->skipped++;
@@ -3224,13 +3254,16 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
     }
 
     return ngx_http_zarr_api_files_add(l, rel, len, obj->etag, obj->etag_len,
-                                       obj->size);
+                                       obj->size,
+                                       obj->version_id ? obj->version_id : "",
+                                       obj->version_id_len);
 }
 
 
 static int
 ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l, const char *path,
-    size_t path_len, const char *etag, size_t etag_len, uint64_t size)
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size,
+    const char *version, size_t version_len)
 {
     size_t                     cap;
     ngx_http_zarr_api_file_t  *f;
@@ -3273,6 +3306,16 @@ ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l, const char *path,
         return 1;
     }
 
+    f->version_off = l->strings.len;
+    f->version_len = version_len;
+
+    if (zarr_buf_add(&l->strings, version, version_len) != 0
+        || zarr_buf_add(&l->strings, "", 1) != 0)
+    {
+        l->nomem = 1;
+        return 1;
+    }
+
     l->n++;
 
     return 0;
@@ -3289,6 +3332,7 @@ ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l)
     for (i = 0; i < l->n; i++) {
         l->files[i].path = l->strings.data + l->files[i].path_off;
         l->files[i].etag = l->strings.data + l->files[i].etag_off;
+        l->files[i].version = l->strings.data + l->files[i].version_off;
     }
 
     if (l->n > 1) {

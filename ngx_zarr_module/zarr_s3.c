@@ -35,6 +35,7 @@
 typedef enum {
     ZARR_S3_ROOT_NONE = 0,
     ZARR_S3_ROOT_LIST,
+    ZARR_S3_ROOT_VERSIONING,
     ZARR_S3_ROOT_ERROR
 } zarr_s3_root_e;
 
@@ -48,7 +49,12 @@ typedef enum {
     ZARR_S3_FIELD_TOKEN,
     ZARR_S3_FIELD_ENCODING,
     ZARR_S3_FIELD_CODE,
-    ZARR_S3_FIELD_MESSAGE
+    ZARR_S3_FIELD_MESSAGE,
+    ZARR_S3_FIELD_VERSION_ID,
+    ZARR_S3_FIELD_LATEST,
+    ZARR_S3_FIELD_NEXT_KEY,
+    ZARR_S3_FIELD_NEXT_VERSION,
+    ZARR_S3_FIELD_STATUS
 } zarr_s3_field_e;
 
 
@@ -71,9 +77,12 @@ struct zarr_s3_list_parser_s {
     /* the <Contents> being read */
     zarr_buf_t         key;
     zarr_buf_t         etag;
+    zarr_buf_t         version;
     uint64_t              size;
     int                   have_key;
     int                   have_size;
+    int                   is_version;  /* a <Version> of a versions list */
+    int                   is_latest;
 };
 
 
@@ -128,6 +137,8 @@ static void XMLCALL zarr_s3_xml_doctype(void *data,
 static void zarr_s3_xml_field_done(zarr_s3_list_parser_t *p);
 static void zarr_s3_xml_object_done(zarr_s3_list_parser_t *p);
 static int zarr_s3_parse_u64(const char *s, size_t len, uint64_t *out);
+static void zarr_s3_param(zarr_sigv4_param_t *p, const char *name,
+    const char *value, size_t value_len);
 static int zarr_s3_hexval(int c);
 static int zarr_s3_parse_endpoint(zarr_s3_t *s3, const char *endpoint,
     char *err, size_t errlen);
@@ -223,8 +234,13 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
     }
 
     if (p->depth == 1) {
-        if (strcmp(local, "ListBucketResult") == 0) {
+        if (strcmp(local, "ListBucketResult") == 0
+            || strcmp(local, "ListVersionsResult") == 0)
+        {
             p->root = ZARR_S3_ROOT_LIST;
+
+        } else if (strcmp(local, "VersioningConfiguration") == 0) {
+            p->root = ZARR_S3_ROOT_VERSIONING;
 
         } else if (strcmp(local, "Error") == 0) {
             p->root = ZARR_S3_ROOT_ERROR;
@@ -248,15 +264,27 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
             }
         }
 
+    } else if (p->root == ZARR_S3_ROOT_VERSIONING) {
+        if (p->depth == 2 && strcmp(local, "Status") == 0) {
+            field = ZARR_S3_FIELD_STATUS;
+        }
+
     } else if (p->depth == 2) {
 
-        if (strcmp(local, "Contents") == 0) {
-            p->in_contents = 1;
+        if (strcmp(local, "Contents") == 0
+            || strcmp(local, "Version") == 0
+            || strcmp(local, "DeleteMarker") == 0)
+        {
+            /* a delete marker is read and then skipped */
+            p->in_contents = local[0] == 'D' ? 2 : 1;
+            p->is_version = local[0] == 'V';
+            p->is_latest = 0;
             p->seen_contents = 1;
             p->have_key = 0;
             p->have_size = 0;
             zarr_buf_reset(&p->key);
             zarr_buf_reset(&p->etag);
+            zarr_buf_reset(&p->version);
 
         } else if (strcmp(local, "IsTruncated") == 0) {
             field = ZARR_S3_FIELD_TRUNCATED;
@@ -266,6 +294,12 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
 
         } else if (strcmp(local, "EncodingType") == 0) {
             field = ZARR_S3_FIELD_ENCODING;
+
+        } else if (strcmp(local, "NextKeyMarker") == 0) {
+            field = ZARR_S3_FIELD_NEXT_KEY;
+
+        } else if (strcmp(local, "NextVersionIdMarker") == 0) {
+            field = ZARR_S3_FIELD_NEXT_VERSION;
         }
 
     } else if (p->depth == 3 && p->in_contents) {
@@ -278,6 +312,12 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
 
         } else if (strcmp(local, "ETag") == 0) {
             field = ZARR_S3_FIELD_ETAG;
+
+        } else if (strcmp(local, "VersionId") == 0) {
+            field = ZARR_S3_FIELD_VERSION_ID;
+
+        } else if (strcmp(local, "IsLatest") == 0) {
+            field = ZARR_S3_FIELD_LATEST;
         }
     }
 
@@ -304,8 +344,8 @@ zarr_s3_xml_end(void *data, const XML_Char *name)
         p->field = ZARR_S3_FIELD_NONE;
 
     } else if (p->depth == 2 && p->in_contents) {
-        p->in_contents = 0;
         zarr_s3_xml_object_done(p);
+        p->in_contents = 0;
     }
 
     p->depth--;
@@ -348,6 +388,7 @@ zarr_s3_xml_doctype(void *data, const XML_Char *doctype_name,
 static void
 zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
 {
+    char            *dup;
     const char      *t;
     size_t           n;
     zarr_s3_field_e  field;
@@ -425,6 +466,48 @@ zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
         p->page.url_encoded = 1;
         break;
 
+    case ZARR_S3_FIELD_VERSION_ID:
+        zarr_buf_reset(&p->version);
+        zarr_buf_put(&p->version, t, n);
+        zarr_buf_put(&p->version, "", 1);
+        break;
+
+    case ZARR_S3_FIELD_LATEST:
+        if (strcmp(t, "true") == 0) {
+            p->is_latest = 1;
+
+        } else if (strcmp(t, "false") == 0) {
+            p->is_latest = 0;
+
+        } else {
+            zarr_s3_xml_fail(p, "bad <IsLatest> \"%s\"", t);
+        }
+
+        break;
+
+    case ZARR_S3_FIELD_NEXT_KEY:
+    case ZARR_S3_FIELD_NEXT_VERSION:
+        if (field == ZARR_S3_FIELD_NEXT_KEY) {
+            free(p->page.next_key);
+            p->page.next_key = strdup(t);
+            dup = p->page.next_key;
+
+        } else {
+            free(p->page.next_version);
+            p->page.next_version = strdup(t);
+            dup = p->page.next_version;
+        }
+
+        if (dup == NULL) {
+            zarr_s3_xml_fail(p, "out of memory");
+        }
+
+        break;
+
+    case ZARR_S3_FIELD_STATUS:
+        snprintf(p->page.versioning, sizeof(p->page.versioning), "%s", t);
+        break;
+
     case ZARR_S3_FIELD_CODE:
         snprintf(p->page.error.code, sizeof(p->page.error.code), "%s", t);
         break;
@@ -446,12 +529,17 @@ zarr_s3_xml_object_done(zarr_s3_list_parser_t *p)
     size_t            n;
     zarr_s3_object_t  obj;
 
+    if (p->in_contents == 2) {
+        /* a <DeleteMarker>: no object */
+        return;
+    }
+
     if (!p->have_key || !p->have_size) {
         zarr_s3_xml_fail(p, "<Contents> without <Key> or <Size>");
         return;
     }
 
-    if (p->key.failed || p->etag.failed) {
+    if (p->key.failed || p->etag.failed || p->version.failed) {
         zarr_s3_xml_fail(p, "out of memory");
         return;
     }
@@ -481,6 +569,23 @@ zarr_s3_xml_object_done(zarr_s3_list_parser_t *p)
 
     obj.etag_len = n;
     obj.size = p->size;
+    obj.version_id = NULL;
+    obj.version_id_len = 0;
+
+    if (p->is_version) {
+        if (!p->is_latest) {
+            /* an older version: not an object of the listing */
+            return;
+        }
+
+        if (p->version.len == 0) {
+            zarr_s3_xml_fail(p, "<Version> without <VersionId>");
+            return;
+        }
+
+        obj.version_id = p->version.data;
+        obj.version_id_len = p->version.len - 1;
+    }
 
     p->page.objects++;
 
@@ -688,9 +793,12 @@ zarr_s3_list_parser_destroy(zarr_s3_list_parser_t *p)
 
     XML_ParserFree(p->parser);
     free(p->page.next_token);
+    free(p->page.next_key);
+    free(p->page.next_version);
     free(p->text.data);
     free(p->key.data);
     free(p->etag.data);
+    free(p->version.data);
     free(p);
 }
 
@@ -716,6 +824,8 @@ zarr_s3_list_parse(const char *body, size_t len, zarr_s3_object_pt handler,
 
     *page = p->page;
     p->page.next_token = NULL;
+    p->page.next_key = NULL;
+    p->page.next_version = NULL;
 
     zarr_s3_list_parser_destroy(p);
 
@@ -728,6 +838,10 @@ zarr_s3_list_page_free(zarr_s3_list_page_t *page)
 {
     free(page->next_token);
     page->next_token = NULL;
+    free(page->next_key);
+    page->next_key = NULL;
+    free(page->next_version);
+    page->next_version = NULL;
 }
 
 
@@ -1588,6 +1702,201 @@ zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
     }
 
     free(token);
+
+    return rc;
+}
+
+
+static void
+zarr_s3_param(zarr_sigv4_param_t *p, const char *name, const char *value,
+    size_t value_len)
+{
+    p->name = name;
+    p->name_len = strlen(name);
+    p->value = value;
+    p->value_len = value_len;
+}
+
+
+int
+zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
+    size_t prefix_len, zarr_s3_object_pt handler, void *data,
+    zarr_s3_error_t *err)
+{
+    int                         rc;
+    char                       *key, *version;
+    size_t                      n;
+    zarr_s3_request_t           req;
+    zarr_s3_response_t          resp;
+    zarr_sigv4_param_t          params[5];
+    zarr_s3_list_parser_t      *p;
+    const zarr_s3_list_page_t  *page;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    key = NULL;
+    version = NULL;
+
+    for ( ;; ) {
+        n = 0;
+
+        zarr_s3_param(&params[n++], "versions", "", 0);
+        zarr_s3_param(&params[n++], "encoding-type", "url", 3);
+
+        if (prefix_len > 0) {
+            zarr_s3_param(&params[n++], "prefix", prefix, prefix_len);
+        }
+
+        if (key) {
+            zarr_s3_param(&params[n++], "key-marker", key, strlen(key));
+
+            if (version && version[0]) {
+                zarr_s3_param(&params[n++], "version-id-marker", version,
+                              strlen(version));
+            }
+        }
+
+        memset(&req, 0, sizeof(zarr_s3_request_t));
+        req.method = "GET";
+        req.bucket = bucket;
+        req.params = params;
+        req.nparams = n;
+
+        p = zarr_s3_list_parser_create(handler, data);
+        if (p == NULL) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            rc = ZARR_S3_ERROR;
+            break;
+        }
+
+        rc = zarr_s3_perform(s3, &req, p, &resp);
+
+        if (rc == ZARR_S3_OK
+            && (resp.status < 200 || resp.status > 299))
+        {
+            rc = ZARR_S3_ERROR;
+        }
+
+        if (rc == ZARR_S3_ERROR) {
+            *err = resp.error;
+        }
+
+        zarr_s3_response_free(&resp);
+
+        if (rc != ZARR_S3_OK) {
+            zarr_s3_list_parser_destroy(p);
+            break;
+        }
+
+        page = zarr_s3_list_parser_page(p);
+
+        if (!page->is_truncated) {
+            zarr_s3_list_parser_destroy(p);
+            break;
+        }
+
+        if (page->next_key == NULL || page->next_key[0] == '\0'
+            || (key && strcmp(key, page->next_key) == 0
+                && (page->next_version == NULL || version == NULL
+                    || strcmp(version, page->next_version) == 0)))
+        {
+            zarr_s3_set_error(err, resp.status, NULL,
+                              "truncated listing of versions without a "
+                              "new NextKeyMarker");
+            zarr_s3_list_parser_destroy(p);
+            rc = ZARR_S3_ERROR;
+            break;
+        }
+
+        /* the markers now belong to the loop (encoded as the body was) */
+
+        free(key);
+        free(version);
+        key = p->page.next_key;
+        version = p->page.next_version;
+        p->page.next_key = NULL;
+        p->page.next_version = NULL;
+
+        if (p->page.url_encoded) {
+            n = strlen(key);
+
+            if (zarr_s3_url_decode(key, &n) != 0) {
+                zarr_s3_set_error(err, 0, NULL, "bad NextKeyMarker");
+                zarr_s3_list_parser_destroy(p);
+                rc = ZARR_S3_ERROR;
+                break;
+            }
+
+            key[n] = '\0';
+        }
+
+        zarr_s3_list_parser_destroy(p);
+    }
+
+    free(key);
+    free(version);
+
+    return rc;
+}
+
+
+int
+zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket, int *enabled,
+    zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_request_t       req;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    *enabled = 0;
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    zarr_s3_param(&param, "versioning", "", 0);
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "GET";
+    req.bucket = bucket;
+    req.params = &param;
+    req.nparams = 1;
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    if (p == NULL) {
+        zarr_s3_set_error(err, 0, NULL, "out of memory");
+        return ZARR_S3_ERROR;
+    }
+
+    rc = zarr_s3_perform(s3, &req, p, &resp);
+
+    if (rc == ZARR_S3_OK && (resp.status < 200 || resp.status > 299)) {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc == ZARR_S3_ERROR) {
+        *err = resp.error;
+
+    } else if (p->root != ZARR_S3_ROOT_VERSIONING) {
+        zarr_s3_set_error(err, resp.status, NULL,
+                          "not a VersioningConfiguration");
+        rc = ZARR_S3_ERROR;
+
+    } else {
+        *enabled = strcmp(p->page.versioning, "Enabled") == 0;
+    }
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_list_parser_destroy(p);
 
     return rc;
 }
