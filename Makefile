@@ -10,12 +10,13 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
-CORE     = json digest path tree tree_read tree_apply gate recover outbox mtree hash sigv4 s3 s3op \
+CORE     = json digest path tree tree_read tree_apply snap gate recover outbox \
+           mtree hash sigv4 s3 s3op \
            s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h
 
-UNIT     = test_json test_digest test_path test_store test_gate test_recover test_outbox \
+UNIT     = test_json test_digest test_path test_store test_snap test_gate test_recover test_outbox \
            test_mtree \
            test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form test_listing
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)

@@ -75,6 +75,8 @@ typedef struct {
     uint64_t     used;               /* bytes of the map in use */
     uint64_t     zarrs;
     uint64_t     entries;
+    uint64_t     snapshots;
+    uint64_t     snap_entries;       /* files, directories, held versions */
 } zarr_store_stat_t;
 
 
