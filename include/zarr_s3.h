@@ -130,6 +130,12 @@ typedef struct {
     /* a <VersioningConfiguration>: its <Status> ("" when none) */
     char           versioning[16];
 
+    /*
+     * a <LifecycleConfiguration>: an enabled <Rule> has a
+     * <NoncurrentVersionExpiration>
+     */
+    int            expires_noncurrent;
+
     zarr_s3_error_t  error;
 } zarr_s3_list_page_t;
 
@@ -191,8 +197,18 @@ int zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket,
 
 
 /*
- * The ListObjectsV2 body parser (ListObjectVersions and
- * GetBucketVersioning bodies too), streaming (no tree is built): feed the
+ * GetBucketLifecycleConfiguration: *expires is 1 when an enabled rule
+ * expires noncurrent versions, 0 otherwise (no configuration at all
+ * included).  Returns ZARR_S3_OK or ZARR_S3_ERROR with err filled.
+ */
+int zarr_s3_bucket_lifecycle(zarr_s3_t *s3, const char *bucket,
+    int *expires, zarr_s3_error_t *err);
+
+
+/*
+ * The ListObjectsV2 body parser (ListObjectVersions, GetBucketVersioning
+ * and GetBucketLifecycleConfiguration bodies too), streaming (no tree is
+ * built): feed the
  * body in chunks of any size, last = 1 with the final one (which may be
  * empty).  Keys are URL-decoded when the body says
  * <EncodingType>url</EncodingType> before the first <Contents> ('+' is a

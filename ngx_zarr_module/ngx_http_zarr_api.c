@@ -24,6 +24,7 @@
 #include "ngx_http_zarr_module.h"
 #include "zarr_outbox.h"
 #include "zarr_path.h"
+#include "zarr_snap.h"
 
 
 #define NGX_HTTP_ZARR_API_BODY_MAX       (64 * 1024)
@@ -31,6 +32,7 @@
 #define NGX_HTTP_ZARR_API_LIMIT_MAX      1000
 #define NGX_HTTP_ZARR_API_APPLY_MAX      1000
 #define NGX_HTTP_ZARR_API_RECONCILE_OWNER  "zarr-api:reconcile"
+#define NGX_HTTP_ZARR_API_SNAPSHOT_OWNER   "zarr-api:snapshot"
 #define NGX_HTTP_ZARR_API_POLL           100
 #define NGX_HTTP_ZARR_API_WAIT           60000
 #define NGX_HTTP_ZARR_API_TIMEOUT_MAX    86400
@@ -53,7 +55,8 @@ typedef enum {
     NGX_HTTP_ZARR_API_TASK_STATUS,
     NGX_HTTP_ZARR_API_TASK_LIST,
     NGX_HTTP_ZARR_API_TASK_INFO,
-    NGX_HTTP_ZARR_API_TASK_CHECKSUM
+    NGX_HTTP_ZARR_API_TASK_CHECKSUM,
+    NGX_HTTP_ZARR_API_TASK_SNAPSHOT
 } ngx_http_zarr_api_task_e;
 
 
@@ -106,6 +109,7 @@ struct ngx_http_zarr_api_ctx_s {
     ngx_http_zarr_api_route_t  *route;            /* a row of routes[] */
     ngx_str_t                   bucket;
     ngx_str_t                   zarr_id;
+    ngx_str_t                   snap;             /* a snapshot's name */
     json_t                     *body;
 
     /* batch/complete */
@@ -198,6 +202,17 @@ struct ngx_http_zarr_api_task_s {
     unsigned                    locked:1;         /* holds t->batch */
     unsigned                    lost:1;           /* ...and lost it */
 
+    /* snapshots: create, list (snaps of n), get, delete, checksum */
+    ngx_uint_t                  snap_op;
+    char                        snap_name[ZARR_SNAP_NAME_MAX + 1];
+    size_t                      snap_name_len;
+    zarr_snap_t                 snap;
+    zarr_buf_t                  snaps;
+    uint64_t                    created;
+    unsigned                    unversioned:1;
+    unsigned                    mismatch:1;
+    unsigned                    lifecycle:1;      /* expires old versions */
+
     /* info, checksum: the zarr is rebuilt (DESIGN 4); reconcile: do it */
     unsigned                    recovering:1;
     ngx_queue_t                 queue;            /* recoveries to run */
@@ -245,6 +260,7 @@ static ngx_int_t ngx_http_zarr_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
 static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
 static ngx_int_t ngx_http_zarr_api_valid_bucket(u_char *p, size_t len);
+static ngx_int_t ngx_http_zarr_api_valid_snap(u_char *p, size_t len);
 static void ngx_http_zarr_api_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_api_too_large(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_api_read_body(ngx_http_request_t *r,
@@ -302,6 +318,19 @@ static ngx_int_t ngx_http_zarr_api_reconcile(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_api_reconcile_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
+static ngx_int_t ngx_http_zarr_api_snapshot(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static json_t *ngx_http_zarr_api_snapshot_json(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const zarr_snap_t *snap);
+static void ngx_http_zarr_api_snapshot_thread(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_snapshot_create_thread(
+    ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_snapshot_add(void *ctx,
+    const zarr_snap_t *snap);
 
 static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
     ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
@@ -416,6 +445,23 @@ static ngx_http_zarr_api_route_t  ngx_http_zarr_api_routes[] = {
     { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/reconcile",
       ngx_http_zarr_api_reconcile, 0 },
 
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/snapshots",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/snapshots",
+      ngx_http_zarr_api_snapshot_create, NGX_HTTP_ZARR_API_BODY },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD,
+      "v1/buckets/{b}/zarrs/{id}/snapshots/{name}",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_DELETE, "v1/buckets/{b}/zarrs/{id}/snapshots/{name}",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD,
+      "v1/buckets/{b}/zarrs/{id}/snapshots/{name}/checksum",
+      ngx_http_zarr_api_snapshot, 0 },
+
     { 0, NULL, NULL, 0 }
 };
 
@@ -431,6 +477,10 @@ static ngx_http_zarr_api_capture_t  ngx_http_zarr_api_captures[] = {
       ngx_http_zarr_api_valid_id,
       "invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
       "not \".\" or \"..\"" },
+
+    { ngx_string("name"), offsetof(ngx_http_zarr_api_ctx_t, snap),
+      ngx_http_zarr_api_valid_snap,
+      "invalid snapshot name: 1 to 64 of A-Z a-z 0-9 . _ -" },
 
     { ngx_null_string, 0, NULL, NULL }
 };
@@ -1011,6 +1061,13 @@ ngx_http_zarr_api_valid_id(u_char *p, size_t len)
     }
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_valid_snap(u_char *p, size_t len)
+{
+    return zarr_snap_name_valid((char *) p, len) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -2238,6 +2295,7 @@ static void
 ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t)
 {
     zarr_buf_free(&t->doc);
+    zarr_buf_free(&t->snaps);
     zarr_buf_free(&t->ids_buf);
     ngx_free(t->id_offs);
     ngx_free(t->sums);
@@ -2397,6 +2455,10 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
 
     case NGX_HTTP_ZARR_API_TASK_RECONCILE:
         ngx_http_zarr_api_reconcile_thread(t);
+        break;
+
+    case NGX_HTTP_ZARR_API_TASK_SNAPSHOT:
+        ngx_http_zarr_api_snapshot_thread(t);
         break;
 
     default: /* status, list, info, checksum */
@@ -2965,6 +3027,522 @@ done:
     free(kinds);
     ngx_http_zarr_api_files_free(&store);
     ngx_http_zarr_api_files_free(&backend);
+}
+
+
+/*
+ * Snapshots (DESIGN 10): GET .../snapshots, GET and DELETE
+ * .../snapshots/{name}, GET .../snapshots/{name}/checksum?path=D
+ */
+
+#define NGX_HTTP_ZARR_API_SNAP_CREATE     0
+#define NGX_HTTP_ZARR_API_SNAP_LIST       1
+#define NGX_HTTP_ZARR_API_SNAP_GET        2
+#define NGX_HTTP_ZARR_API_SNAP_DELETE     3
+#define NGX_HTTP_ZARR_API_SNAP_CHECKSUM   4
+
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    size_t                     n;
+    ngx_int_t                  rc;
+    ngx_str_t                  path, *arg;
+    ngx_uint_t                 op;
+    ngx_http_zarr_api_task_t  *t;
+
+    arg = NULL;
+    n = ngx_strlen(ctx->route->pattern);
+
+    if (ctx->snap.len == 0) {
+        op = NGX_HTTP_ZARR_API_SNAP_LIST;
+
+    } else if (r->method == NGX_HTTP_DELETE) {
+        op = NGX_HTTP_ZARR_API_SNAP_DELETE;
+
+    } else if (n > 9
+               && ngx_strcmp(ctx->route->pattern + n - 9, "/checksum") == 0)
+    {
+        op = NGX_HTTP_ZARR_API_SNAP_CHECKSUM;
+
+        rc = ngx_http_zarr_api_arg(r, "path", &path);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_HTTP_BAD_REQUEST) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "bad escape in \"path\"");
+        }
+
+        while (path.len && path.data[path.len - 1] == '/') {
+            path.len--;
+        }
+
+        arg = &path;
+
+    } else {
+        op = NGX_HTTP_ZARR_API_SNAP_GET;
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_SNAPSHOT,
+                                      ngx_http_zarr_api_snapshot_done, arg);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->snap_op = op;
+    t->snap_name_len = ctx->snap.len;
+    ngx_memcpy(t->snap_name, ctx->snap.data, ctx->snap.len);
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+/*
+ * POST v1/buckets/{b}/zarrs/{id}/snapshots
+ * {"name": .., "expected_digest": ..}: both optional
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    u_char                     *p;
+    json_t                     *name, *expected;
+    ngx_str_t                   e, *arg;
+    ngx_tm_t                    tm;
+    ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_loc_conf_t   *zlcf;
+    ngx_http_zarr_main_conf_t  *zmcf;
+    u_char                      def[ZARR_SNAP_NAME_MAX + 1];
+
+    zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
+
+    if (zmcf->backend.data == NULL || zmcf->access_key.data == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    name = ctx->body ? json_object_get(ctx->body, "name") : NULL;
+    expected = ctx->body ? json_object_get(ctx->body, "expected_digest")
+                         : NULL;
+
+    if ((name && !json_is_string(name) && !json_is_null(name))
+        || (expected && !json_is_string(expected)
+            && !json_is_null(expected)))
+    {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request", "\"name\" and "
+                                       "\"expected_digest\" are strings");
+    }
+
+    if (name && json_is_string(name)) {
+        if (!zarr_snap_name_valid(json_string_value(name),
+                                  json_string_length(name)))
+        {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "invalid snapshot name: 1 to 64 "
+                                           "of A-Z a-z 0-9 . _ -");
+        }
+
+        ctx->snap.data = (u_char *) json_string_value(name);
+        ctx->snap.len = json_string_length(name);
+
+    } else {
+        /* a UTC timestamp, e.g. "20261205T071523Z" */
+        ngx_gmtime(ngx_time(), &tm);
+        p = ngx_sprintf(def, "%4d%02d%02dT%02d%02d%02dZ", tm.ngx_tm_year,
+                        tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                        tm.ngx_tm_min, tm.ngx_tm_sec);
+        ctx->snap.data = def;
+        ctx->snap.len = p - def;
+    }
+
+    arg = NULL;
+
+    if (expected && json_is_string(expected)) {
+        e.data = (u_char *) json_string_value(expected);
+        e.len = json_string_length(expected);
+        arg = &e;
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_SNAPSHOT,
+                                      ngx_http_zarr_api_snapshot_done, arg);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->snap_op = NGX_HTTP_ZARR_API_SNAP_CREATE;
+    t->has_expected = (arg != NULL);
+    t->snap_name_len = ctx->snap.len;
+    ngx_memcpy(t->snap_name, ctx->snap.data, ctx->snap.len);
+    t->created = ngx_time();
+
+    /* the name lives in the task from now on */
+    ctx->snap.data = (u_char *) t->snap_name;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+    t->timeout_ms = ngx_max(zlcf->batch_timeout, 1);
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t       *j, *a;
+    size_t        i, n;
+    ngx_str_t     name;
+    zarr_snap_t  *snaps;
+
+    name.data = (u_char *) t->snap_name;
+    name.len = t->snap_name_len;
+
+    if (t->rc == ZARR_ERR_CONFLICT && t->snap_op
+                                      == NGX_HTTP_ZARR_API_SNAP_CREATE)
+    {
+        return ngx_http_zarr_api_batch_conflict(r, "a batch is active on "
+                                                "this zarr: complete it "
+                                                "before a snapshot",
+                                                &t->batch);
+    }
+
+    if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "zarr api: snapshot of \"%V/%V\": %s",
+                      &t->ctx->bucket, &t->ctx->zarr_id, t->err.msg);
+
+        return ngx_http_zarr_api_error(r, t->status,
+                                       t->status == NGX_HTTP_NOT_FOUND
+                                       ? "not_found" : "backend_error",
+                                       "%s", t->err.msg);
+    }
+
+    if (t->unversioned || t->rc == ZARR_ERR_UNVERSIONED) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "unversioned",
+                                       "bucket \"%V\" is not versioned "
+                                       "(enable versioning, then "
+                                       "reconcile the zarr): %s",
+                                       &t->ctx->bucket,
+                                       t->unversioned ? "no version ids"
+                                                      : t->err.msg);
+    }
+
+    if (t->mismatch) {
+        j = json_pack("{s:s,s:s,s:s,s:I,s:I}",
+                      "error", "digest_mismatch",
+                      "message", "the zarr's digest is not the expected "
+                                 "one; no snapshot taken",
+                      "digest", t->after.digest,
+                      "file_count", (json_int_t) t->after.count,
+                      "size", (json_int_t) t->after.size);
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_PRECONDITION_FAILED,
+                                           j);
+    }
+
+    if (t->rc == ZARR_ERR_EXISTS) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                       "snapshot \"%V\" of zarr \"%V/%V\" "
+                                       "exists", &name, &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        if (t->no_zarr) {
+            return ngx_http_zarr_api_not_found(r, t->ctx);
+        }
+
+        if (t->snap_op == NGX_HTTP_ZARR_API_SNAP_CHECKSUM && !t->nomem) {
+            name.data = (u_char *) t->arg;
+            name.len = t->arg_len;
+
+            return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND,
+                                           "not_found", "no directory "
+                                           "\"%V\" in snapshot \"%s\"",
+                                           &name, t->snap_name);
+        }
+
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "no snapshot \"%V\" of zarr "
+                                       "\"%V/%V\"", &name, &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    switch (t->snap_op) {
+
+    case NGX_HTTP_ZARR_API_SNAP_CREATE:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "zarr api: snapshot \"%V\" of \"%V/%V\": %uL files, "
+                      "digest %s", &name, &t->ctx->bucket, &t->ctx->zarr_id,
+                      t->snap.sum.count, t->snap.sum.digest);
+
+        j = ngx_http_zarr_api_snapshot_json(r, t->ctx, &t->snap);
+
+        if (j && t->lifecycle) {
+            json_object_set_new(j, "warnings", json_pack("[s]",
+                "a lifecycle rule of the bucket expires noncurrent "
+                "versions: the snapshot's files may disappear"));
+        }
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CREATED, j);
+
+    case NGX_HTTP_ZARR_API_SNAP_LIST:
+        a = json_array();
+        snaps = (zarr_snap_t *) t->snaps.data;
+        n = t->snaps.len / sizeof(zarr_snap_t);
+
+        for (i = 0; a && i < n; i++) {
+            json_array_append_new(a, ngx_http_zarr_api_snapshot_json(r,
+                                                     t->ctx, &snaps[i]));
+        }
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                                           json_pack("{s:o}", "snapshots",
+                                                     a ? a : json_null()));
+
+    case NGX_HTTP_ZARR_API_SNAP_GET:
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                   ngx_http_zarr_api_snapshot_json(r, t->ctx, &t->snap));
+
+    case NGX_HTTP_ZARR_API_SNAP_DELETE:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "zarr api: snapshot \"%V\" of \"%V/%V\" deleted",
+                      &name, &t->ctx->bucket, &t->ctx->zarr_id);
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+
+        return ngx_http_send_header(r);
+
+    default: /* NGX_HTTP_ZARR_API_SNAP_CHECKSUM */
+        return ngx_http_zarr_api_send(r, NGX_HTTP_OK,
+                                      (u_char *) t->doc.data, t->doc.len);
+    }
+}
+
+
+static json_t *
+ngx_http_zarr_api_snapshot_json(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const zarr_snap_t *snap)
+{
+    u_char                    *p, *key;
+    size_t                     len;
+    json_t                    *j;
+    ngx_tm_t                   tm;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+    u_char                     created[sizeof("2026-12-05T07:15:23Z")];
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    ngx_gmtime((time_t) snap->created, &tm);
+    ngx_sprintf(created, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    /* <zarr_snapshot_prefix><id>/<name>.json */
+
+    len = zlcf->snapshot_prefix.len + ctx->zarr_id.len + 1 + snap->name_len
+          + sizeof(".json") - 1;
+
+    key = ngx_pnalloc(r->pool, len);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(key, zlcf->snapshot_prefix.data, zlcf->snapshot_prefix.len);
+    p = ngx_cpymem(p, ctx->zarr_id.data, ctx->zarr_id.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, snap->name, snap->name_len);
+    ngx_memcpy(p, ".json", sizeof(".json") - 1);
+
+    j = json_pack("{s:o,s:s,s:I,s:I,s:s,s:o}",
+                  "name", ngx_http_zarr_api_string(snap->name,
+                                                   snap->name_len),
+                  "digest", snap->sum.digest,
+                  "file_count", (json_int_t) snap->sum.count,
+                  "size", (json_int_t) snap->sum.size,
+                  "created", (char *) created,
+                  "manifest_key", ngx_http_zarr_api_string((char *) key,
+                                                           len));
+
+    return j;
+}
+
+
+static int
+ngx_http_zarr_api_snapshot_add(void *ctx, const zarr_snap_t *snap)
+{
+    zarr_buf_t  *b = ctx;
+
+    return zarr_buf_add(b, snap, sizeof(zarr_snap_t)) != 0;
+}
+
+
+static void
+ngx_http_zarr_api_snapshot_thread(ngx_http_zarr_api_task_t *t)
+{
+    int             rc;
+    zarr_dir_sum_t  sum;
+    zarr_err_t      err;
+
+    switch (t->snap_op) {
+
+    case NGX_HTTP_ZARR_API_SNAP_CREATE:
+        ngx_http_zarr_api_snapshot_create_thread(t);
+        return;
+
+    case NGX_HTTP_ZARR_API_SNAP_LIST:
+        t->rc = zarr_snap_list(t->store, t->z.bucket, t->z.bucket_len,
+                               t->z.zarr_id, t->z.zarr_id_len,
+                               ngx_http_zarr_api_snapshot_add, &t->snaps,
+                               &t->err);
+        if (t->rc == ZARR_OK && t->snaps.failed) {
+            t->rc = ZARR_ERR_NOMEM;
+            snprintf(t->err.msg, sizeof(t->err.msg), "out of memory");
+        }
+
+        break;
+
+    case NGX_HTTP_ZARR_API_SNAP_GET:
+        t->rc = zarr_snap_get(t->store, t->z.bucket, t->z.bucket_len,
+                              t->z.zarr_id, t->z.zarr_id_len, t->snap_name,
+                              t->snap_name_len, &t->snap, &t->err);
+        break;
+
+    case NGX_HTTP_ZARR_API_SNAP_DELETE:
+        t->rc = zarr_snap_delete(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len,
+                                 t->snap_name, t->snap_name_len, 0,
+                                 &t->err);
+        break;
+
+    default: /* NGX_HTTP_ZARR_API_SNAP_CHECKSUM */
+        t->rc = zarr_snap_get(t->store, t->z.bucket, t->z.bucket_len,
+                              t->z.zarr_id, t->z.zarr_id_len, t->snap_name,
+                              t->snap_name_len, &t->snap, &t->err);
+
+        if (t->rc == ZARR_OK) {
+            t->rc = zarr_snap_checksum_doc(t->store, t->z.bucket,
+                                           t->z.bucket_len, t->z.zarr_id,
+                                           t->z.zarr_id_len, t->snap_name,
+                                           t->snap_name_len, t->arg,
+                                           t->arg_len, &t->doc, &t->err);
+
+            /* a missing directory, not a missing snapshot */
+            t->nomem = 0;
+
+        } else {
+            t->nomem = 1;
+        }
+
+        break;
+    }
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        /* which one is missing: the zarr, or the snapshot? */
+        rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len, &sum, &err);
+        t->no_zarr = (rc != ZARR_OK);
+    }
+}
+
+
+/*
+ * create: the bucket must be versioned; the zarr's batch, held as
+ * "zarr-api:snapshot", keeps writers out while the records are copied
+ */
+
+static void
+ngx_http_zarr_api_snapshot_create_thread(ngx_http_zarr_api_task_t *t)
+{
+    int              rc, enabled;
+    char             msg[256];
+    zarr_s3_t       *s3;
+    zarr_err_t       err;
+    zarr_s3_error_t  e;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        t->rc = NGX_HTTP_ZARR_API_BACKEND;
+        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(t->err.msg, sizeof(t->err.msg), "zarr_backend: %s", msg);
+        return;
+    }
+
+    rc = zarr_s3_bucket_versioning(s3, t->z.bucket, &enabled, &e);
+
+    if (rc == ZARR_S3_OK && enabled) {
+        rc = zarr_s3_bucket_lifecycle(s3, t->z.bucket, &enabled, &e);
+        t->lifecycle = (rc == ZARR_S3_OK && enabled);
+        rc = ZARR_S3_OK;
+        enabled = 1;
+    }
+
+    zarr_s3_destroy(s3);
+
+    if (rc != ZARR_S3_OK) {
+        ngx_http_zarr_api_backend_err(t, "GetBucketVersioning", &e);
+        return;
+    }
+
+    if (!enabled) {
+        t->unversioned = 1;
+        t->rc = ZARR_ERR_UNVERSIONED;
+        return;
+    }
+
+    t->rc = zarr_gate_batch_open(t->store, &t->z,
+                                 NGX_HTTP_ZARR_API_SNAPSHOT_OWNER,
+                                 sizeof(NGX_HTTP_ZARR_API_SNAPSHOT_OWNER) - 1,
+                                 t->timeout_ms, ngx_http_zarr_now_ms(),
+                                 &t->batch, &t->err);
+    if (t->rc != ZARR_OK) {
+        if (t->rc == ZARR_ERR_NOTFOUND) {
+            t->no_zarr = 1;
+        }
+
+        return;
+    }
+
+    t->rc = zarr_store_sync_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len, &t->after,
+                                 &t->err);
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        t->no_zarr = 1;
+
+    } else if (t->rc == ZARR_OK && t->has_expected
+               && strcmp(t->arg, t->after.digest) != 0)
+    {
+        t->mismatch = 1;
+
+    } else if (t->rc == ZARR_OK) {
+        t->rc = zarr_snap_create(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len,
+                                 t->snap_name, t->snap_name_len, t->created,
+                                 0, &t->snap, &t->err);
+    }
+
+    rc = zarr_gate_batch_end(t->store, &t->z, t->batch.id, &err);
+
+    if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND && rc != ZARR_ERR_CONFLICT
+        && t->rc == ZARR_OK)
+    {
+        t->rc = rc;
+        t->err = err;
+    }
 }
 
 

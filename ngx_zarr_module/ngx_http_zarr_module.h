@@ -116,10 +116,17 @@ struct ngx_http_zarr_auth_s {
 };
 
 
+/* zarr_snapshot_read */
+#define NGX_HTTP_ZARR_SNAPSHOT_AUTHENTICATED  1
+#define NGX_HTTP_ZARR_SNAPSHOT_PUBLIC         2
+
+
 typedef struct {
     ngx_flag_t                  gateway;
     ngx_str_t                   prefix;
     ngx_str_t                   checksum_prefix;
+    ngx_str_t                   snapshot_prefix;
+    ngx_uint_t                  snapshot_read;
     ngx_str_t                   virtual_host_suffix;  /* "": none */
     ngx_http_complex_value_t   *batch_owner;
     ngx_flag_t                  batch_owner_set;   /* not the default */

@@ -36,6 +36,7 @@ typedef enum {
     ZARR_S3_ROOT_NONE = 0,
     ZARR_S3_ROOT_LIST,
     ZARR_S3_ROOT_VERSIONING,
+    ZARR_S3_ROOT_LIFECYCLE,
     ZARR_S3_ROOT_ERROR
 } zarr_s3_root_e;
 
@@ -54,7 +55,8 @@ typedef enum {
     ZARR_S3_FIELD_LATEST,
     ZARR_S3_FIELD_NEXT_KEY,
     ZARR_S3_FIELD_NEXT_VERSION,
-    ZARR_S3_FIELD_STATUS
+    ZARR_S3_FIELD_STATUS,
+    ZARR_S3_FIELD_RULE_STATUS
 } zarr_s3_field_e;
 
 
@@ -83,6 +85,10 @@ struct zarr_s3_list_parser_s {
     int                   have_size;
     int                   is_version;  /* a <Version> of a versions list */
     int                   is_latest;
+
+    /* the <Rule> of a lifecycle configuration being read */
+    int                   rule_enabled;
+    int                   rule_noncurrent;
 };
 
 
@@ -242,6 +248,9 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
         } else if (strcmp(local, "VersioningConfiguration") == 0) {
             p->root = ZARR_S3_ROOT_VERSIONING;
 
+        } else if (strcmp(local, "LifecycleConfiguration") == 0) {
+            p->root = ZARR_S3_ROOT_LIFECYCLE;
+
         } else if (strcmp(local, "Error") == 0) {
             p->root = ZARR_S3_ROOT_ERROR;
 
@@ -267,6 +276,20 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
     } else if (p->root == ZARR_S3_ROOT_VERSIONING) {
         if (p->depth == 2 && strcmp(local, "Status") == 0) {
             field = ZARR_S3_FIELD_STATUS;
+        }
+
+    } else if (p->root == ZARR_S3_ROOT_LIFECYCLE) {
+        if (p->depth == 2 && strcmp(local, "Rule") == 0) {
+            p->rule_enabled = 0;
+            p->rule_noncurrent = 0;
+
+        } else if (p->depth == 3 && strcmp(local, "Status") == 0) {
+            field = ZARR_S3_FIELD_RULE_STATUS;
+
+        } else if (p->depth == 3
+                   && strcmp(local, "NoncurrentVersionExpiration") == 0)
+        {
+            p->rule_noncurrent = 1;
         }
 
     } else if (p->depth == 2) {
@@ -346,6 +369,12 @@ zarr_s3_xml_end(void *data, const XML_Char *name)
     } else if (p->depth == 2 && p->in_contents) {
         zarr_s3_xml_object_done(p);
         p->in_contents = 0;
+
+    } else if (p->depth == 2 && p->root == ZARR_S3_ROOT_LIFECYCLE) {
+        /* the end of a <Rule> */
+        if (p->rule_enabled && p->rule_noncurrent) {
+            p->page.expires_noncurrent = 1;
+        }
     }
 
     p->depth--;
@@ -506,6 +535,10 @@ zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
 
     case ZARR_S3_FIELD_STATUS:
         snprintf(p->page.versioning, sizeof(p->page.versioning), "%s", t);
+        break;
+
+    case ZARR_S3_FIELD_RULE_STATUS:
+        p->rule_enabled = (strcmp(t, "Enabled") == 0);
         break;
 
     case ZARR_S3_FIELD_CODE:
@@ -1893,6 +1926,70 @@ zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket, int *enabled,
 
     } else {
         *enabled = strcmp(p->page.versioning, "Enabled") == 0;
+    }
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_list_parser_destroy(p);
+
+    return rc;
+}
+
+
+int
+zarr_s3_bucket_lifecycle(zarr_s3_t *s3, const char *bucket, int *expires,
+    zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_request_t       req;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    *expires = 0;
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    zarr_s3_param(&param, "lifecycle", "", 0);
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "GET";
+    req.bucket = bucket;
+    req.params = &param;
+    req.nparams = 1;
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    if (p == NULL) {
+        zarr_s3_set_error(err, 0, NULL, "out of memory");
+        return ZARR_S3_ERROR;
+    }
+
+    rc = zarr_s3_perform(s3, &req, p, &resp);
+
+    if (rc == ZARR_S3_OK && resp.status == 404
+        && strcmp(resp.error.code, "NoSuchLifecycleConfiguration") == 0)
+    {
+        /* no rules at all */
+
+    } else if (rc == ZARR_S3_OK
+               && (resp.status < 200 || resp.status > 299))
+    {
+        rc = ZARR_S3_ERROR;
+        *err = resp.error;
+
+    } else if (rc == ZARR_S3_ERROR) {
+        *err = resp.error;
+
+    } else if (p->root != ZARR_S3_ROOT_LIFECYCLE) {
+        zarr_s3_set_error(err, resp.status, NULL,
+                          "not a LifecycleConfiguration");
+        rc = ZARR_S3_ERROR;
+
+    } else {
+        *expires = p->page.expires_noncurrent;
     }
 
     zarr_s3_response_free(&resp);

@@ -145,3 +145,146 @@ def test_reconcile_reads_versions(gw, bucket):
     body = r.json()
     assert (body["added"], body["removed"], body["changed"]) == (0, 0, 0)
     gw.assert_consistent(bucket, "rz", timeout=10)
+
+
+# --- the snapshot API --------------------------------------------------------
+
+def snap_path(bucket, zarr_id, rest=""):
+    return f"buckets/{bucket}/zarrs/{zarr_id}/snapshots{rest}"
+
+
+def write_zarr(gw, bucket, zarr_id, files):
+    c = gw.client()
+    for path, body in files.items():
+        c.put_object(Bucket=bucket, Key=f"zarr/{zarr_id}/{path}", Body=body)
+    end_batch(gw, bucket, zarr_id)
+
+
+def test_snapshot_api(gw, bucket):
+    versioned(gw.rgw, bucket)
+    write_zarr(gw, bucket, "s", {".zgroup": b"{}", "a/.zarray": b"{1}",
+                                 "a/0.0": b"x" * 100, "a/b/c": b"deep",
+                                 "a.b": b"dot"})
+    info = api(gw, "GET", f"buckets/{bucket}/zarrs/s").json()
+    docs = {d: api(gw, "GET", f"buckets/{bucket}/zarrs/s/checksum",
+                   params={"path": d}).content
+            for d in ("", "a", "a/b")}
+
+    r = api(gw, "POST", snap_path(bucket, "s"),
+            json={"name": "v1", "expected_digest": info["digest"]})
+    assert r.status_code == 201, r.text
+    v1 = r.json()
+    assert v1["name"] == "v1"
+    assert v1["digest"] == info["digest"]
+    assert v1["file_count"] == 5 and v1["size"] == info["size"]
+    assert v1["manifest_key"] == "zarr-snapshots/s/v1.json"
+    assert v1["created"].endswith("Z") and "warnings" not in v1
+    # the snapshot's batch is over: writers may go on at once
+    assert api(gw, "GET", f"buckets/{bucket}/zarrs/s/batch").status_code \
+        == 404
+
+    # the draft changes; the snapshot does not
+    write_zarr(gw, bucket, "s", {"a/0.0": b"y" * 7, "new": b"n"})
+    assert api(gw, "GET", snap_path(bucket, "s", "/v1")).json() == v1
+    for d, doc in docs.items():
+        r = api(gw, "GET", snap_path(bucket, "s", "/v1/checksum"),
+                params={"path": d})
+        assert r.status_code == 200 and r.content == doc
+    r = api(gw, "GET", snap_path(bucket, "s", "/v1/checksum"),
+            params={"path": "a/"})
+    assert r.content == docs["a"]
+    r = api(gw, "GET", snap_path(bucket, "s", "/v1/checksum"),
+            params={"path": "nope"})
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    assert "directory" in r.json()["message"]
+
+    # a default name: a UTC timestamp
+    r = api(gw, "POST", snap_path(bucket, "s"))
+    assert r.status_code == 201, r.text
+    auto = r.json()
+    assert len(auto["name"]) == 16 and auto["name"].endswith("Z")
+    assert auto["digest"] != v1["digest"]
+    assert auto["digest"] == api(
+        gw, "GET", f"buckets/{bucket}/zarrs/s").json()["digest"]
+
+    r = api(gw, "GET", snap_path(bucket, "s"))
+    assert r.status_code == 200
+    assert [s["name"] for s in r.json()["snapshots"]] == sorted(
+        [auto["name"], "v1"])
+
+    # errors
+    r = api(gw, "POST", snap_path(bucket, "s"), json={"name": "v1"})
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    for bad in ("a/b", "", "x" * 65, "sp ace", "é"):
+        r = api(gw, "POST", snap_path(bucket, "s"), json={"name": bad})
+        assert r.status_code == 400, bad
+    r = api(gw, "POST", snap_path(bucket, "s"), json={"name": 3})
+    assert r.status_code == 400
+    r = api(gw, "POST", snap_path(bucket, "s"),
+            json={"name": "v9", "expected_digest": v1["digest"]})
+    assert r.status_code == 412, r.text
+    assert r.json()["error"] == "digest_mismatch"
+    assert r.json()["digest"] == auto["digest"]
+    assert api(gw, "GET", snap_path(bucket, "s", "/v9")).status_code == 404
+    r = api(gw, "GET", snap_path(bucket, "s", "/v9"))
+    assert r.status_code == 404 and "v9" in r.json()["message"]
+    r = api(gw, "GET", snap_path(bucket, "nozarr", "/v1"))
+    assert r.status_code == 404 and "unknown" in r.json()["message"]
+    r = api(gw, "POST", snap_path(bucket, "nozarr"), json={"name": "a"})
+    assert r.status_code == 404
+    assert api(gw, "GET", snap_path(bucket, "s", "/bad%20name")) \
+        .status_code == 400
+    assert api(gw, "PUT", snap_path(bucket, "s", "/v1")).status_code == 405
+
+    # an active batch: 409 with that batch
+    gw.client().put_object(Bucket=bucket, Key="zarr/s/late", Body=b"l")
+    r = api(gw, "POST", snap_path(bucket, "s"), json={"name": "v3"})
+    assert r.status_code == 409, r.text
+    active = api(gw, "GET", f"buckets/{bucket}/zarrs/s/batch").json()
+    assert r.json()["batch"]["batch_id"] == active["batch_id"]
+    assert active["owner"] != "zarr-api:snapshot"
+    end_batch(gw, bucket, "s")
+
+    # delete
+    r = api(gw, "DELETE", snap_path(bucket, "s", "/v1"))
+    assert r.status_code == 204, r.text
+    assert api(gw, "GET", snap_path(bucket, "s", "/v1")).status_code == 404
+    assert api(gw, "DELETE", snap_path(bucket, "s", "/v1")).status_code \
+        == 404
+    r = api(gw, "GET", snap_path(bucket, "s"))
+    assert [s["name"] for s in r.json()["snapshots"]] == [auto["name"]]
+    r = api(gw, "POST", snap_path(bucket, "s"), json={"name": "v1"})
+    assert r.status_code == 201
+
+
+def test_snapshot_unversioned_bucket(gw, bucket):
+    write_zarr(gw, bucket, "u", {"x": b"1"})
+    r = api(gw, "POST", snap_path(bucket, "u"), json={"name": "v1"})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "unversioned"
+    assert api(gw, "GET", snap_path(bucket, "u")).json() == {
+        "snapshots": []}
+
+    # versioning turned on later: files written before have no version
+    # id in the tree until a reconcile reads them
+    versioned(gw.rgw, bucket)
+    r = api(gw, "POST", snap_path(bucket, "u"), json={"name": "v1"})
+    assert r.status_code == 409 and r.json()["error"] == "unversioned"
+    assert '"x"' in r.json()["message"]
+    assert api(gw, "POST", f"buckets/{bucket}/zarrs/u/reconcile") \
+        .status_code == 200
+    r = api(gw, "POST", snap_path(bucket, "u"), json={"name": "v1"})
+    assert r.status_code == 201, r.text
+
+
+def test_snapshot_lifecycle_warning(gw, bucket):
+    versioned(gw.rgw, bucket)
+    write_zarr(gw, bucket, "l", {"x": b"1"})
+    s3_client(gw.rgw, "alice").put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [{
+            "ID": "old", "Status": "Enabled", "Filter": {"Prefix": ""},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}]})
+    r = api(gw, "POST", snap_path(bucket, "l"), json={"name": "v1"})
+    assert r.status_code == 201, r.text
+    assert len(r.json()["warnings"]) == 1
+    assert "noncurrent" in r.json()["warnings"][0]

@@ -763,6 +763,46 @@ test_versioning_status(void **state)
     zarr_s3_list_parser_destroy(p);
 }
 
+
+static void
+lifecycle(const char *rules, int want)
+{
+    int                     rc;
+    char                    doc[2048];
+    zarr_s3_list_parser_t  *p;
+
+    snprintf(doc, sizeof(doc), "<LifecycleConfiguration "
+             "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">%s"
+             "</LifecycleConfiguration>", rules);
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    assert_non_null(p);
+    rc = zarr_s3_list_parser_feed(p, doc, strlen(doc), 1);
+    assert_int_equal(rc, ZARR_S3_OK);
+    assert_int_equal(zarr_s3_list_parser_page(p)->expires_noncurrent, want);
+    zarr_s3_list_parser_destroy(p);
+}
+
+
+static void
+test_lifecycle(void **state)
+{
+    (void) state;
+
+    lifecycle("", 0);
+    lifecycle("<Rule><ID>a</ID><Filter><Prefix>x/</Prefix></Filter>"
+              "<Status>Enabled</Status>"
+              "<Expiration><Days>3</Days></Expiration></Rule>", 0);
+    lifecycle("<Rule><ID>a</ID><Filter/><Status>Disabled</Status>"
+              "<NoncurrentVersionExpiration><NoncurrentDays>1"
+              "</NoncurrentDays></NoncurrentVersionExpiration></Rule>", 0);
+    lifecycle("<Rule><ID>a</ID><Status>Disabled</Status></Rule>"
+              "<Rule><ID>b</ID><Filter/>"
+              "<NoncurrentVersionExpiration><NoncurrentDays>1"
+              "</NoncurrentDays></NoncurrentVersionExpiration>"
+              "<Status>Enabled</Status></Rule>", 1);
+}
+
 int
 main(void)
 {
@@ -773,6 +813,7 @@ main(void)
         cmocka_unit_test(test_final_page),
         cmocka_unit_test(test_versions_page),
         cmocka_unit_test(test_versioning_status),
+        cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_empty_listing),
         cmocka_unit_test(test_not_url_encoded),
         cmocka_unit_test(test_streaming_feed),
