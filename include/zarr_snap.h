@@ -130,4 +130,48 @@ int zarr_snap_held(zarr_store_t *s, const char *bucket, size_t bucket_len,
     zarr_err_t *err);
 
 
+/*
+ * A ListObjectsV2 or ListObjects answer for keys under a snapshot, read
+ * from the store.  Keys are base + path; every string is raw (decoded).
+ */
+typedef struct {
+    const char     *bucket;
+    size_t          bucket_len;
+    const char     *base;              /* "<snapshot prefix><id>/<name>/" */
+    size_t          base_len;
+    const char     *prefix;            /* the whole prefix asked for */
+    size_t          prefix_len;
+    const char     *delimiter;         /* NULL: none */
+    size_t          delimiter_len;
+    const char     *after;             /* list after this key; NULL: none */
+    size_t          after_len;
+
+    /* echoed: V2 start-after and continuation-token, V1 marker */
+    const char     *start_after;
+    size_t          start_after_len;
+    const char     *token;
+    size_t          token_len;
+    const char     *marker;
+    size_t          marker_len;
+
+    uint64_t        max_keys;          /* at most 1000 are listed */
+    uint64_t        created;           /* LastModified of every key */
+    int             v2;
+    int             url;               /* encoding-type=url */
+} zarr_snap_listing_t;
+
+
+/* appends the XML body; ZARR_OK, ZARR_ERR_NOMEM or a store error */
+int zarr_snap_list_xml(zarr_store_t *s, uint64_t id,
+    const zarr_snap_listing_t *q, zarr_buf_t *out, zarr_err_t *err);
+
+/*
+ * A continuation token: the hex of the key it continues after.  decode
+ * returns the key's length, or -1 for a token that is not one of ours
+ * (out: len / 2 bytes).
+ */
+void zarr_snap_token_encode(zarr_buf_t *b, const char *key, size_t len);
+int zarr_snap_token_decode(const char *token, size_t len, char *out);
+
+
 #endif /* _ZARR_SNAP_H_INCLUDED_ */

@@ -6,10 +6,15 @@
  */
 
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "zarr_path.h"
+#include "zarr_s3xml.h"
+#include "zarr_sigv4.h"
 #include "zarr_snap.h"
 #include "zarr_tree_int.h"
 
@@ -86,6 +91,7 @@ static int zarr_snap_set_state(zarr_store_t *s, const char *skey,
 static int zarr_snap_purge(zarr_store_t *s, const char *skey, size_t sklen,
     const zarr_snaprec_t *rec, size_t chunk, zarr_err_t *err);
 static int zarr_snap_file_rec(const MDB_val *v, zarr_snap_file_t *f);
+static int zarr_snap_hex(int c);
 
 
 int
@@ -1437,4 +1443,349 @@ zarr_snap_held(zarr_store_t *s, const char *bucket, size_t bucket_len,
     mdb_txn_abort(txn);
 
     return rc;
+}
+
+
+/* listing a snapshot as S3 lists a bucket */
+
+typedef struct {
+    const zarr_snap_listing_t  *q;
+    size_t                      rel_len;      /* prefix beyond base */
+    uint64_t                    max;
+    uint64_t                    n;
+    int                         truncated;
+    zarr_buf_t                 *contents;
+    zarr_buf_t                 *prefixes;
+    zarr_buf_t                  last;         /* the last key or prefix */
+    int                         nomem;
+} zarr_snap_lister_t;
+
+
+static void
+zarr_snap_xml_key(zarr_buf_t *b, const zarr_snap_listing_t *q,
+    const char *s1, size_t n1, const char *s2, size_t n2)
+{
+    char    *p;
+    size_t   n;
+
+    if (!q->url) {
+        if (zarr_s3xml_escape(b, s1, n1) != 0
+            || zarr_s3xml_escape(b, s2, n2) != 0)
+        {
+            b->failed = 1;
+        }
+
+        return;
+    }
+
+    /* unreserved bytes and '/' as they are, the rest as %XX */
+
+    n = zarr_sigv4_uri_encode(NULL, s1, n1, 1)
+        + zarr_sigv4_uri_encode(NULL, s2, n2, 1);
+
+    if (zarr_buf_reserve(b, n + 1) != 0) {
+        b->failed = 1;
+        return;
+    }
+
+    p = b->data + b->len;
+    p += zarr_sigv4_uri_encode(p, s1, n1, 1);
+    p += zarr_sigv4_uri_encode(p, s2, n2, 1);
+    b->len = p - b->data;
+    b->data[b->len] = '\0';
+}
+
+
+static void
+zarr_snap_xml_elt(zarr_buf_t *b, const zarr_snap_listing_t *q,
+    const char *name, const char *s, size_t n, int key)
+{
+    zarr_buf_puts(b, "<");
+    zarr_buf_puts(b, name);
+    zarr_buf_puts(b, ">");
+
+    if (key) {
+        zarr_snap_xml_key(b, q, s, n, NULL, 0);
+
+    } else if (zarr_s3xml_escape(b, s, n) != 0) {
+        b->failed = 1;
+    }
+
+    zarr_buf_puts(b, "</");
+    zarr_buf_puts(b, name);
+    zarr_buf_puts(b, ">");
+}
+
+
+static int
+zarr_snap_list_cb(void *ctx, const char *path, size_t path_len,
+    const zarr_snap_file_t *f, size_t *skip)
+{
+    zarr_snap_lister_t *l = ctx;
+
+    char                       date[32];
+    size_t                     i, cp;
+    struct tm                  tm;
+    time_t                     t;
+    const zarr_snap_listing_t *q;
+
+    q = l->q;
+    cp = 0;
+
+    if (q->delimiter_len) {
+        for (i = l->rel_len; i + q->delimiter_len <= path_len; i++) {
+            if (memcmp(path + i, q->delimiter, q->delimiter_len) == 0) {
+                cp = i + q->delimiter_len;
+                break;
+            }
+        }
+    }
+
+    if (cp) {
+        /* a common prefix the previous page ended with: not again */
+        *skip = cp;
+
+        if (q->after && q->after_len >= q->base_len + cp
+            && memcmp(q->after + q->base_len, path, cp) == 0)
+        {
+            return ZARR_SNAP_SKIP;
+        }
+    }
+
+    if (l->n == l->max) {
+        l->truncated = 1;
+        return ZARR_SNAP_STOP;
+    }
+
+    l->n++;
+    l->last.len = 0;
+
+    if (zarr_buf_add(&l->last, q->base, q->base_len) != 0
+        || zarr_buf_add(&l->last, path, cp ? cp : path_len) != 0)
+    {
+        l->nomem = 1;
+        return ZARR_SNAP_STOP;
+    }
+
+    if (cp) {
+        zarr_buf_puts(l->prefixes, "<CommonPrefixes><Prefix>");
+        zarr_snap_xml_key(l->prefixes, q, q->base, q->base_len, path, cp);
+        zarr_buf_puts(l->prefixes, "</Prefix></CommonPrefixes>");
+
+        return ZARR_SNAP_SKIP;
+    }
+
+    t = (time_t) q->created;
+    gmtime_r(&t, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+
+    zarr_buf_puts(l->contents, "<Contents><Key>");
+    zarr_snap_xml_key(l->contents, q, q->base, q->base_len, path, path_len);
+    zarr_buf_puts(l->contents, "</Key><LastModified>");
+    zarr_buf_puts(l->contents, date);
+    zarr_buf_puts(l->contents, "</LastModified><ETag>&quot;");
+    if (zarr_s3xml_escape(l->contents, f->etag, f->etag_len) != 0) {
+        l->contents->failed = 1;
+    }
+
+    zarr_buf_puts(l->contents, "&quot;</ETag><Size>");
+    snprintf(date, sizeof(date), "%" PRIu64, f->size);
+    zarr_buf_puts(l->contents, date);
+    zarr_buf_puts(l->contents, "</Size><StorageClass>STANDARD"
+                  "</StorageClass></Contents>");
+
+    return 0;
+}
+
+
+int
+zarr_snap_list_xml(zarr_store_t *s, uint64_t id,
+    const zarr_snap_listing_t *q, zarr_buf_t *out, zarr_err_t *err)
+{
+    int                  rc, empty;
+    char                 num[32];
+    size_t               after_len;
+    zarr_buf_t           contents, prefixes;
+    const char          *after;
+    zarr_snap_lister_t   l;
+
+    memset(&l, 0, sizeof(zarr_snap_lister_t));
+    zarr_buf_init(&contents);
+    zarr_buf_init(&prefixes);
+    zarr_buf_init(&l.last);
+
+    l.q = q;
+    l.max = q->max_keys < 1000 ? q->max_keys : 1000;
+    l.contents = &contents;
+    l.prefixes = &prefixes;
+
+    rc = ZARR_OK;
+
+    /* the keys of the snapshot that the prefix and "after" leave */
+
+    empty = q->prefix_len < q->base_len
+            || memcmp(q->prefix, q->base, q->base_len) != 0;
+
+    after = NULL;
+    after_len = 0;
+
+    if (!empty && q->after && q->after_len) {
+        if (q->after_len >= q->base_len
+            && memcmp(q->after, q->base, q->base_len) == 0)
+        {
+            after = q->after + q->base_len;
+            after_len = q->after_len - q->base_len;
+
+        } else if (zarr_name_cmp(q->after, q->after_len, q->base,
+                                 q->base_len) > 0)
+        {
+            empty = 1;
+        }
+    }
+
+    if (!empty && l.max) {
+        l.rel_len = q->prefix_len - q->base_len;
+
+        rc = zarr_snap_scan(s, id, q->prefix + q->base_len, l.rel_len,
+                            after, after_len, zarr_snap_list_cb, &l, err);
+    }
+
+    if (rc == ZARR_OK && l.nomem) {
+        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    if (rc != ZARR_OK) {
+        goto done;
+    }
+
+    zarr_buf_puts(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                  "<ListBucketResult xmlns=\"" ZARR_S3XML_NS "\">");
+    zarr_snap_xml_elt(out, q, "Name", q->bucket, q->bucket_len, 0);
+    zarr_snap_xml_elt(out, q, "Prefix", q->prefix, q->prefix_len, 1);
+
+    if (q->v2) {
+        if (q->start_after) {
+            zarr_snap_xml_elt(out, q, "StartAfter", q->start_after,
+                              q->start_after_len, 1);
+        }
+
+        if (q->token) {
+            zarr_snap_xml_elt(out, q, "ContinuationToken", q->token,
+                              q->token_len, 0);
+        }
+
+        snprintf(num, sizeof(num), "%" PRIu64, l.n);
+        zarr_buf_puts(out, "<KeyCount>");
+        zarr_buf_puts(out, num);
+        zarr_buf_puts(out, "</KeyCount>");
+
+        if (l.truncated) {
+            zarr_buf_puts(out, "<NextContinuationToken>");
+            zarr_snap_token_encode(out, l.last.data, l.last.len);
+            zarr_buf_puts(out, "</NextContinuationToken>");
+        }
+
+    } else {
+        zarr_snap_xml_elt(out, q, "Marker", q->marker ? q->marker : "",
+                          q->marker_len, 1);
+
+        if (l.truncated) {
+            zarr_snap_xml_elt(out, q, "NextMarker", l.last.data, l.last.len,
+                              1);
+        }
+    }
+
+    snprintf(num, sizeof(num), "%" PRIu64, q->max_keys);
+    zarr_buf_puts(out, "<MaxKeys>");
+    zarr_buf_puts(out, num);
+    zarr_buf_puts(out, "</MaxKeys>");
+
+    if (q->delimiter) {
+        zarr_snap_xml_elt(out, q, "Delimiter", q->delimiter,
+                          q->delimiter_len, 1);
+    }
+
+    if (q->url) {
+        zarr_buf_puts(out, "<EncodingType>url</EncodingType>");
+    }
+
+    zarr_buf_puts(out, l.truncated ? "<IsTruncated>true</IsTruncated>"
+                                   : "<IsTruncated>false</IsTruncated>");
+
+    if (contents.len) {
+        zarr_buf_put(out, contents.data, contents.len);
+    }
+
+    if (prefixes.len) {
+        zarr_buf_put(out, prefixes.data, prefixes.len);
+    }
+
+    zarr_buf_puts(out, "</ListBucketResult>");
+
+    if (out->failed || contents.failed || prefixes.failed) {
+        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+done:
+
+    zarr_buf_free(&contents);
+    zarr_buf_free(&prefixes);
+    zarr_buf_free(&l.last);
+
+    return rc;
+}
+
+
+void
+zarr_snap_token_encode(zarr_buf_t *b, const char *key, size_t len)
+{
+    char                 hex[2];
+    size_t               i;
+    static const char    digits[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        hex[0] = digits[(unsigned char) key[i] >> 4];
+        hex[1] = digits[(unsigned char) key[i] & 0xf];
+        zarr_buf_put(b, hex, 2);
+    }
+}
+
+
+int
+zarr_snap_token_decode(const char *token, size_t len, char *out)
+{
+    int     hi, lo;
+    size_t  i;
+
+    if (len % 2 || len == 0) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i += 2) {
+        hi = zarr_snap_hex(token[i]);
+        lo = zarr_snap_hex(token[i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+
+        out[i / 2] = (char) (hi << 4 | lo);
+    }
+
+    return (int) (len / 2);
+}
+
+
+static int
+zarr_snap_hex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
 }

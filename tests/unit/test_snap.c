@@ -462,6 +462,192 @@ test_scan(void **state)
 }
 
 
+
+/* the keys and prefixes of a listing body, in order, "|" after each */
+
+static void
+list_page(zarr_store_t *s, uint64_t id, zarr_snap_listing_t *q, char *keys,
+    char *next)
+{
+    char        *p, *e, *body;
+    zarr_buf_t   out;
+    zarr_err_t   err;
+
+    zarr_buf_init(&out);
+    assert_int_equal(zarr_snap_list_xml(s, id, q, &out, &err), ZARR_OK);
+    body = out.data;
+
+    keys[0] = '\0';
+    next[0] = '\0';
+
+    for (p = body; (p = strstr(p, "<Key>")) != NULL; p = e) {
+        e = strstr(p, "</Key>");
+        strncat(keys, p + 5, e - p - 5);
+        strcat(keys, "|");
+    }
+
+    for (p = body; (p = strstr(p, "<Prefix>")) != NULL; p = e) {
+        e = strstr(p, "</Prefix>");
+        if (strstr(p, "<Prefix>") == strstr(body, "<Prefix>")) {
+            continue;            /* the echoed request prefix */
+        }
+        strcat(keys, "P:");
+        strncat(keys, p + 8, e - p - 8);
+        strcat(keys, "|");
+    }
+
+    p = strstr(body, q->v2 ? "<NextContinuationToken>" : "<NextMarker>");
+
+    if (p) {
+        p = strchr(p, '>') + 1;
+        e = strchr(p, '<');
+        strncat(next, p, e - p);
+        assert_non_null(strstr(body, "<IsTruncated>true</IsTruncated>"));
+
+    } else {
+        assert_non_null(strstr(body, "<IsTruncated>false</IsTruncated>"));
+    }
+
+    assert_non_null(strstr(body, "<Name>bkt</Name>"));
+    zarr_buf_free(&out);
+}
+
+
+static void
+test_list_xml(void **state)
+{
+    int                  n;
+    char                *dir, keys[2048], next[1024], after[512];
+    char                 token[1024];
+    char                 all[4096];
+    zarr_err_t           err;
+    zarr_snap_t          snap;
+    zarr_store_t        *s;
+    zarr_snap_listing_t  q;
+
+    (void) state;
+
+    s = setup(&dir);
+    apply1(s, mut(ZARR_MUT_PUT, "z", "sp ace+plus", "e9", 9, "v9"));
+    assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, "v1", 2, 0, 0, &snap,
+                                      &err), ZARR_OK);
+
+    memset(&q, 0, sizeof(q));
+    q.bucket = B;
+    q.bucket_len = BL;
+    q.base = "snap/z/v1/";
+    q.base_len = 10;
+    q.prefix = "snap/z/v1/";
+    q.prefix_len = 10;
+    q.max_keys = 1000;
+    q.v2 = 1;
+
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/.zgroup|snap/z/v1/a.b|"
+                        "snap/z/v1/a/.zarray|snap/z/v1/a/0.0|"
+                        "snap/z/v1/a/0.1|snap/z/v1/a/1.0|"
+                        "snap/z/v1/a/b/c/deep|snap/z/v1/sp ace+plus|"
+                        "snap/z/v1/z|");
+    strcpy(all, keys);
+
+    /* pages of 2 with the continuation token: the same keys */
+    q.max_keys = 2;
+    keys[0] = '\0';
+    q.token = NULL;
+    q.after = NULL;
+    strcpy(after, "");
+
+    for (n = 0; n < 10; n++) {
+        char  page[1024];
+
+        list_page(s, snap.id, &q, page, next);
+        strcat(keys, page);
+
+        if (next[0] == '\0') {
+            break;
+        }
+
+        strcpy(token, next);
+        q.token = token;
+        q.token_len = strlen(token);
+        q.after_len = zarr_snap_token_decode(next, strlen(next), after);
+        assert_true((int) q.after_len > 0);
+        q.after = after;
+    }
+
+    assert_int_equal(n, 4);
+    assert_string_equal(keys, all);
+
+    /* a delimiter: common prefixes once, across pages too */
+    q.delimiter = "/";
+    q.delimiter_len = 1;
+    q.token = NULL;
+    q.after = NULL;
+    q.max_keys = 1000;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/.zgroup|snap/z/v1/a.b|"
+                        "snap/z/v1/sp ace+plus|snap/z/v1/z|"
+                        "P:snap/z/v1/a/|");
+
+    q.max_keys = 3;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/.zgroup|snap/z/v1/a.b|"
+                        "P:snap/z/v1/a/|");
+    q.after_len = zarr_snap_token_decode(next, strlen(next), after);
+    assert_int_equal(q.after_len, strlen("snap/z/v1/a/"));
+    q.after = after;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/sp ace+plus|snap/z/v1/z|");
+    assert_string_equal(next, "");
+
+    /* V1: marker, NextMarker; a deeper prefix; url encoding */
+    q.v2 = 0;
+    q.after = "snap/z/v1/a/";
+    q.after_len = 12;
+    q.marker = q.after;
+    q.marker_len = q.after_len;
+    q.prefix = "snap/z/v1/a/";
+    q.prefix_len = 12;
+    q.max_keys = 2;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/a/.zarray|snap/z/v1/a/0.0|");
+    assert_string_equal(next, "snap/z/v1/a/0.0");
+
+    q.delimiter = NULL;
+    q.delimiter_len = 0;
+    q.after = NULL;
+    q.marker = NULL;
+    q.marker_len = 0;
+    q.prefix = "snap/z/v1/sp";
+    q.prefix_len = 12;
+    q.url = 1;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/sp%20ace%2Bplus|");
+
+    /* outside the snapshot, or after it: nothing */
+    q.url = 0;
+    q.prefix = "snap/z/v2/";
+    q.prefix_len = 10;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "");
+    q.prefix = "snap/z/v1/";
+    q.after = "snap/z/v2";
+    q.after_len = 9;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "");
+    q.after = "snap/";
+    q.after_len = 5;
+    q.max_keys = 1;
+    list_page(s, snap.id, &q, keys, next);
+    assert_string_equal(keys, "snap/z/v1/.zgroup|");
+
+    assert_int_equal(zarr_snap_token_decode("0g", 2, after), -1);
+    assert_int_equal(zarr_snap_token_decode("616", 3, after), -1);
+    assert_int_equal(zarr_snap_token_decode("", 0, after), -1);
+
+    teardown(s, dir);
+}
+
 int
 main(void)
 {
@@ -469,6 +655,7 @@ main(void)
         cmocka_unit_test(test_create_and_read),
         cmocka_unit_test(test_errors_list_delete),
         cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_list_xml),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
