@@ -74,6 +74,16 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
+        if (ctx->snapshot) {
+            rc = ngx_http_zarr_snapshot_resume(r, zlcf, ctx);
+
+            if (rc == NGX_DECLINED || rc == NGX_AGAIN || rc == NGX_DONE) {
+                return rc;
+            }
+
+            return ngx_http_zarr_finalize(r, rc);
+        }
+
         if (ctx->admit_wait) {
             /* back from a credential lookup */
             ctx->admit_wait = 0;
@@ -128,7 +138,9 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
 
     rc = ngx_http_zarr_classify(r, zlcf, ctx);
 
-    if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
+    if (rc == NGX_DECLINED || rc == NGX_AGAIN
+        || (rc == NGX_DONE && ctx->snapshot))
+    {
         return rc;
     }
 
@@ -311,6 +323,13 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     ctx->bucket.len = op.bucket_len;
     ctx->key.data = (u_char *) op.key;
     ctx->key.len = op.key_len;
+
+    /* under the snapshot prefix: reads from the store, no writes */
+
+    rc = ngx_http_zarr_snapshot_request(r, zlcf, ctx, op.op);
+    if (rc != NGX_DECLINED || ctx->snapshot) {
+        return rc;
+    }
 
     switch (op.op) {
 

@@ -188,6 +188,7 @@ typedef struct {
     unsigned                    recovering:1;  /* the zarr is rebuilt */
     unsigned                    admitted:1;    /* verified, or fallback */
     unsigned                    admit_wait:1;  /* a lookup or the body */
+    unsigned                    snapshot:2;    /* a snapshot read */
 } ngx_http_zarr_ctx_t;
 
 
@@ -333,6 +334,13 @@ void ngx_http_zarr_store_user(ngx_http_zarr_busy_pt busy);
 const zarr_s3_conf_t *ngx_http_zarr_s3_conf(void);
 uint64_t ngx_http_zarr_now_ms(void);
 zarr_store_t *ngx_http_zarr_get_store(void);
+
+/* ngx_http_zarr_snapshot.c */
+ngx_int_t ngx_http_zarr_snapshot_request(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
+    ngx_uint_t op);
+ngx_int_t ngx_http_zarr_snapshot_resume(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
 const zarr_proc_t *ngx_http_zarr_proc(void);
 
 

@@ -2,8 +2,11 @@
 of RGW: the version ids the tree keeps for every kind of write and what
 reconcile reads with ListObjectVersions; the snapshot API."""
 
+import datetime
+import hashlib
 import subprocess
 
+import botocore
 import pytest
 import requests
 
@@ -288,3 +291,266 @@ def test_snapshot_lifecycle_warning(gw, bucket):
     assert r.status_code == 201, r.text
     assert len(r.json()["warnings"]) == 1
     assert "noncurrent" in r.json()["warnings"][0]
+
+
+# --- reading snapshots through the gateway ------------------------------------
+
+def draft_listing(gw, bucket, zarr_id):
+    """{path: (size, etag)} the gateway lists for the draft (RGW's)."""
+    out = {}
+    p = f"zarr/{zarr_id}/"
+    for page in gw.client().get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=p):
+        for o in page.get("Contents", []):
+            out[o["Key"][len(p):]] = (o["Size"], o["ETag"])
+    return out
+
+
+def raw(gw, method, path, **kw):
+    """An unsigned request to the gateway (anonymous)."""
+    kw.setdefault("timeout", 60)
+    return requests.request(method, f"{gw.url}/{path}", **kw)
+
+
+def test_snapshot_read_objects(gw, bucket):
+    versioned(gw.rgw, bucket)
+    c = gw.client()
+    files = {".zgroup": b"{}", "a/0.0": bytes(range(256)) * 4,
+             "a/1.0": b"one", "sp ace/+plus%": b"odd key"}
+    write_zarr(gw, bucket, "r", files)
+    assert api(gw, "POST", snap_path(bucket, "r"),
+               json={"name": "v1"}).status_code == 201
+
+    # the draft moves on: overwritten, deleted, added
+    write_zarr(gw, bucket, "r", {"a/0.0": b"new", "b": b"later"})
+    c.delete_object(Bucket=bucket, Key="zarr/r/a/1.0")
+    end_batch(gw, bucket, "r")
+
+    s = "zarr-snapshots/r/v1/"
+    for path, body in files.items():
+        r = c.get_object(Bucket=bucket, Key=s + path)
+        assert r["Body"].read() == body, path
+        assert r["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+        assert r["ContentLength"] == len(body)
+    assert c.get_object(Bucket=bucket, Key="zarr/r/a/0.0")["Body"].read() \
+        == b"new"
+
+    h = c.head_object(Bucket=bucket, Key=s + "a/0.0")
+    assert h["ContentLength"] == 1024
+    etag = h["ETag"]
+
+    # Range and conditionals
+    r = c.get_object(Bucket=bucket, Key=s + "a/0.0", Range="bytes=2-5")
+    assert r["Body"].read() == bytes([2, 3, 4, 5])
+    assert r["ContentRange"] == "bytes 2-5/1024"
+    r = c.get_object(Bucket=bucket, Key=s + "a/0.0", IfMatch=etag)
+    assert r["Body"].read() == files["a/0.0"]
+    for kw, code in ((dict(IfNoneMatch=etag), "304"),
+                     (dict(IfMatch='"0000"'), "PreconditionFailed"),
+                     (dict(IfModifiedSince=datetime.datetime(
+                         2100, 1, 1, tzinfo=datetime.timezone.utc)), "304")):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.get_object(Bucket=bucket, Key=s + "a/0.0", **kw)
+        assert e.value.response["Error"]["Code"] == code
+
+    # missing: a path, a snapshot, a zarr; the prefix itself
+    for key in (s + "b", s + "a", s + "a/0.0/x", "zarr-snapshots/r/v9/.zgroup",
+                "zarr-snapshots/nope/v1/.zgroup", s):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.get_object(Bucket=bucket, Key=key)
+        assert e.value.response["Error"]["Code"] == "NoSuchKey", key
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+    # read-only
+    for call in (lambda: c.put_object(Bucket=bucket, Key=s + "x", Body=b"1"),
+                 lambda: c.delete_object(Bucket=bucket, Key=s + ".zgroup"),
+                 lambda: c.copy_object(Bucket=bucket, Key=s + "y",
+                                       CopySource=f"{bucket}/zarr/r/b")):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+    # who may read: verified keys only; a bad signature is refused
+    r = raw(gw, "GET", f"{bucket}/{s}.zgroup")
+    assert r.status_code == 403 and b"AccessDenied" in r.content
+    bad = s3_client(gw.rgw, "alice", endpoint=gw.url)
+    bad._request_signer._credentials.secret_key = "wrong"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        bad.get_object(Bucket=bucket, Key=s + ".zgroup")
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    # bob, another user, reads through the gateway's credentials
+    assert gw.client("bob").get_object(
+        Bucket=bucket, Key=s + ".zgroup")["Body"].read() == b"{}"
+
+    # after the snapshot is deleted: gone
+    assert api(gw, "DELETE", snap_path(bucket, "r", "/v1")).status_code \
+        == 204
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.get_object(Bucket=bucket, Key=s + ".zgroup")
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_snapshot_read_public(gateway, bucket):
+    g = gateway(auth="zarr_credentials rgw valid=10s; "
+                     "zarr_snapshot_read public;")
+    versioned(g.rgw, bucket)
+    write_zarr(g, bucket, "p", {"x/y": b"open data"})
+    assert api(g, "POST", snap_path(bucket, "p"),
+               json={"name": "pub"}).status_code == 201
+    r = raw(g, "GET", f"{bucket}/zarr-snapshots/p/pub/x/y")
+    assert r.status_code == 200 and r.content == b"open data"
+    r = raw(g, "GET", f"{bucket}", params={
+        "list-type": "2", "prefix": "zarr-snapshots/p/pub/"})
+    assert r.status_code == 200
+    assert b"<Key>zarr-snapshots/p/pub/x/y</Key>" in r.content
+    # the draft stays private
+    assert raw(g, "GET", f"{bucket}/zarr/p/x/y").status_code == 403
+    r = raw(g, "PUT", f"{bucket}/zarr-snapshots/p/pub/x/y", data=b"no")
+    assert r.status_code == 403
+
+
+def listing(client, bucket, prefix, v2=True, **kw):
+    """(keys with (size, etag), common prefixes) of a paginated listing."""
+    keys, prefixes = {}, []
+    op = "list_objects_v2" if v2 else "list_objects"
+    for page in client.get_paginator(op).paginate(
+            Bucket=bucket, Prefix=prefix, **kw):
+        for o in page.get("Contents", []):
+            keys[o["Key"][len(prefix):]] = (o["Size"], o["ETag"])
+        prefixes += [p["Prefix"][len(prefix):]
+                     for p in page.get("CommonPrefixes", [])]
+    return keys, prefixes
+
+
+def test_snapshot_listing(gw, bucket):
+    versioned(gw.rgw, bucket)
+    files = {".zattrs": b"{}", ".zgroup": b"{}"}
+    for i in range(7):
+        for j in range(3):
+            files[f"arr/{i}.{j}"] = b"%d" % (i * j)
+    files.update({"arr/.zarray": b"{}", "arr.b": b"x", "g/h/0": b"0",
+                  "sp ace+%": b"s"})
+    write_zarr(gw, bucket, "L", files)
+    want = draft_listing(gw, bucket, "L")
+    assert len(want) == len(files)
+    r = api(gw, "POST", snap_path(bucket, "L"), json={"name": "v1"})
+    snap = r.json()
+    write_zarr(gw, bucket, "L", {"arr/0.0": b"changed", "zz": b"new"})
+
+    c = gw.client()
+    base = "zarr-snapshots/L/v1/"
+    for v2 in (True, False):
+        for size in (1000, 5, 1):
+            keys, prefixes = listing(c, bucket, base, v2=v2,
+                                     PaginationConfig={"PageSize": size})
+            assert keys == want and prefixes == []
+        keys, prefixes = listing(c, bucket, base, v2=v2, Delimiter="/",
+                                 PaginationConfig={"PageSize": 2})
+        assert keys == {k: v for k, v in want.items() if "/" not in k}
+        assert prefixes == ["arr/", "g/"]
+        keys, prefixes = listing(c, bucket, base + "arr/", v2=v2,
+                                 Delimiter="/",
+                                 PaginationConfig={"PageSize": 4})
+        assert sorted(keys) == sorted(
+            k[4:] for k in want if k.startswith("arr/"))
+        keys, prefixes = listing(c, bucket, base + "g/", v2=v2,
+                                 Delimiter="/")
+        assert keys == {} and prefixes == ["h/"]
+
+    r = c.list_objects_v2(Bucket=bucket, Prefix=base, StartAfter=base + "arr/6",
+                          MaxKeys=3)
+    assert [o["Key"][len(base):] for o in r["Contents"]] == [
+        "arr/6.0", "arr/6.1", "arr/6.2"]
+    assert r["IsTruncated"] and r["KeyCount"] == 3
+    r = c.list_objects_v2(Bucket=bucket, Prefix=base + "nothing/")
+    assert r["KeyCount"] == 0 and "Contents" not in r
+    r = c.list_objects_v2(Bucket=bucket, Prefix="zarr-snapshots/L/v9/")
+    assert r["KeyCount"] == 0
+
+    # the listing's checksum is the snapshot's digest (zarrctl)
+    lines = "".join("%s\t%d\t%s\n" % (k, s, e.strip('"'))
+                    for k, (s, e) in listing(c, bucket, base)[0].items())
+    out = subprocess.run([str(ZARRCTL), "checksum", "--listing", "-"],
+                         input=lines, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == snap["digest"]
+
+    # without encoding-type: raw keys in the XML
+    r = requests.get(f"{gw.url}/{bucket}", params={
+        "list-type": "2", "prefix": base + "sp"},
+        auth=_SigV4(gw.rgw, "alice"))
+    assert r.status_code == 200, r.text
+    assert "<Key>%ssp ace+%%</Key>" % base in r.text
+
+
+class _SigV4(requests.auth.AuthBase):
+    """botocore's SigV4 for a plain requests call."""
+
+    def __init__(self, rgw, user):
+        import botocore.auth
+        import botocore.credentials
+        u = rgw.users[user]
+        self.signer = botocore.auth.S3SigV4Auth(
+            botocore.credentials.Credentials(u.access_key, u.secret_key),
+            "s3", rgw.region)
+
+    def __call__(self, r):
+        import botocore.awsrequest
+        req = botocore.awsrequest.AWSRequest(method=r.method, url=r.url,
+                                             data=r.body or b"")
+        self.signer.add_auth(req)
+        r.headers.update(dict(req.headers))
+        return r
+
+
+def test_snapshot_zarr_open(gw, bucket):
+    """zarr through s3fs: v1 and v2 of an array and a group read back
+    exactly through the gateway while the draft changes."""
+    import numpy as np
+    import zarr
+    from test_gateway_s3fs import fs_for
+
+    versioned(gw.rgw, bucket)
+    fs = fs_for(gw)
+    root = f"s3://{bucket}/zarr/zs/"
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 1000, size=(40, 30), dtype="int32")
+
+    g = zarr.group(store=zarr.storage.FSStore(root, fs=fs))
+    g.attrs["v"] = 1
+    g.create_dataset("a", data=a, chunks=(10, 10))
+    g.create_group("sub").create_dataset("x", data=np.arange(16.0),
+                                         chunks=(4,))
+    end_batch(gw, bucket, "zs")
+    assert api(gw, "POST", snap_path(bucket, "zs"),
+               json={"name": "v1"}).status_code == 201
+
+    b = a.copy()
+    b[0:10, 0:10] = -1
+    g = zarr.open_group(store=zarr.storage.FSStore(root, fs=fs))
+    g["a"][0:10, 0:10] = -1
+    g.attrs["v"] = 2
+    g["a"].resize(20, 30)
+    del g["sub"]
+    end_batch(gw, bucket, "zs")
+    assert api(gw, "POST", snap_path(bucket, "zs"),
+               json={"name": "v2"}).status_code == 201
+    g["a"][:] = 0
+    end_batch(gw, bucket, "zs")
+
+    def at(name):
+        return zarr.open_group(zarr.storage.FSStore(
+            f"s3://{bucket}/zarr-snapshots/zs/{name}/", fs=fs_for(gw)),
+            mode="r")
+
+    v1 = at("v1")
+    assert v1.attrs["v"] == 1
+    np.testing.assert_array_equal(v1["a"][:], a)
+    np.testing.assert_array_equal(v1["sub/x"][:], np.arange(16.0))
+    v2 = at("v2")
+    assert v2.attrs["v"] == 2
+    np.testing.assert_array_equal(v2["a"][:], b[:20])
+    assert "sub" not in v2
+    np.testing.assert_array_equal(
+        zarr.open_group(zarr.storage.FSStore(root, fs=fs_for(gw)),
+                        mode="r")["a"][:], np.zeros((20, 30)))
