@@ -382,6 +382,15 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
         return NGX_DECLINED;
     }
 
+    if (op.op == ZARR_S3OP_DELETE_OBJECT && op.version_id) {
+        /* a permanent delete of a version a snapshot may hold */
+        rc = ngx_http_zarr_snapshot_held(r, ctx, &zk, op.version_id,
+                                         op.version_id_len);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     ctx->tracked = 1;
     ctx->zarr_id.data = (u_char *) zk.zarr_id;
     ctx->zarr_id.len = zk.zarr_id_len;
@@ -572,9 +581,28 @@ ngx_http_zarr_delete_objects(ngx_http_request_t *r,
         key.data = (u_char *) res->objects[i].key;
         key.len = res->objects[i].key_len;
 
+        if (key.len >= zlcf->snapshot_prefix.len
+            && ngx_strncmp(key.data, zlcf->snapshot_prefix.data,
+                           zlcf->snapshot_prefix.len) == 0)
+        {
+            return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN,
+                                            "AccessDenied",
+                                            "snapshots are read-only");
+        }
+
         rc = ngx_http_zarr_check_key(r, zlcf, &key, &keys[n]);
 
         if (rc == NGX_OK) {
+            if (res->objects[i].version_id) {
+                rc = ngx_http_zarr_snapshot_held(r, ctx, &keys[n],
+                                                 res->objects[i].version_id,
+                                                 res->objects[i]
+                                                     .version_id_len);
+                if (rc != NGX_DECLINED) {
+                    return rc;
+                }
+            }
+
             n++;
             continue;
         }

@@ -341,6 +341,9 @@ ngx_int_t ngx_http_zarr_snapshot_request(ngx_http_request_t *r,
     ngx_uint_t op);
 ngx_int_t ngx_http_zarr_snapshot_resume(ngx_http_request_t *r,
     ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+ngx_int_t ngx_http_zarr_snapshot_held(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, zarr_key_t *zk, const char *version,
+    size_t version_len);
 const zarr_proc_t *ngx_http_zarr_proc(void);
 
 

@@ -876,3 +876,57 @@ ngx_http_zarr_snapshot_list(ngx_http_request_t *r,
 
     return NGX_DONE;
 }
+
+
+/*
+ * Protection (DESIGN 10): a permanent delete of a version that a
+ * snapshot holds gets 403 and is not forwarded.  NGX_DECLINED: not held.
+ */
+
+ngx_int_t
+ngx_http_zarr_snapshot_held(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
+    zarr_key_t *zk, const char *version, size_t version_len)
+{
+    int            rc;
+    u_char        *p;
+    char           name[ZARR_SNAP_NAME_MAX + 1];
+    zarr_err_t     err;
+    zarr_store_t  *store;
+    u_char         msg[ZARR_SNAP_NAME_MAX + 128];
+
+    store = ngx_http_zarr_get_store();
+
+    if (store == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = zarr_snap_held(store, (char *) ctx->bucket.data, ctx->bucket.len,
+                        zk->zarr_id, zk->zarr_id_len, zk->path,
+                        zk->path_len, version, version_len, name, &err);
+
+    if (rc == ZARR_ERR_NOTFOUND || rc == ZARR_ERR_INVALID) {
+        return NGX_DECLINED;
+    }
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_REJECTED;
+
+    if (rc != ZARR_OK) {
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                      "zarr: held versions: %s", err.msg);
+        return ngx_http_zarr_send_error(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                        "InternalError",
+                                        "the gateway's store failed");
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "zarr: delete of a version held by snapshot \"%s\" "
+                  "refused", name);
+
+    p = ngx_snprintf(msg, sizeof(msg) - 1, "this version is held by "
+                     "snapshot \"%s\" of zarr \"%*s\"", name,
+                     zk->zarr_id_len, zk->zarr_id);
+    *p = '\0';
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN, "AccessDenied",
+                                    (char *) msg);
+}

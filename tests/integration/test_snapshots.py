@@ -554,3 +554,61 @@ def test_snapshot_zarr_open(gw, bucket):
     np.testing.assert_array_equal(
         zarr.open_group(zarr.storage.FSStore(root, fs=fs_for(gw)),
                         mode="r")["a"][:], np.zeros((20, 30)))
+
+
+def test_snapshot_protects_versions(gw, bucket):
+    versioned(gw.rgw, bucket)
+    c = gw.client()
+    write_zarr(gw, bucket, "pr", {"a": b"1", "b": b"2", "c": b"3"})
+    held = backend_latest(gw.rgw, bucket, "pr")
+    assert api(gw, "POST", snap_path(bucket, "pr"),
+               json={"name": "keep"}).status_code == 201
+
+    # the draft changes as usual: overwrites and deletes are allowed
+    write_zarr(gw, bucket, "pr", {"a": b"1 again"})
+    c.delete_object(Bucket=bucket, Key="zarr/pr/b")
+    end_batch(gw, bucket, "pr")
+    newer = backend_latest(gw.rgw, bucket, "pr")["a"][2]
+
+    # permanent deletes of held versions: refused, not forwarded
+    for path in ("a", "b", "c"):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.delete_object(Bucket=bucket, Key="zarr/pr/" + path,
+                            VersionId=held[path][2])
+        err = e.value.response["Error"]
+        assert err["Code"] == "AccessDenied"
+        assert '"keep"' in err["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": "zarr/pr/a", "VersionId": newer},
+            {"Key": "zarr/pr/c", "VersionId": held["c"][2]}]})
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    versions = {v["VersionId"] for v in s3_client(gw.rgw, "gateway")
+                .list_object_versions(Bucket=bucket, Prefix="zarr/pr/")
+                .get("Versions", [])}
+    assert {held[p][2] for p in "abc"} | {newer} <= versions
+    r = c.get_object(Bucket=bucket, Key="zarr-snapshots/pr/keep/b")
+    assert r["Body"].read() == b"2"
+
+    # a version no snapshot holds may go
+    c.delete_object(Bucket=bucket, Key="zarr/pr/a", VersionId=newer)
+    end_batch(gw, bucket, "pr")
+
+    # DeleteObjects under the snapshot prefix: refused
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": "zarr-snapshots/pr/keep/a"}]})
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+
+    # once the snapshot is gone, its versions may be deleted
+    assert api(gw, "DELETE", snap_path(bucket, "pr", "/keep")) \
+        .status_code == 204
+    c.delete_object(Bucket=bucket, Key="zarr/pr/c", VersionId=held["c"][2])
+    c.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "zarr/pr/b", "VersionId": held["b"][2]}]})
+    end_batch(gw, bucket, "pr")
+    versions = {v["VersionId"] for v in s3_client(gw.rgw, "gateway")
+                .list_object_versions(Bucket=bucket, Prefix="zarr/pr/")
+                .get("Versions", [])}
+    assert held["c"][2] not in versions and held["b"][2] not in versions
+    gw.assert_consistent(bucket, "pr", timeout=10)
