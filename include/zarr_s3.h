@@ -136,6 +136,9 @@ typedef struct {
      */
     int            expires_noncurrent;
 
+    /* an <InitiateMultipartUploadResult>: its <UploadId>, or NULL */
+    char          *upload_id;
+
     zarr_s3_error_t  error;
 } zarr_s3_list_page_t;
 
@@ -194,6 +197,27 @@ int zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket,
  */
 int zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket,
     int *enabled, zarr_s3_error_t *err);
+
+
+/*
+ * An object written as its bytes come, never whole in memory: the bytes
+ * are kept until part_size of them are there (0: 8 MiB; S3 wants at
+ * least 5 MiB), then a multipart upload begins and each part goes as it
+ * fills; close() sends a small object with one PUT, or the last part and
+ * the completion, with "x-amz-acl: bucket-owner-full-control".  close()
+ * with abort (or after any failure) drops the upload.  Each call
+ * returns ZARR_S3_OK or ZARR_S3_ERROR with err filled; after an error
+ * only close() is valid.
+ */
+typedef struct zarr_s3_writer_s  zarr_s3_writer_t;
+
+zarr_s3_writer_t *zarr_s3_writer_create(zarr_s3_t *s3, const char *bucket,
+    const char *key, size_t key_len, const char *content_type,
+    size_t part_size);
+int zarr_s3_writer_write(zarr_s3_writer_t *w, const char *buf, size_t len,
+    zarr_s3_error_t *err);
+int zarr_s3_writer_close(zarr_s3_writer_t *w, int abort,
+    zarr_s3_error_t *err);
 
 
 /*

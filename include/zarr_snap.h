@@ -174,4 +174,22 @@ void zarr_snap_token_encode(zarr_buf_t *b, const char *key, size_t len);
 int zarr_snap_token_decode(const char *token, size_t len, char *out);
 
 
+/*
+ * The snapshot's manifest in fsspec's reference format, version 1:
+ * {"version":1,"digest":..,"file_count":..,"size":..,"refs":{"<path>":
+ * ["s3://<bucket>/<zarr_prefix><zarr_id>/<path>?versionId=V"],..}},
+ * handed to out() in pieces of about piece bytes (the last one smaller,
+ * last = 1), never whole in memory: the files are read in short read
+ * transactions of ZARR_SNAP_CHUNK files.  out() returns nonzero to stop
+ * (then ZARR_ERR_INVALID).
+ */
+typedef int (*zarr_snap_out_cb)(void *ctx, const char *buf, size_t len,
+    int last);
+
+int zarr_snap_manifest(zarr_store_t *s, const zarr_snap_t *snap,
+    const char *bucket, size_t bucket_len, const char *zarr_prefix,
+    size_t zarr_prefix_len, const char *zarr_id, size_t zarr_id_len,
+    size_t piece, zarr_snap_out_cb out, void *ctx, zarr_err_t *err);
+
+
 #endif /* _ZARR_SNAP_H_INCLUDED_ */

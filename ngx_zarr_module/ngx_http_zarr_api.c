@@ -212,6 +212,10 @@ struct ngx_http_zarr_api_task_s {
     unsigned                    unversioned:1;
     unsigned                    mismatch:1;
     unsigned                    lifecycle:1;      /* expires old versions */
+    unsigned                    manifest_failed:1;
+    char                       *mkey;             /* the manifest's key */
+    size_t                      mkey_len;
+    char                        mmsg[256];
 
     /* info, checksum: the zarr is rebuilt (DESIGN 4); reconcile: do it */
     unsigned                    recovering:1;
@@ -331,6 +335,12 @@ static void ngx_http_zarr_api_snapshot_create_thread(
     ngx_http_zarr_api_task_t *t);
 static int ngx_http_zarr_api_snapshot_add(void *ctx,
     const zarr_snap_t *snap);
+static ngx_int_t ngx_http_zarr_api_snapshot_key(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_manifest_put(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_manifest_delete(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_manifest_out(void *ctx, const char *buf,
+    size_t len, int last);
 
 static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
     ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
@@ -2296,6 +2306,7 @@ ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t)
 {
     zarr_buf_free(&t->doc);
     zarr_buf_free(&t->snaps);
+    ngx_free(t->mkey);
     zarr_buf_free(&t->ids_buf);
     ngx_free(t->id_offs);
     ngx_free(t->sums);
@@ -3098,6 +3109,13 @@ ngx_http_zarr_api_snapshot(ngx_http_request_t *r,
     t->snap_name_len = ctx->snap.len;
     ngx_memcpy(t->snap_name, ctx->snap.data, ctx->snap.len);
 
+    if (op == NGX_HTTP_ZARR_API_SNAP_DELETE
+        && ngx_http_zarr_api_snapshot_key(r, ctx, t) != NGX_OK)
+    {
+        ngx_http_zarr_api_task_free(t);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     return ngx_http_zarr_api_task_post(r, t);
 }
 
@@ -3184,6 +3202,11 @@ ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
 
     /* the name lives in the task from now on */
     ctx->snap.data = (u_char *) t->snap_name;
+
+    if (ngx_http_zarr_api_snapshot_key(r, ctx, t) != NGX_OK) {
+        ngx_http_zarr_api_task_free(t);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
     t->timeout_ms = ngx_max(zlcf->batch_timeout, 1);
@@ -3288,11 +3311,35 @@ ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
                       t->snap.sum.count, t->snap.sum.digest);
 
         j = ngx_http_zarr_api_snapshot_json(r, t->ctx, &t->snap);
+        a = json_array();
 
-        if (j && t->lifecycle) {
-            json_object_set_new(j, "warnings", json_pack("[s]",
+        if (j == NULL || a == NULL) {
+            json_decref(j);
+            json_decref(a);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (t->lifecycle) {
+            json_array_append_new(a, json_string(
                 "a lifecycle rule of the bucket expires noncurrent "
                 "versions: the snapshot's files may disappear"));
+        }
+
+        if (t->manifest_failed) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "zarr api: the manifest of snapshot \"%V\" of "
+                          "\"%V/%V\" was not written: %s", &name,
+                          &t->ctx->bucket, &t->ctx->zarr_id, t->mmsg);
+
+            json_array_append_new(a, json_pack("s+", "the manifest was "
+                                               "not written: ", t->mmsg));
+        }
+
+        if (json_array_size(a)) {
+            json_object_set_new(j, "warnings", a);
+
+        } else {
+            json_decref(a);
         }
 
         return ngx_http_zarr_api_send_json(r, NGX_HTTP_CREATED, j);
@@ -3426,6 +3473,11 @@ ngx_http_zarr_api_snapshot_thread(ngx_http_zarr_api_task_t *t)
                                  t->z.zarr_id, t->z.zarr_id_len,
                                  t->snap_name, t->snap_name_len, 0,
                                  &t->err);
+
+        if (t->rc == ZARR_OK) {
+            ngx_http_zarr_api_manifest_delete(t);
+        }
+
         break;
 
     default: /* NGX_HTTP_ZARR_API_SNAP_CHECKSUM */
@@ -3543,6 +3595,147 @@ ngx_http_zarr_api_snapshot_create_thread(ngx_http_zarr_api_task_t *t)
         t->rc = rc;
         t->err = err;
     }
+
+    /* the manifest, from the snapshot's records: writers go on meanwhile */
+
+    if (t->rc == ZARR_OK && !t->mismatch) {
+        ngx_http_zarr_api_manifest_put(t);
+    }
+}
+
+
+/* "<zarr_snapshot_prefix><id>/<name>.json" into t->mkey */
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_key(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_http_zarr_api_task_t *t)
+{
+    u_char                    *p;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    t->mkey_len = zlcf->snapshot_prefix.len + ctx->zarr_id.len + 1
+                  + t->snap_name_len + sizeof(".json") - 1;
+
+    t->mkey = ngx_alloc(t->mkey_len + 1, r->connection->log);
+    if (t->mkey == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(t->mkey, zlcf->snapshot_prefix.data,
+                   zlcf->snapshot_prefix.len);
+    p = ngx_cpymem(p, ctx->zarr_id.data, ctx->zarr_id.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, t->snap_name, t->snap_name_len);
+    ngx_memcpy(p, ".json", sizeof(".json"));
+
+    return NGX_OK;
+}
+
+
+typedef struct {
+    zarr_s3_writer_t           *w;
+    zarr_s3_error_t             e;
+    int                         failed;
+} ngx_http_zarr_api_man_t;
+
+
+static int
+ngx_http_zarr_api_manifest_out(void *ctx, const char *buf, size_t len,
+    int last)
+{
+    ngx_http_zarr_api_man_t *m = ctx;
+
+    if (zarr_s3_writer_write(m->w, buf, len, &m->e) != ZARR_S3_OK) {
+        m->failed = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* streams the manifest to the backend (thread code) */
+
+static void
+ngx_http_zarr_api_manifest_put(ngx_http_zarr_api_task_t *t)
+{
+    int                       rc;
+    char                      msg[256];
+    zarr_s3_t                *s3;
+    zarr_err_t                err;
+    zarr_s3_error_t           e;
+    ngx_http_zarr_api_man_t   m;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        t->manifest_failed = 1;
+        snprintf(t->mmsg, sizeof(t->mmsg), "zarr_backend: %.200s", msg);
+        return;
+    }
+
+    memset(&m, 0, sizeof(ngx_http_zarr_api_man_t));
+
+    m.w = zarr_s3_writer_create(s3, t->z.bucket, t->mkey, t->mkey_len,
+                                "application/json", 0);
+    if (m.w == NULL) {
+        zarr_s3_destroy(s3);
+        t->manifest_failed = 1;
+        snprintf(t->mmsg, sizeof(t->mmsg), "out of memory");
+        return;
+    }
+
+    rc = zarr_snap_manifest(t->store, &t->snap, t->z.bucket, t->z.bucket_len,
+                            t->prefix, t->prefix_len, t->z.zarr_id,
+                            t->z.zarr_id_len, 1 << 20,
+                            ngx_http_zarr_api_manifest_out, &m, &err);
+
+    if (zarr_s3_writer_close(m.w, rc != ZARR_OK, &e) != ZARR_S3_OK) {
+        t->manifest_failed = 1;
+
+        if (m.failed) {
+            e = m.e;
+        }
+
+        if (rc != ZARR_OK && !m.failed) {
+            snprintf(t->mmsg, sizeof(t->mmsg), "%.200s", err.msg);
+
+        } else {
+            snprintf(t->mmsg, sizeof(t->mmsg), "HTTP %ld %.64s %.128s",
+                     e.status, e.code, e.message);
+        }
+    }
+
+    zarr_s3_destroy(s3);
+}
+
+
+/* the manifest of a deleted snapshot goes too (best effort) */
+
+static void
+ngx_http_zarr_api_manifest_delete(ngx_http_zarr_api_task_t *t)
+{
+    char                 msg[256];
+    zarr_s3_t           *s3;
+    zarr_s3_request_t    req;
+    zarr_s3_response_t   resp;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        return;
+    }
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "DELETE";
+    req.bucket = t->z.bucket;
+    req.key = t->mkey;
+    req.key_len = t->mkey_len;
+
+    (void) zarr_s3_request(s3, &req, &resp);
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_destroy(s3);
 }
 
 

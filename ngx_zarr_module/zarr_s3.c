@@ -37,6 +37,8 @@ typedef enum {
     ZARR_S3_ROOT_LIST,
     ZARR_S3_ROOT_VERSIONING,
     ZARR_S3_ROOT_LIFECYCLE,
+    ZARR_S3_ROOT_UPLOAD,            /* InitiateMultipartUploadResult */
+    ZARR_S3_ROOT_OTHER,             /* CompleteMultipartUploadResult */
     ZARR_S3_ROOT_ERROR
 } zarr_s3_root_e;
 
@@ -56,7 +58,8 @@ typedef enum {
     ZARR_S3_FIELD_NEXT_KEY,
     ZARR_S3_FIELD_NEXT_VERSION,
     ZARR_S3_FIELD_STATUS,
-    ZARR_S3_FIELD_RULE_STATUS
+    ZARR_S3_FIELD_RULE_STATUS,
+    ZARR_S3_FIELD_UPLOAD_ID
 } zarr_s3_field_e;
 
 
@@ -251,6 +254,12 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
         } else if (strcmp(local, "LifecycleConfiguration") == 0) {
             p->root = ZARR_S3_ROOT_LIFECYCLE;
 
+        } else if (strcmp(local, "InitiateMultipartUploadResult") == 0) {
+            p->root = ZARR_S3_ROOT_UPLOAD;
+
+        } else if (strcmp(local, "CompleteMultipartUploadResult") == 0) {
+            p->root = ZARR_S3_ROOT_OTHER;
+
         } else if (strcmp(local, "Error") == 0) {
             p->root = ZARR_S3_ROOT_ERROR;
 
@@ -276,6 +285,15 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
     } else if (p->root == ZARR_S3_ROOT_VERSIONING) {
         if (p->depth == 2 && strcmp(local, "Status") == 0) {
             field = ZARR_S3_FIELD_STATUS;
+        }
+
+    } else if (p->root == ZARR_S3_ROOT_UPLOAD
+               || p->root == ZARR_S3_ROOT_OTHER)
+    {
+        if (p->root == ZARR_S3_ROOT_UPLOAD && p->depth == 2
+            && strcmp(local, "UploadId") == 0)
+        {
+            field = ZARR_S3_FIELD_UPLOAD_ID;
         }
 
     } else if (p->root == ZARR_S3_ROOT_LIFECYCLE) {
@@ -539,6 +557,16 @@ zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
 
     case ZARR_S3_FIELD_RULE_STATUS:
         p->rule_enabled = (strcmp(t, "Enabled") == 0);
+        break;
+
+    case ZARR_S3_FIELD_UPLOAD_ID:
+        free(p->page.upload_id);
+        p->page.upload_id = strdup(t);
+
+        if (p->page.upload_id == NULL) {
+            zarr_s3_xml_fail(p, "out of memory");
+        }
+
         break;
 
     case ZARR_S3_FIELD_CODE:
@@ -828,6 +856,7 @@ zarr_s3_list_parser_destroy(zarr_s3_list_parser_t *p)
     free(p->page.next_token);
     free(p->page.next_key);
     free(p->page.next_version);
+    free(p->page.upload_id);
     free(p->text.data);
     free(p->key.data);
     free(p->etag.data);
@@ -859,6 +888,7 @@ zarr_s3_list_parse(const char *body, size_t len, zarr_s3_object_pt handler,
     p->page.next_token = NULL;
     p->page.next_key = NULL;
     p->page.next_version = NULL;
+    p->page.upload_id = NULL;
 
     zarr_s3_list_parser_destroy(p);
 
@@ -875,6 +905,8 @@ zarr_s3_list_page_free(zarr_s3_list_page_t *page)
     page->next_key = NULL;
     free(page->next_version);
     page->next_version = NULL;
+    free(page->upload_id);
+    page->upload_id = NULL;
 }
 
 
@@ -1994,6 +2026,304 @@ zarr_s3_bucket_lifecycle(zarr_s3_t *s3, const char *bucket, int *expires,
 
     zarr_s3_response_free(&resp);
     zarr_s3_list_parser_destroy(p);
+
+    return rc;
+}
+
+
+
+#define ZARR_S3_PART_SIZE  (8 << 20)
+
+
+struct zarr_s3_writer_s {
+    zarr_s3_t              *s3;
+    char                   *bucket;
+    char                   *key;
+    size_t                  key_len;
+    const char             *content_type;
+    size_t                  part_size;
+    zarr_buf_t              buf;
+    char                   *upload_id;
+    zarr_buf_t              parts;     /* the completion's body */
+    unsigned                nparts;
+    int                     failed;
+};
+
+
+zarr_s3_writer_t *
+zarr_s3_writer_create(zarr_s3_t *s3, const char *bucket, const char *key,
+    size_t key_len, const char *content_type, size_t part_size)
+{
+    zarr_s3_writer_t  *w;
+
+    w = calloc(1, sizeof(zarr_s3_writer_t));
+    if (w == NULL) {
+        return NULL;
+    }
+
+    w->s3 = s3;
+    w->bucket = strdup(bucket);
+    w->key = malloc(key_len + 1);
+    w->key_len = key_len;
+    w->content_type = content_type;
+    w->part_size = part_size ? part_size : ZARR_S3_PART_SIZE;
+
+    if (w->bucket == NULL || w->key == NULL) {
+        free(w->bucket);
+        free(w->key);
+        free(w);
+        return NULL;
+    }
+
+    memcpy(w->key, key, key_len);
+    w->key[key_len] = '\0';
+
+    zarr_buf_init(&w->buf);
+    zarr_buf_init(&w->parts);
+
+    return w;
+}
+
+
+/* one request about the object; params: name, value pairs */
+
+static int
+zarr_s3_writer_call(zarr_s3_writer_t *w, const char *method,
+    const zarr_sigv4_param_t *params, size_t nparams, const char *body,
+    size_t len, zarr_s3_list_parser_t *p, zarr_s3_response_t *resp,
+    zarr_s3_error_t *err)
+{
+    int                  rc;
+    size_t               nh;
+    zarr_s3_request_t    req;
+    zarr_sigv4_header_t  h[2];
+
+    nh = 0;
+
+    if (params == NULL || strcmp(params[0].name, "uploads") == 0) {
+        /* the bucket's owner reads what the gateway writes */
+        h[nh].name = "x-amz-acl";
+        h[nh].value = "bucket-owner-full-control";
+        nh++;
+
+        if (w->content_type) {
+            h[nh].name = "content-type";
+            h[nh].value = w->content_type;
+            nh++;
+        }
+    }
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = method;
+    req.bucket = w->bucket;
+    req.key = w->key;
+    req.key_len = w->key_len;
+    req.params = params;
+    req.nparams = nparams;
+    req.headers = h;
+    req.nheaders = nh;
+    req.body = body;
+    req.body_len = len;
+
+    rc = zarr_s3_perform(w->s3, &req, p, resp);
+
+    if (rc == ZARR_S3_OK && (resp->status < 200 || resp->status > 299)) {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc == ZARR_S3_OK && p && p->root == ZARR_S3_ROOT_ERROR) {
+        /* a 200 carrying <Error> (a completion may) */
+        zarr_s3_set_error(&resp->error, resp->status, p->page.error.code,
+                          "%s", p->page.error.message);
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc != ZARR_S3_OK) {
+        *err = resp->error;
+        w->failed = 1;
+    }
+
+    return rc;
+}
+
+
+static int
+zarr_s3_writer_part(zarr_s3_writer_t *w, zarr_s3_error_t *err)
+{
+    int                     rc;
+    char                    num[16];
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      params[2];
+    zarr_s3_list_parser_t  *p;
+
+    if (w->upload_id == NULL) {
+        /* the first part: the upload begins */
+
+        p = zarr_s3_list_parser_create(NULL, NULL);
+        if (p == NULL) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            return ZARR_S3_ERROR;
+        }
+
+        zarr_s3_param(&params[0], "uploads", "", 0);
+
+        rc = zarr_s3_writer_call(w, "POST", params, 1, NULL, 0, p, &resp,
+                                 err);
+
+        if (rc == ZARR_S3_OK && p->page.upload_id == NULL) {
+            zarr_s3_set_error(err, resp.status, NULL, "no UploadId");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+        }
+
+        if (rc == ZARR_S3_OK) {
+            w->upload_id = p->page.upload_id;
+            p->page.upload_id = NULL;
+        }
+
+        zarr_s3_response_free(&resp);
+        zarr_s3_list_parser_destroy(p);
+
+        if (rc != ZARR_S3_OK) {
+            return rc;
+        }
+
+        zarr_buf_puts(&w->parts, "<CompleteMultipartUpload xmlns=\""
+                      "http://s3.amazonaws.com/doc/2006-03-01/\">");
+    }
+
+    snprintf(num, sizeof(num), "%u", w->nparts + 1);
+
+    zarr_s3_param(&params[0], "partNumber", num, strlen(num));
+    zarr_s3_param(&params[1], "uploadId", w->upload_id,
+                  strlen(w->upload_id));
+
+    rc = zarr_s3_writer_call(w, "PUT", params, 2, w->buf.data, w->buf.len,
+                             NULL, &resp, err);
+
+    if (rc == ZARR_S3_OK) {
+        w->nparts++;
+        zarr_buf_puts(&w->parts, "<Part><PartNumber>");
+        zarr_buf_puts(&w->parts, num);
+        zarr_buf_puts(&w->parts, "</PartNumber><ETag>\"");
+        zarr_buf_puts(&w->parts, resp.etag);
+        zarr_buf_puts(&w->parts, "\"</ETag></Part>");
+        zarr_buf_reset(&w->buf);
+
+        if (w->parts.failed) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+        }
+    }
+
+    zarr_s3_response_free(&resp);
+
+    return rc;
+}
+
+
+int
+zarr_s3_writer_write(zarr_s3_writer_t *w, const char *buf, size_t len,
+    zarr_s3_error_t *err)
+{
+    size_t  n;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+
+    while (len) {
+        if (w->failed) {
+            zarr_s3_set_error(err, 0, NULL, "the upload failed before");
+            return ZARR_S3_ERROR;
+        }
+
+        n = w->part_size - w->buf.len;
+        n = n < len ? n : len;
+
+        if (zarr_buf_add(&w->buf, buf, n) != 0) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            return ZARR_S3_ERROR;
+        }
+
+        buf += n;
+        len -= n;
+
+        if (w->buf.len == w->part_size && len
+            && zarr_s3_writer_part(w, err) != ZARR_S3_OK)
+        {
+            return ZARR_S3_ERROR;
+        }
+    }
+
+    return ZARR_S3_OK;
+}
+
+
+int
+zarr_s3_writer_close(zarr_s3_writer_t *w, int abort, zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_error_t         e;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    rc = ZARR_S3_OK;
+
+    if (abort || w->failed) {
+        rc = ZARR_S3_ERROR;
+
+        if (!w->failed) {
+            zarr_s3_set_error(err, 0, NULL, "aborted");
+        }
+
+    } else if (w->upload_id == NULL) {
+        rc = zarr_s3_writer_call(w, "PUT", NULL, 0, w->buf.data, w->buf.len,
+                                 NULL, &resp, err);
+        zarr_s3_response_free(&resp);
+
+    } else if (zarr_s3_writer_part(w, err) == ZARR_S3_OK) {
+        zarr_buf_puts(&w->parts, "</CompleteMultipartUpload>");
+
+        p = zarr_s3_list_parser_create(NULL, NULL);
+
+        if (p == NULL || w->parts.failed) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+
+        } else {
+            zarr_s3_param(&param, "uploadId", w->upload_id,
+                          strlen(w->upload_id));
+            rc = zarr_s3_writer_call(w, "POST", &param, 1, w->parts.data,
+                                     w->parts.len, p, &resp, err);
+            zarr_s3_response_free(&resp);
+        }
+
+        zarr_s3_list_parser_destroy(p);
+
+    } else {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc != ZARR_S3_OK && w->upload_id) {
+        /* no parts left behind */
+        zarr_s3_param(&param, "uploadId", w->upload_id,
+                      strlen(w->upload_id));
+        (void) zarr_s3_writer_call(w, "DELETE", &param, 1, NULL, 0, NULL,
+                                   &resp, &e);
+        zarr_s3_response_free(&resp);
+    }
+
+    free(w->upload_id);
+    free(w->bucket);
+    free(w->key);
+    zarr_buf_free(&w->buf);
+    zarr_buf_free(&w->parts);
+    free(w);
 
     return rc;
 }

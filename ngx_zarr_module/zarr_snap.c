@@ -1789,3 +1789,195 @@ zarr_snap_hex(int c)
 
     return -1;
 }
+
+
+/* the manifest */
+
+typedef struct {
+    zarr_buf_t          buf;
+    zarr_buf_t          last;          /* the last path written */
+    const char         *url;           /* "s3://b/<prefix><id>/" */
+    size_t              url_len;
+    size_t              piece;
+    size_t              files;         /* in this read transaction */
+    uint64_t            total;
+    zarr_snap_out_cb    out;
+    void               *ctx;
+    int                 stopped;
+    int                 nomem;
+} zarr_snap_man_t;
+
+
+static int
+zarr_snap_man_flush(zarr_snap_man_t *m, int last)
+{
+    if (m->buf.failed) {
+        m->nomem = 1;
+        return -1;
+    }
+
+    if (m->out(m->ctx, m->buf.data ? m->buf.data : "", m->buf.len, last)
+        != 0)
+    {
+        m->stopped = 1;
+        return -1;
+    }
+
+    zarr_buf_reset(&m->buf);
+
+    return 0;
+}
+
+
+static int
+zarr_snap_man_file(void *ctx, const char *path, size_t path_len,
+    const zarr_snap_file_t *f, size_t *skip)
+{
+    zarr_snap_man_t *m = ctx;
+
+    zarr_buf_t  *b;
+
+    (void) skip;
+
+    if (m->files == ZARR_SNAP_CHUNK) {
+        /* a new read transaction from here on */
+        return ZARR_SNAP_STOP;
+    }
+
+    b = &m->buf;
+
+    if (m->total++) {
+        zarr_buf_put(b, ",", 1);
+    }
+
+    if (b->failed || zarr_json_add_string(b, path, path_len) != 0) {
+        m->nomem = 1;
+        return ZARR_SNAP_STOP;
+    }
+
+    zarr_buf_put(b, ":[", 2);
+
+    /* the URL, raw as fsspec splits it: bucket, key, ?versionId= */
+
+    m->last.len = 0;
+
+    if (zarr_buf_add(&m->last, m->url, m->url_len) != 0
+        || zarr_buf_add(&m->last, path, path_len) != 0
+        || zarr_buf_add(&m->last, "?versionId=", 11) != 0
+        || zarr_buf_add(&m->last, f->version, f->version_len) != 0
+        || zarr_json_add_string(b, m->last.data, m->last.len) != 0)
+    {
+        m->nomem = 1;
+        return ZARR_SNAP_STOP;
+    }
+
+    zarr_buf_put(b, "]", 1);
+
+    /* where the next read transaction starts: after this path */
+    m->last.len = 0;
+
+    if (zarr_buf_add(&m->last, path, path_len) != 0) {
+        m->nomem = 1;
+        return ZARR_SNAP_STOP;
+    }
+
+    m->files++;
+
+    if (b->len >= m->piece && zarr_snap_man_flush(m, 0) != 0) {
+        return ZARR_SNAP_STOP;
+    }
+
+    return 0;
+}
+
+
+int
+zarr_snap_manifest(zarr_store_t *s, const zarr_snap_t *snap,
+    const char *bucket, size_t bucket_len, const char *zarr_prefix,
+    size_t zarr_prefix_len, const char *zarr_id, size_t zarr_id_len,
+    size_t piece, zarr_snap_out_cb out, void *ctx, zarr_err_t *err)
+{
+    int               rc;
+    char              num[64];
+    char             *after;
+    size_t            after_len;
+    zarr_buf_t        url;
+    zarr_snap_man_t   m;
+
+    memset(&m, 0, sizeof(zarr_snap_man_t));
+    zarr_buf_init(&m.buf);
+    zarr_buf_init(&m.last);
+    zarr_buf_init(&url);
+
+    zarr_buf_put(&url, "s3://", 5);
+    zarr_buf_put(&url, bucket, bucket_len);
+    zarr_buf_put(&url, "/", 1);
+    zarr_buf_put(&url, zarr_prefix, zarr_prefix_len);
+    zarr_buf_put(&url, zarr_id, zarr_id_len);
+    zarr_buf_put(&url, "/", 1);
+
+    m.url = url.data;
+    m.url_len = url.len;
+    m.piece = piece ? piece : 1;
+    m.out = out;
+    m.ctx = ctx;
+
+    zarr_buf_puts(&m.buf, "{\"version\":1,\"digest\":\"");
+    zarr_buf_puts(&m.buf, snap->sum.digest);
+    snprintf(num, sizeof(num), "\",\"file_count\":%" PRIu64
+             ",\"size\":%" PRIu64 ",\"refs\":{", snap->sum.count,
+             snap->sum.size);
+    zarr_buf_puts(&m.buf, num);
+
+    rc = ZARR_OK;
+    after = NULL;
+    after_len = 0;
+
+    if (url.failed) {
+        m.nomem = 1;
+    }
+
+    while (!m.nomem && !m.stopped) {
+        m.files = 0;
+
+        rc = zarr_snap_scan(s, snap->id, "", 0, after, after_len,
+                            zarr_snap_man_file, &m, err);
+
+        if (rc != ZARR_OK || m.files < ZARR_SNAP_CHUNK) {
+            break;
+        }
+
+        /* the scan stopped at a chunk's end: go on after the last path */
+
+        free(after);
+        after_len = m.last.len;
+        after = malloc(after_len + 1);
+
+        if (after == NULL) {
+            m.nomem = 1;
+            break;
+        }
+
+        memcpy(after, m.last.data, after_len);
+    }
+
+    free(after);
+
+    if (rc == ZARR_OK && !m.nomem && !m.stopped) {
+        zarr_buf_puts(&m.buf, "}}");
+        (void) zarr_snap_man_flush(&m, 1);
+    }
+
+    if (rc == ZARR_OK && m.nomem) {
+        rc = zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+
+    } else if (rc == ZARR_OK && m.stopped) {
+        rc = zarr_tree_err(err, ZARR_ERR_INVALID, "manifest stopped");
+    }
+
+    zarr_buf_free(&m.buf);
+    zarr_buf_free(&m.last);
+    zarr_buf_free(&url);
+
+    return rc;
+}

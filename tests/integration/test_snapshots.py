@@ -3,6 +3,7 @@ of RGW: the version ids the tree keeps for every kind of write and what
 reconcile reads with ListObjectVersions; the snapshot API."""
 
 import datetime
+import json
 import hashlib
 import subprocess
 
@@ -612,3 +613,106 @@ def test_snapshot_protects_versions(gw, bucket):
                 .get("Versions", [])}
     assert held["c"][2] not in versions and held["b"][2] not in versions
     gw.assert_consistent(bucket, "pr", timeout=10)
+
+
+def reference_group(gw, bucket, manifest):
+    """The zarr group a manifest describes, read with fsspec's reference
+    filesystem straight from RGW (s3fs from ../shared/pylib, version
+    aware), without the gateway."""
+    import fsspec
+    import zarr
+    import test_gateway_s3fs  # noqa: F401  (puts s3fs on sys.path)
+
+    u = gw.rgw.users["alice"]
+    m = fsspec.get_mapper(
+        "reference://", fo=manifest, remote_protocol="s3",
+        remote_options={"key": u.access_key, "secret": u.secret_key,
+                        "version_aware": True,
+                        "client_kwargs": {"endpoint_url": gw.rgw.endpoint,
+                                          "region_name": gw.rgw.region}})
+    return zarr.open_group(m, mode="r")
+
+
+def test_snapshot_manifest(gw, bucket):
+    import numpy as np
+    import zarr
+    from test_gateway_s3fs import fs_for
+
+    versioned(gw.rgw, bucket)
+    direct = s3_client(gw.rgw, "alice")
+    root = f"s3://{bucket}/zarr/mf/"
+    a = np.arange(600, dtype="int16").reshape(20, 30)
+    g = zarr.group(store=zarr.storage.FSStore(root, fs=fs_for(gw)))
+    g.attrs["v"] = 1
+    g.create_dataset("a", data=a, chunks=(7, 7))
+    end_batch(gw, bucket, "mf")
+    r = api(gw, "POST", snap_path(bucket, "mf"), json={"name": "v1"})
+    assert r.status_code == 201 and "warnings" not in r.json(), r.text
+    v1 = r.json()
+
+    g["a"][:] = 5
+    g.attrs["v"] = 2
+    end_batch(gw, bucket, "mf")
+    r = api(gw, "POST", snap_path(bucket, "mf"), json={"name": "v2"})
+    assert r.status_code == 201
+
+    # the manifest object, straight from RGW
+    body = direct.get_object(Bucket=bucket,
+                             Key=v1["manifest_key"])["Body"].read()
+    man = json.loads(body)
+    assert man["version"] == 1 and man["digest"] == v1["digest"]
+    assert man["file_count"] == v1["file_count"] == len(man["refs"])
+    latest = backend_latest(gw.rgw, bucket, "mf")
+    ref = man["refs"]["a/.zarray"]
+    assert ref == ["s3://%s/zarr/mf/a/.zarray?versionId=%s"
+                   % (bucket, latest["a/.zarray"][2])]
+
+    # read without the gateway: both versions, while the draft changed
+    g1 = reference_group(gw, bucket, man)
+    assert g1.attrs["v"] == 1
+    np.testing.assert_array_equal(g1["a"][:], a)
+    man2 = json.loads(direct.get_object(
+        Bucket=bucket, Key="zarr-snapshots/mf/v2.json")["Body"].read())
+    g2 = reference_group(gw, bucket, man2)
+    assert g2.attrs["v"] == 2
+    np.testing.assert_array_equal(g2["a"][:], np.full((20, 30), 5))
+
+    # the manifest reads through the gateway too (the client's signature)
+    assert gw.client().get_object(
+        Bucket=bucket, Key=v1["manifest_key"])["Body"].read() == body
+
+    # a deleted snapshot's manifest goes
+    assert api(gw, "DELETE", snap_path(bucket, "mf", "/v1")).status_code \
+        == 204
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        direct.get_object(Bucket=bucket, Key=v1["manifest_key"])
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+
+def test_snapshot_manifest_multipart(gw, bucket):
+    """A manifest over one part (8 MiB) is a multipart upload, streamed:
+    120,000 files written into the gateway's store by the core library."""
+    from conftest import ZARRCTL
+
+    versioned(gw.rgw, bucket)
+    n = 120000
+    lines = "".join("put\tbig/%06d\t%d\t%032x\tv%06d\n" % (i, i, i, i)
+                    for i in range(n))
+    r = subprocess.run([str(ZARRCTL.parent / "tools" / "store_apply"),
+                        str(gw.store), bucket, "mp", "20000"],
+                       input=lines.encode(), capture_output=True)
+    assert r.returncode == 0, r.stderr
+
+    r = api(gw, "POST", snap_path(bucket, "mp"), json={"name": "big"})
+    assert r.status_code == 201, r.text
+    assert "warnings" not in r.json()
+    assert r.json()["file_count"] == n
+
+    obj = s3_client(gw.rgw, "alice").get_object(
+        Bucket=bucket, Key="zarr-snapshots/mp/big.json")
+    assert obj["ETag"].strip('"').endswith("-2")      # two parts
+    man = json.loads(obj["Body"].read())
+    assert len(man["refs"]) == n
+    assert man["refs"]["big/000007"] == [
+        "s3://%s/zarr/mp/big/000007?versionId=v000007" % bucket]
+    assert man["digest"] == r.json()["digest"]

@@ -648,6 +648,121 @@ test_list_xml(void **state)
     teardown(s, dir);
 }
 
+
+typedef struct {
+    zarr_buf_t   all;
+    size_t       pieces;
+    int          lasts;
+} pieces_t;
+
+
+static int
+piece_cb(void *ctx, const char *buf, size_t len, int last)
+{
+    pieces_t  *p = ctx;
+
+    assert_int_equal(p->lasts, 0);
+    assert_int_equal(zarr_buf_add(&p->all, buf, len), 0);
+    p->pieces++;
+    p->lasts += last;
+
+    return 0;
+}
+
+
+static json_t *
+manifest(zarr_store_t *s, const zarr_snap_t *snap, size_t piece,
+    size_t *pieces)
+{
+    json_t      *j;
+    pieces_t     p;
+    zarr_err_t   err;
+
+    memset(&p, 0, sizeof(p));
+    zarr_buf_init(&p.all);
+
+    assert_int_equal(zarr_snap_manifest(s, snap, B, BL, "zarr/", 5, "z", 1,
+                                        piece, piece_cb, &p, &err),
+                     ZARR_OK);
+    assert_int_equal(p.lasts, 1);
+
+    j = json_loadb(p.all.data, p.all.len, 0, NULL);
+    assert_non_null(j);
+    *pieces = p.pieces;
+    zarr_buf_free(&p.all);
+
+    return j;
+}
+
+
+static void
+test_manifest(void **state)
+{
+    char          *dir, path[64], etag[64], url[128];
+    size_t         i, pieces;
+    json_t        *j, *refs, *ref;
+    zarr_err_t     err;
+    zarr_snap_t    snap;
+    zarr_store_t  *s;
+    const char    *key;
+
+    (void) state;
+
+    s = setup(&dir);
+    assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, "v1", 2, 0, 0, &snap,
+                                      &err), ZARR_OK);
+
+    j = manifest(s, &snap, 64, &pieces);
+    assert_true(pieces > 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "digest")),
+                        snap.sum.digest);
+    assert_int_equal(json_integer_value(json_object_get(j, "file_count")),
+                     NFILES);
+    refs = json_object_get(j, "refs");
+    assert_int_equal(json_object_size(refs), NFILES);
+
+    for (i = 0; i < NFILES; i++) {
+        ref = json_object_get(refs, files[i].path);
+        assert_non_null(ref);
+        assert_int_equal(json_array_size(ref), 1);
+        snprintf(url, sizeof(url), "s3://bkt/zarr/z/%s?versionId=%s",
+                 files[i].path, files[i].version);
+        assert_string_equal(json_string_value(json_array_get(ref, 0)), url);
+    }
+
+    json_decref(j);
+
+    /* one piece when it fits; more files than a read transaction takes */
+    j = manifest(s, &snap, 1 << 20, &pieces);
+    assert_int_equal(pieces, 1);
+    json_decref(j);
+
+    for (i = 0; i < ZARR_SNAP_CHUNK + 100; i++) {
+        snprintf(path, sizeof(path), "big/%06zu", i);
+        snprintf(etag, sizeof(etag), "%032zx", i);
+        apply1(s, mut(ZARR_MUT_PUT, "z", path, etag, i, "v"));
+    }
+
+    assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, "v2", 2, 0, 0, &snap,
+                                      &err), ZARR_OK);
+    j = manifest(s, &snap, 1 << 16, &pieces);
+    refs = json_object_get(j, "refs");
+    assert_int_equal(json_object_size(refs), NFILES + ZARR_SNAP_CHUNK + 100);
+
+    i = 0;
+    json_object_foreach(refs, key, ref) {
+        if (strncmp(key, "big/", 4) == 0) {
+            i++;
+        }
+    }
+
+    assert_int_equal(i, ZARR_SNAP_CHUNK + 100);
+    json_decref(j);
+
+    teardown(s, dir);
+}
+
 int
 main(void)
 {
@@ -656,6 +771,7 @@ main(void)
         cmocka_unit_test(test_errors_list_delete),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_list_xml),
+        cmocka_unit_test(test_manifest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
