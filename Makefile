@@ -23,7 +23,8 @@ UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
              $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
-             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor
+             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor \
+             $(BUILD)/bench/bench_snap $(BUILD)/bench/bench_get
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)
@@ -44,7 +45,8 @@ DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         rules-test \
-        bench-put bench-floor bench-api bench-listing bench-ingest run \
+        bench-put bench-floor bench-api bench-listing bench-ingest \
+        bench-snap run \
         s3-tests \
         clean
 
@@ -145,6 +147,14 @@ bench-floor:
 	tests/bench/floor.sh
 
 # does a heavy admin API read stall the worker's other connections?
+# snapshots: the store (1,000,000 files) and reads through the gateway
+# (the latter against a running RGW: ZARR_RGW_ENV, ZARR_RGW_ENDPOINT)
+bench-snap: all $(BUILD)/bench/bench_snap $(BUILD)/bench/bench_get
+	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	$(BUILD)/bench/bench_snap $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	tests/bench/snap_ratio.py $(BUILD)
+
 bench-api: all $(TOOL_BINS)
 	ZARR_BUILD_DIR=$(BUILD) tests/bench/api_stall.py \
 	    $(BUILD)/nginx/ngx_http_zarr_module.so
