@@ -3236,6 +3236,15 @@ ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
                                                 &t->batch);
     }
 
+    if (t->rc == ZARR_ERR_RECOVERING) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "recovering",
+                                       "zarr \"%V/%V\" is being rebuilt "
+                                       "from a listing after a crash; "
+                                       "retry", &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
     if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "zarr api: snapshot of \"%V/%V\": %s",
