@@ -138,9 +138,9 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
 
     rc = ngx_http_zarr_classify(r, zlcf, ctx);
 
-    if (rc == NGX_DECLINED || rc == NGX_AGAIN
-        || (rc == NGX_DONE && ctx->snapshot))
-    {
+    /* NGX_DONE: a snapshot listing finalized the request (maybe freed) */
+
+    if (rc == NGX_DECLINED || rc == NGX_AGAIN || rc == NGX_DONE) {
         return rc;
     }
 
