@@ -878,8 +878,10 @@ zarrctl_store(zarrctl_opts_t *o)
 
         if (rc == ZARR_OK) {
             printf("zarrs\t%" PRIu64 "\nentries\t%" PRIu64 "\n"
-                   "map_size\t%" PRIu64 "\nmap_used\t%" PRIu64 "\n",
-                   st.zarrs, st.entries, st.map_size, st.used);
+                   "map_size\t%" PRIu64 "\nmap_used\t%" PRIu64 "\n"
+                   "snapshots\t%" PRIu64 "\nsnapshot_records\t%" PRIu64
+                   "\n", st.zarrs, st.entries, st.map_size, st.used,
+                   st.snapshots, st.snap_entries);
         }
 
     } else if (strcmp(cmd, "files") == 0) {

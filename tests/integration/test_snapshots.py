@@ -249,6 +249,15 @@ def test_snapshot_api(gw, bucket):
     assert active["owner"] != "zarr-api:snapshot"
     end_batch(gw, bucket, "s")
 
+    # the store's figures (zarrctl, read-only beside nginx)
+    st = subprocess.run([str(ZARRCTL), "store", "--store", str(gw.store),
+                         "status"], capture_output=True, text=True)
+    status = dict(l.split("\t") for l in st.stdout.splitlines())
+    assert status["snapshots"] == "2"
+    # per snapshot: files, held versions, directories ("", a, a/b):
+    # v1 5 + 5 + 3, the other 6 + 6 + 3
+    assert status["snapshot_records"] == str(13 + 15)
+
     # delete
     r = api(gw, "DELETE", snap_path(bucket, "s", "/v1"))
     assert r.status_code == 204, r.text
