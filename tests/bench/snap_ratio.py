@@ -7,6 +7,9 @@ the gateway against reading the same data straight from RGW.
          GET ?versionId=V) vs GET of the same versions straight from RGW
          (B/zarr/ID/PATH?versionId=V), THREADS keep-alive connections
          each (build/bench/bench_get); target ratio >= 0.9
+  (and  GET of the same versions through the gateway as plain S3
+         requests, B/zarr/ID/PATH?versionId=V with the client's own
+         signature: the proxy hop alone, for reference)
   LIST   every page of 1,000 keys of the snapshot (answered from the
          gateway's store) vs RGW listing the draft's prefix, one
          connection; target ratio >= 1
@@ -18,7 +21,7 @@ module and build/bench/bench_get.  Run it under flock /tmp/bench.lock.
 
 usage: tests/bench/snap_ratio.py [BUILD_DIR]
 env:   FILES=5000 SIZE=4096 THREADS=32 ROUNDS=3 SECONDS_PER_ROUND=10
-       WORKERS=2
+       WORKERS=2 MODES=get,list
 """
 
 import concurrent.futures
@@ -149,6 +152,7 @@ def run(gw, rgw, region, alice, work):
                          capture_output=True, text=True, check=True).stdout
     direct_keys = work / "direct.keys"
     snap_keys = work / "snap.keys"
+    modes = os.environ.get("MODES", "get,list").split(",")
     with open(direct_keys, "w") as d, open(snap_keys, "w") as s:
         for line in out.splitlines():
             path, _, _, version = line.split("\t")
@@ -160,6 +164,8 @@ def run(gw, rgw, region, alice, work):
     sides = {
         "GET rgw direct": ["-e", rgw, "-t", str(THREADS), "-k",
                            str(direct_keys)],
+        "GET gateway draft": ["-e", gw, "-t", str(THREADS), "-k",
+                              str(direct_keys)],
         "GET gateway snapshot": ["-e", gw, "-t", str(THREADS), "-k",
                                  str(snap_keys)],
         "LIST rgw draft": ["-e", rgw, "-t", "1", "-l", "zarr/bench/"],
@@ -167,8 +173,13 @@ def run(gw, rgw, region, alice, work):
                                   "zarr-snapshots/bench/v1/"],
     }
     results = {k: [] for k in sides}
-    for pair in (("GET rgw direct", "GET gateway snapshot"),
-                 ("LIST rgw draft", "LIST gateway snapshot")):
+    groups = []
+    if "get" in modes:
+        groups.append(("GET rgw direct", "GET gateway snapshot",
+                       "GET gateway draft"))
+    if "list" in modes:
+        groups.append(("LIST rgw draft", "LIST gateway snapshot"))
+    for pair in groups:
         for i in range(ROUNDS):
             order = pair if i % 2 == 0 else pair[::-1]
             for side in order:
@@ -176,13 +187,17 @@ def run(gw, rgw, region, alice, work):
                 results[side].append(rate)
                 print("%-22s round %d: %s" % (side, i + 1, line))
     print("== results (median of %d rounds)" % ROUNDS)
-    med = {k: statistics.median(v) for k, v in results.items()}
+    med = {k: statistics.median(v) for k, v in results.items() if v}
     for k, v in med.items():
         print("%-22s %10.1f /s" % (k, v))
-    print("GET ratio  gateway snapshot / rgw direct = %.3f"
-          % (med["GET gateway snapshot"] / med["GET rgw direct"]))
-    print("LIST ratio gateway snapshot / rgw draft  = %.3f"
-          % (med["LIST gateway snapshot"] / med["LIST rgw draft"]))
+    if "get" in modes:
+        print("GET ratio  gateway snapshot / rgw direct = %.3f"
+              % (med["GET gateway snapshot"] / med["GET rgw direct"]))
+        print("GET ratio  gateway draft / rgw direct    = %.3f"
+              % (med["GET gateway draft"] / med["GET rgw direct"]))
+    if "list" in modes:
+        print("LIST ratio gateway snapshot / rgw draft  = %.3f"
+              % (med["LIST gateway snapshot"] / med["LIST rgw draft"]))
 
     # clean up the bucket (every version)
     for page in direct.get_paginator("list_object_versions").paginate(
