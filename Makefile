@@ -10,20 +10,22 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
-CORE     = json digest path tree tree_read tree_apply gate recover outbox mtree hash sigv4 s3 s3op \
+CORE     = json digest path tree tree_read tree_apply snap gate recover outbox \
+           mtree hash sigv4 s3 s3op \
            s3xml auth form listing job
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h
 
-UNIT     = test_json test_digest test_path test_store test_gate test_recover test_outbox \
-           test_mtree test_job \
+UNIT     = test_json test_digest test_path test_store test_snap test_gate \
+           test_recover test_outbox test_mtree test_job \
            test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form test_listing
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
              $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
              $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor \
-             $(BUILD)/bench/bench_gate
+             $(BUILD)/bench/bench_gate $(BUILD)/bench/bench_snap \
+             $(BUILD)/bench/bench_get
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)
@@ -44,7 +46,8 @@ DEPS      = $(DEPS_BUILD) $(DEPS_RGW) $(DEPS_TEST) $(DEPS_DEB)
 
 .PHONY: all module zarrctl deps test unit integration valgrind bench deb \
         rules-test \
-        bench-put bench-floor bench-api bench-listing bench-ingest run \
+        bench-put bench-floor bench-api bench-listing bench-ingest \
+        bench-snap run \
         s3-tests \
         clean
 
@@ -145,6 +148,14 @@ bench-floor:
 	tests/bench/floor.sh
 
 # does a heavy admin API read stall the worker's other connections?
+# snapshots: the store (1,000,000 files) and reads through the gateway
+# (the latter against a running RGW: ZARR_RGW_ENV, ZARR_RGW_ENDPOINT)
+bench-snap: all $(BUILD)/bench/bench_snap $(BUILD)/bench/bench_get
+	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	$(BUILD)/bench/bench_snap $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
+	tests/bench/snap_ratio.py $(BUILD)
+
 bench-api: all $(TOOL_BINS)
 	ZARR_BUILD_DIR=$(BUILD) tests/bench/api_stall.py \
 	    $(BUILD)/nginx/ngx_http_zarr_module.so

@@ -107,6 +107,9 @@ typedef struct {
     uint64_t       size;
     const char    *etag;               /* quotes cut, NUL-terminated */
     size_t         etag_len;
+    /* ListObjectVersions: the latest version's id, else NULL */
+    const char    *version_id;         /* NUL-terminated */
+    size_t         version_id_len;
 } zarr_s3_object_t;
 
 /* return 0 to go on, nonzero to stop the listing */
@@ -119,6 +122,23 @@ typedef struct {
     char          *next_token;         /* NextContinuationToken or NULL */
     int            url_encoded;        /* <EncodingType>url</EncodingType> */
     uint64_t       objects;            /* objects reported on this page */
+
+    /* ListObjectVersions: NextKeyMarker, NextVersionIdMarker or NULL */
+    char          *next_key;
+    char          *next_version;
+
+    /* a <VersioningConfiguration>: its <Status> ("" when none) */
+    char           versioning[16];
+
+    /*
+     * a <LifecycleConfiguration>: an enabled <Rule> has a
+     * <NoncurrentVersionExpiration>
+     */
+    int            expires_noncurrent;
+
+    /* an <InitiateMultipartUploadResult>: its <UploadId>, or NULL */
+    char          *upload_id;
+
     zarr_s3_error_t  error;
 } zarr_s3_list_page_t;
 
@@ -161,7 +181,58 @@ int zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
 
 
 /*
- * The ListObjectsV2 body parser, streaming (no tree is built): feed the
+ * Lists the latest versions of the objects of a versioned bucket under
+ * prefix (ListObjectVersions, pages of 1000, encoding-type=url), calling
+ * handler once per object whose latest version is not a delete marker,
+ * in key order, with obj->version_id set.  Returns as zarr_s3_list().
+ */
+int zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket,
+    const char *prefix, size_t prefix_len, zarr_s3_object_pt handler,
+    void *data, zarr_s3_error_t *err);
+
+/*
+ * GetBucketVersioning: *enabled is 1 when the bucket's versioning status
+ * is Enabled, 0 when it was never enabled or is Suspended.  Returns
+ * ZARR_S3_OK or ZARR_S3_ERROR with err filled.
+ */
+int zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket,
+    int *enabled, zarr_s3_error_t *err);
+
+
+/*
+ * An object written as its bytes come, never whole in memory: the bytes
+ * are kept until part_size of them are there (0: 8 MiB; S3 wants at
+ * least 5 MiB), then a multipart upload begins and each part goes as it
+ * fills; close() sends a small object with one PUT, or the last part and
+ * the completion, with "x-amz-acl: bucket-owner-full-control".  close()
+ * with abort (or after any failure) drops the upload.  Each call
+ * returns ZARR_S3_OK or ZARR_S3_ERROR with err filled; after an error
+ * only close() is valid.
+ */
+typedef struct zarr_s3_writer_s  zarr_s3_writer_t;
+
+zarr_s3_writer_t *zarr_s3_writer_create(zarr_s3_t *s3, const char *bucket,
+    const char *key, size_t key_len, const char *content_type,
+    size_t part_size);
+int zarr_s3_writer_write(zarr_s3_writer_t *w, const char *buf, size_t len,
+    zarr_s3_error_t *err);
+int zarr_s3_writer_close(zarr_s3_writer_t *w, int abort,
+    zarr_s3_error_t *err);
+
+
+/*
+ * GetBucketLifecycleConfiguration: *expires is 1 when an enabled rule
+ * expires noncurrent versions, 0 otherwise (no configuration at all
+ * included).  Returns ZARR_S3_OK or ZARR_S3_ERROR with err filled.
+ */
+int zarr_s3_bucket_lifecycle(zarr_s3_t *s3, const char *bucket,
+    int *expires, zarr_s3_error_t *err);
+
+
+/*
+ * The ListObjectsV2 body parser (ListObjectVersions, GetBucketVersioning
+ * and GetBucketLifecycleConfiguration bodies too), streaming (no tree is
+ * built): feed the
  * body in chunks of any size, last = 1 with the final one (which may be
  * empty).  Keys are URL-decoded when the body says
  * <EncodingType>url</EncodingType> before the first <Contents> ('+' is a

@@ -75,6 +75,8 @@ typedef struct {
     uint64_t     used;               /* bytes of the map in use */
     uint64_t     zarrs;
     uint64_t     entries;
+    uint64_t     snapshots;
+    uint64_t     snap_entries;       /* files, directories, held versions */
 } zarr_store_stat_t;
 
 
@@ -82,9 +84,13 @@ typedef struct {
 typedef int (*zarr_dir_cb)(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
 
-/* every file of a zarr, in the store's order (per directory, by name) */
+/*
+ * every file of a zarr, in the store's order (per directory, by name);
+ * version_len 0: no version id recorded
+ */
 typedef int (*zarr_file_cb)(void *ctx, const char *path, size_t path_len,
-    const char *etag, size_t etag_len, uint64_t size);
+    const char *etag, size_t etag_len, uint64_t size, const char *version,
+    size_t version_len);
 
 typedef int (*zarr_zarr_cb)(void *ctx, const char *bucket,
     size_t bucket_len, const char *zarr_id, size_t zarr_id_len,

@@ -25,6 +25,7 @@
 #include "zarr_job.h"
 #include "zarr_outbox.h"
 #include "zarr_path.h"
+#include "zarr_snap.h"
 
 
 #define NGX_HTTP_ZARR_API_BODY_MAX       (64 * 1024)
@@ -32,6 +33,7 @@
 #define NGX_HTTP_ZARR_API_LIMIT_MAX      1000
 #define NGX_HTTP_ZARR_API_APPLY_MAX      1000
 #define NGX_HTTP_ZARR_API_RECONCILE_OWNER  "zarr-api:reconcile"
+#define NGX_HTTP_ZARR_API_SNAPSHOT_OWNER   "zarr-api:snapshot"
 #define NGX_HTTP_ZARR_API_POLL           100
 #define NGX_HTTP_ZARR_API_WAIT           60000
 #define NGX_HTTP_ZARR_API_TIMEOUT_MAX    86400
@@ -55,7 +57,8 @@ typedef enum {
     NGX_HTTP_ZARR_API_TASK_STATUS,
     NGX_HTTP_ZARR_API_TASK_LIST,
     NGX_HTTP_ZARR_API_TASK_INFO,
-    NGX_HTTP_ZARR_API_TASK_CHECKSUM
+    NGX_HTTP_ZARR_API_TASK_CHECKSUM,
+    NGX_HTTP_ZARR_API_TASK_SNAPSHOT
 } ngx_http_zarr_api_task_e;
 
 
@@ -108,6 +111,7 @@ struct ngx_http_zarr_api_ctx_s {
     ngx_http_zarr_api_route_t  *route;            /* a row of routes[] */
     ngx_str_t                   bucket;
     ngx_str_t                   zarr_id;
+    ngx_str_t                   snap;             /* a snapshot's name */
     json_t                     *body;
 
     /* batch/complete */
@@ -211,6 +215,20 @@ struct ngx_http_zarr_api_task_s {
     unsigned                    running:1;        /* another job runs */
     unsigned                    wait:1;           /* ?wait=1 */
     unsigned                    unrecorded:1;     /* its end was not */
+    /* snapshots: create, list (snaps of n), get, delete, checksum */
+    ngx_uint_t                  snap_op;
+    char                        snap_name[ZARR_SNAP_NAME_MAX + 1];
+    size_t                      snap_name_len;
+    zarr_snap_t                 snap;
+    zarr_buf_t                  snaps;
+    uint64_t                    created;
+    unsigned                    unversioned:1;
+    unsigned                    mismatch:1;
+    unsigned                    lifecycle:1;      /* expires old versions */
+    unsigned                    manifest_failed:1;
+    char                       *mkey;             /* the manifest's key */
+    size_t                      mkey_len;
+    char                        mmsg[256];
 
     /* info, checksum: the zarr is rebuilt (DESIGN 4); reconcile: do it */
     unsigned                    recovering:1;
@@ -225,9 +243,12 @@ typedef struct {
     size_t                      path_len;
     const char                 *etag;
     size_t                      etag_len;
+    const char                 *version;          /* "": none */
+    size_t                      version_len;
     uint64_t                    size;
     size_t                      path_off;
     size_t                      etag_off;
+    size_t                      version_off;
 } ngx_http_zarr_api_file_t;
 
 
@@ -240,6 +261,7 @@ typedef struct {
     uint64_t                    skipped;
     int                         nomem;
     int                         checksums;        /* .checksum listing */
+    int                         versions;         /* ListObjectVersions */
 
     /* a listing under reconcile's batch: its idle clock, kept going */
     ngx_http_zarr_api_task_t   *holder;
@@ -255,6 +277,7 @@ static ngx_int_t ngx_http_zarr_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
 static ngx_int_t ngx_http_zarr_api_valid_id(u_char *p, size_t len);
 static ngx_int_t ngx_http_zarr_api_valid_bucket(u_char *p, size_t len);
+static ngx_int_t ngx_http_zarr_api_valid_snap(u_char *p, size_t len);
 static void ngx_http_zarr_api_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_api_too_large(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_api_read_body(ngx_http_request_t *r,
@@ -327,6 +350,25 @@ static void ngx_http_zarr_api_job_progress(ngx_http_zarr_api_task_t *t,
     int end);
 static const char *ngx_http_zarr_api_job_error(ngx_http_zarr_api_task_t *t,
     uint32_t *status);
+static ngx_int_t ngx_http_zarr_api_snapshot(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
+static json_t *ngx_http_zarr_api_snapshot_json(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const zarr_snap_t *snap);
+static void ngx_http_zarr_api_snapshot_thread(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_snapshot_create_thread(
+    ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_snapshot_add(void *ctx,
+    const zarr_snap_t *snap);
+static ngx_int_t ngx_http_zarr_api_snapshot_key(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_manifest_put(ngx_http_zarr_api_task_t *t);
+static void ngx_http_zarr_api_manifest_delete(ngx_http_zarr_api_task_t *t);
+static int ngx_http_zarr_api_manifest_out(void *ctx, const char *buf,
+    size_t len, int last);
 
 static ngx_http_zarr_api_task_t *ngx_http_zarr_api_task_create(
     ngx_http_request_t *r, ngx_http_zarr_api_ctx_t *ctx, ngx_uint_t kind,
@@ -356,12 +398,13 @@ static int ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t,
     const char *what);
 static int ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l,
     const char *path, size_t path_len, const char *etag, size_t etag_len,
-    uint64_t size);
+    uint64_t size, const char *version, size_t version_len);
 static void ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l);
 static void ngx_http_zarr_api_files_free(ngx_http_zarr_api_files_t *l);
 static int ngx_http_zarr_api_file_cmp(const void *a, const void *b);
 static int ngx_http_zarr_api_store_file(void *data, const char *path,
-    size_t path_len, const char *etag, size_t etag_len, uint64_t size);
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size,
+    const char *version, size_t version_len);
 static int ngx_http_zarr_api_listed(const zarr_s3_object_t *obj,
     void *data);
 static int ngx_http_zarr_api_apply(ngx_http_zarr_api_task_t *t,
@@ -442,6 +485,22 @@ static ngx_http_zarr_api_route_t  ngx_http_zarr_api_routes[] = {
 
     { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/reconcile",
       ngx_http_zarr_api_reconcile_get, 0 },
+    { NGX_HTTP_GET|NGX_HTTP_HEAD, "v1/buckets/{b}/zarrs/{id}/snapshots",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_POST, "v1/buckets/{b}/zarrs/{id}/snapshots",
+      ngx_http_zarr_api_snapshot_create, NGX_HTTP_ZARR_API_BODY },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD,
+      "v1/buckets/{b}/zarrs/{id}/snapshots/{name}",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_DELETE, "v1/buckets/{b}/zarrs/{id}/snapshots/{name}",
+      ngx_http_zarr_api_snapshot, 0 },
+
+    { NGX_HTTP_GET|NGX_HTTP_HEAD,
+      "v1/buckets/{b}/zarrs/{id}/snapshots/{name}/checksum",
+      ngx_http_zarr_api_snapshot, 0 },
 
     { 0, NULL, NULL, 0 }
 };
@@ -458,6 +517,10 @@ static ngx_http_zarr_api_capture_t  ngx_http_zarr_api_captures[] = {
       ngx_http_zarr_api_valid_id,
       "invalid zarr id: 1 to 255 bytes of UTF-8, no \"/\", "
       "not \".\" or \"..\"" },
+
+    { ngx_string("name"), offsetof(ngx_http_zarr_api_ctx_t, snap),
+      ngx_http_zarr_api_valid_snap,
+      "invalid snapshot name: 1 to 64 of A-Z a-z 0-9 . _ -" },
 
     { ngx_null_string, 0, NULL, NULL }
 };
@@ -1038,6 +1101,13 @@ ngx_http_zarr_api_valid_id(u_char *p, size_t len)
     }
 
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_valid_snap(u_char *p, size_t len)
+{
+    return zarr_snap_name_valid((char *) p, len) ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -2553,6 +2623,8 @@ static void
 ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t)
 {
     zarr_buf_free(&t->doc);
+    zarr_buf_free(&t->snaps);
+    ngx_free(t->mkey);
     zarr_buf_free(&t->ids_buf);
     ngx_free(t->id_offs);
     ngx_free(t->sums);
@@ -2717,6 +2789,10 @@ ngx_http_zarr_api_thread(void *data, ngx_log_t *log)
         }
 
         ngx_http_zarr_api_reconcile_thread(t);
+        break;
+
+    case NGX_HTTP_ZARR_API_TASK_SNAPSHOT:
+        ngx_http_zarr_api_snapshot_thread(t);
         break;
 
     default: /* status, list, info, checksum */
@@ -2986,8 +3062,14 @@ ngx_http_zarr_api_list_dir(ngx_http_zarr_api_task_t *t, zarr_s3_t *s3,
 
     memset(&e, 0, sizeof(zarr_s3_error_t));
 
-    rc = zarr_s3_list(s3, t->z.bucket, *prefix, *n, ngx_http_zarr_api_listed,
-                      l, &e);
+    if (l->versions) {
+        rc = zarr_s3_list_versions(s3, t->z.bucket, *prefix, *n,
+                                   ngx_http_zarr_api_listed, l, &e);
+
+    } else {
+        rc = zarr_s3_list(s3, t->z.bucket, *prefix, *n,
+                          ngx_http_zarr_api_listed, l, &e);
+    }
 
     if (l->nomem) {
         return NGX_HTTP_ZARR_API_NOMEM;
@@ -3020,6 +3102,7 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     zarr_err_t                  err;
     size_t                      i, j, n;
     u_char                     *kinds;
+    zarr_s3_error_t             e;
     zarr_s3_t                  *s3;
     zarr_mutation_t            *m, *mu;
     ngx_http_zarr_api_file_t   *sf, *bf;
@@ -3100,6 +3183,17 @@ locked:
 
     backend.holder = t;
 
+    /* a versioned bucket: the latest versions, with their ids */
+
+    memset(&e, 0, sizeof(zarr_s3_error_t));
+
+    if (zarr_s3_bucket_versioning(s3, t->z.bucket, &backend.versions, &e)
+        != ZARR_S3_OK)
+    {
+        ngx_http_zarr_api_backend_err(t, "GetBucketVersioning", &e);
+        goto done;
+    }
+
     rc = ngx_http_zarr_api_list_dir(t, s3, t->prefix, t->prefix_len,
                                     &backend, &prefix, &n, "listing");
     if (rc == NGX_HTTP_ZARR_API_NOMEM) {
@@ -3165,7 +3259,9 @@ locked:
             j++;
 
             if (sf->size == bf->size && sf->etag_len == bf->etag_len
-                && memcmp(sf->etag, bf->etag, sf->etag_len) == 0)
+                && memcmp(sf->etag, bf->etag, sf->etag_len) == 0
+                && sf->version_len == bf->version_len
+                && memcmp(sf->version, bf->version, sf->version_len) == 0)
             {
                 continue;
             }
@@ -3182,6 +3278,8 @@ locked:
         mu->path_len = bf->path_len;
         mu->etag = bf->etag;
         mu->etag_len = bf->etag_len;
+        mu->version_id = bf->version;
+        mu->version_id_len = bf->version_len;
         mu->size = bf->size;
         n++;
     }
@@ -3429,6 +3527,713 @@ ngx_http_zarr_api_job_error(ngx_http_zarr_api_task_t *t, uint32_t *status)
 
 
 /*
+ * Snapshots (DESIGN 10): GET .../snapshots, GET and DELETE
+ * .../snapshots/{name}, GET .../snapshots/{name}/checksum?path=D
+ */
+
+#define NGX_HTTP_ZARR_API_SNAP_CREATE     0
+#define NGX_HTTP_ZARR_API_SNAP_LIST       1
+#define NGX_HTTP_ZARR_API_SNAP_GET        2
+#define NGX_HTTP_ZARR_API_SNAP_DELETE     3
+#define NGX_HTTP_ZARR_API_SNAP_CHECKSUM   4
+
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    size_t                     n;
+    ngx_int_t                  rc;
+    ngx_str_t                  path, *arg;
+    ngx_uint_t                 op;
+    ngx_http_zarr_api_task_t  *t;
+
+    arg = NULL;
+    n = ngx_strlen(ctx->route->pattern);
+
+    if (ctx->snap.len == 0) {
+        op = NGX_HTTP_ZARR_API_SNAP_LIST;
+
+    } else if (r->method == NGX_HTTP_DELETE) {
+        op = NGX_HTTP_ZARR_API_SNAP_DELETE;
+
+    } else if (n > 9
+               && ngx_strcmp(ctx->route->pattern + n - 9, "/checksum") == 0)
+    {
+        op = NGX_HTTP_ZARR_API_SNAP_CHECKSUM;
+
+        rc = ngx_http_zarr_api_arg(r, "path", &path);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_HTTP_BAD_REQUEST) {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "bad escape in \"path\"");
+        }
+
+        while (path.len && path.data[path.len - 1] == '/') {
+            path.len--;
+        }
+
+        arg = &path;
+
+    } else {
+        op = NGX_HTTP_ZARR_API_SNAP_GET;
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_SNAPSHOT,
+                                      ngx_http_zarr_api_snapshot_done, arg);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->snap_op = op;
+    t->snap_name_len = ctx->snap.len;
+    ngx_memcpy(t->snap_name, ctx->snap.data, ctx->snap.len);
+
+    if (op == NGX_HTTP_ZARR_API_SNAP_DELETE
+        && ngx_http_zarr_api_snapshot_key(r, ctx, t) != NGX_OK)
+    {
+        ngx_http_zarr_api_task_free(t);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+/*
+ * POST v1/buckets/{b}/zarrs/{id}/snapshots
+ * {"name": .., "expected_digest": ..}: both optional
+ */
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx)
+{
+    u_char                     *p;
+    json_t                     *name, *expected;
+    ngx_str_t                   e, *arg;
+    ngx_tm_t                    tm;
+    ngx_http_zarr_api_task_t   *t;
+    ngx_http_zarr_loc_conf_t   *zlcf;
+    ngx_http_zarr_main_conf_t  *zmcf;
+    u_char                      def[ZARR_SNAP_NAME_MAX + 1];
+
+    zmcf = ngx_http_get_module_main_conf(r, ngx_http_zarr_module);
+
+    if (zmcf->backend.data == NULL || zmcf->access_key.data == NULL) {
+        return ngx_http_zarr_api_unavailable(r);
+    }
+
+    name = ctx->body ? json_object_get(ctx->body, "name") : NULL;
+    expected = ctx->body ? json_object_get(ctx->body, "expected_digest")
+                         : NULL;
+
+    if ((name && !json_is_string(name) && !json_is_null(name))
+        || (expected && !json_is_string(expected)
+            && !json_is_null(expected)))
+    {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                       "bad_request", "\"name\" and "
+                                       "\"expected_digest\" are strings");
+    }
+
+    if (name && json_is_string(name)) {
+        if (!zarr_snap_name_valid(json_string_value(name),
+                                  json_string_length(name)))
+        {
+            return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
+                                           "bad_request",
+                                           "invalid snapshot name: 1 to 64 "
+                                           "of A-Z a-z 0-9 . _ -");
+        }
+
+        ctx->snap.data = (u_char *) json_string_value(name);
+        ctx->snap.len = json_string_length(name);
+
+    } else {
+        /* a UTC timestamp, e.g. "20261205T071523Z" */
+        ngx_gmtime(ngx_time(), &tm);
+        p = ngx_sprintf(def, "%4d%02d%02dT%02d%02d%02dZ", tm.ngx_tm_year,
+                        tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                        tm.ngx_tm_min, tm.ngx_tm_sec);
+        ctx->snap.data = def;
+        ctx->snap.len = p - def;
+    }
+
+    arg = NULL;
+
+    if (expected && json_is_string(expected)) {
+        e.data = (u_char *) json_string_value(expected);
+        e.len = json_string_length(expected);
+        arg = &e;
+    }
+
+    t = ngx_http_zarr_api_task_create(r, ctx, NGX_HTTP_ZARR_API_TASK_SNAPSHOT,
+                                      ngx_http_zarr_api_snapshot_done, arg);
+    if (t == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    t->snap_op = NGX_HTTP_ZARR_API_SNAP_CREATE;
+    t->has_expected = (arg != NULL);
+    t->snap_name_len = ctx->snap.len;
+    ngx_memcpy(t->snap_name, ctx->snap.data, ctx->snap.len);
+    t->created = ngx_time();
+
+    /* the name lives in the task from now on */
+    ctx->snap.data = (u_char *) t->snap_name;
+
+    if (ngx_http_zarr_api_snapshot_key(r, ctx, t) != NGX_OK) {
+        ngx_http_zarr_api_task_free(t);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+    t->timeout_ms = ngx_max(zlcf->batch_timeout, 1);
+
+    return ngx_http_zarr_api_task_post(r, t);
+}
+
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    json_t       *j, *a;
+    size_t        i, n;
+    ngx_str_t     name;
+    zarr_snap_t  *snaps;
+
+    name.data = (u_char *) t->snap_name;
+    name.len = t->snap_name_len;
+
+    if (t->rc == ZARR_ERR_CONFLICT && t->snap_op
+                                      == NGX_HTTP_ZARR_API_SNAP_CREATE)
+    {
+        return ngx_http_zarr_api_batch_conflict(r, "a batch is active on "
+                                                "this zarr: complete it "
+                                                "before a snapshot",
+                                                &t->batch);
+    }
+
+    if (t->rc == ZARR_ERR_RECOVERING) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "recovering",
+                                       "zarr \"%V/%V\" is being rebuilt "
+                                       "from a listing after a crash; "
+                                       "retry", &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
+    if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "zarr api: snapshot of \"%V/%V\": %s",
+                      &t->ctx->bucket, &t->ctx->zarr_id, t->err.msg);
+
+        return ngx_http_zarr_api_error(r, t->status,
+                                       t->status == NGX_HTTP_NOT_FOUND
+                                       ? "not_found" : "backend_error",
+                                       "%s", t->err.msg);
+    }
+
+    if (t->unversioned || t->rc == ZARR_ERR_UNVERSIONED) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "unversioned",
+                                       "bucket \"%V\" is not versioned "
+                                       "(enable versioning, then "
+                                       "reconcile the zarr): %s",
+                                       &t->ctx->bucket,
+                                       t->unversioned ? "no version ids"
+                                                      : t->err.msg);
+    }
+
+    if (t->mismatch) {
+        j = json_pack("{s:s,s:s,s:s,s:I,s:I}",
+                      "error", "digest_mismatch",
+                      "message", "the zarr's digest is not the expected "
+                                 "one; no snapshot taken",
+                      "digest", t->after.digest,
+                      "file_count", (json_int_t) t->after.count,
+                      "size", (json_int_t) t->after.size);
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_PRECONDITION_FAILED,
+                                           j);
+    }
+
+    if (t->rc == ZARR_ERR_EXISTS) {
+        return ngx_http_zarr_api_error(r, NGX_HTTP_CONFLICT, "conflict",
+                                       "snapshot \"%V\" of zarr \"%V/%V\" "
+                                       "exists", &name, &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        if (t->no_zarr) {
+            return ngx_http_zarr_api_not_found(r, t->ctx);
+        }
+
+        if (t->snap_op == NGX_HTTP_ZARR_API_SNAP_CHECKSUM && !t->nomem) {
+            name.data = (u_char *) t->arg;
+            name.len = t->arg_len;
+
+            return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND,
+                                           "not_found", "no directory "
+                                           "\"%V\" in snapshot \"%s\"",
+                                           &name, t->snap_name);
+        }
+
+        return ngx_http_zarr_api_error(r, NGX_HTTP_NOT_FOUND, "not_found",
+                                       "no snapshot \"%V\" of zarr "
+                                       "\"%V/%V\"", &name, &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
+
+    if (t->rc != ZARR_OK) {
+        return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
+    }
+
+    switch (t->snap_op) {
+
+    case NGX_HTTP_ZARR_API_SNAP_CREATE:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "zarr api: snapshot \"%V\" of \"%V/%V\": %uL files, "
+                      "digest %s", &name, &t->ctx->bucket, &t->ctx->zarr_id,
+                      t->snap.sum.count, t->snap.sum.digest);
+
+        j = ngx_http_zarr_api_snapshot_json(r, t->ctx, &t->snap);
+        a = json_array();
+
+        if (j == NULL || a == NULL) {
+            json_decref(j);
+            json_decref(a);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (t->lifecycle) {
+            json_array_append_new(a, json_string(
+                "a lifecycle rule of the bucket expires noncurrent "
+                "versions: the snapshot's files may disappear"));
+        }
+
+        if (t->manifest_failed) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "zarr api: the manifest of snapshot \"%V\" of "
+                          "\"%V/%V\" was not written: %s", &name,
+                          &t->ctx->bucket, &t->ctx->zarr_id, t->mmsg);
+
+            json_array_append_new(a, json_pack("s+", "the manifest was "
+                                               "not written: ", t->mmsg));
+        }
+
+        if (json_array_size(a)) {
+            json_object_set_new(j, "warnings", a);
+
+        } else {
+            json_decref(a);
+        }
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_CREATED, j);
+
+    case NGX_HTTP_ZARR_API_SNAP_LIST:
+        a = json_array();
+        snaps = (zarr_snap_t *) t->snaps.data;
+        n = t->snaps.len / sizeof(zarr_snap_t);
+
+        for (i = 0; a && i < n; i++) {
+            json_array_append_new(a, ngx_http_zarr_api_snapshot_json(r,
+                                                     t->ctx, &snaps[i]));
+        }
+
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                                           json_pack("{s:o}", "snapshots",
+                                                     a ? a : json_null()));
+
+    case NGX_HTTP_ZARR_API_SNAP_GET:
+        return ngx_http_zarr_api_send_json(r, NGX_HTTP_OK,
+                   ngx_http_zarr_api_snapshot_json(r, t->ctx, &t->snap));
+
+    case NGX_HTTP_ZARR_API_SNAP_DELETE:
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "zarr api: snapshot \"%V\" of \"%V/%V\" deleted",
+                      &name, &t->ctx->bucket, &t->ctx->zarr_id);
+
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        r->headers_out.content_length_n = 0;
+
+        return ngx_http_send_header(r);
+
+    default: /* NGX_HTTP_ZARR_API_SNAP_CHECKSUM */
+        return ngx_http_zarr_api_send(r, NGX_HTTP_OK,
+                                      (u_char *) t->doc.data, t->doc.len);
+    }
+}
+
+
+static json_t *
+ngx_http_zarr_api_snapshot_json(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, const zarr_snap_t *snap)
+{
+    u_char                    *p, *key;
+    size_t                     len;
+    json_t                    *j;
+    ngx_tm_t                   tm;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+    u_char                     created[sizeof("2026-12-05T07:15:23Z")];
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    ngx_gmtime((time_t) snap->created, &tm);
+    ngx_sprintf(created, "%4d-%02d-%02dT%02d:%02d:%02dZ%Z", tm.ngx_tm_year,
+                tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                tm.ngx_tm_min, tm.ngx_tm_sec);
+
+    /* <zarr_snapshot_prefix><id>/<name>.json */
+
+    len = zlcf->snapshot_prefix.len + ctx->zarr_id.len + 1 + snap->name_len
+          + sizeof(".json") - 1;
+
+    key = ngx_pnalloc(r->pool, len);
+    if (key == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(key, zlcf->snapshot_prefix.data, zlcf->snapshot_prefix.len);
+    p = ngx_cpymem(p, ctx->zarr_id.data, ctx->zarr_id.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, snap->name, snap->name_len);
+    ngx_memcpy(p, ".json", sizeof(".json") - 1);
+
+    j = json_pack("{s:o,s:s,s:I,s:I,s:s,s:o}",
+                  "name", ngx_http_zarr_api_string(snap->name,
+                                                   snap->name_len),
+                  "digest", snap->sum.digest,
+                  "file_count", (json_int_t) snap->sum.count,
+                  "size", (json_int_t) snap->sum.size,
+                  "created", (char *) created,
+                  "manifest_key", ngx_http_zarr_api_string((char *) key,
+                                                           len));
+
+    return j;
+}
+
+
+static int
+ngx_http_zarr_api_snapshot_add(void *ctx, const zarr_snap_t *snap)
+{
+    zarr_buf_t  *b = ctx;
+
+    return zarr_buf_add(b, snap, sizeof(zarr_snap_t)) != 0;
+}
+
+
+static void
+ngx_http_zarr_api_snapshot_thread(ngx_http_zarr_api_task_t *t)
+{
+    int             rc;
+    zarr_dir_sum_t  sum;
+    zarr_err_t      err;
+
+    switch (t->snap_op) {
+
+    case NGX_HTTP_ZARR_API_SNAP_CREATE:
+        ngx_http_zarr_api_snapshot_create_thread(t);
+        return;
+
+    case NGX_HTTP_ZARR_API_SNAP_LIST:
+        t->rc = zarr_snap_list(t->store, t->z.bucket, t->z.bucket_len,
+                               t->z.zarr_id, t->z.zarr_id_len,
+                               ngx_http_zarr_api_snapshot_add, &t->snaps,
+                               &t->err);
+        if (t->rc == ZARR_OK && t->snaps.failed) {
+            t->rc = ZARR_ERR_NOMEM;
+            snprintf(t->err.msg, sizeof(t->err.msg), "out of memory");
+        }
+
+        break;
+
+    case NGX_HTTP_ZARR_API_SNAP_GET:
+        t->rc = zarr_snap_get(t->store, t->z.bucket, t->z.bucket_len,
+                              t->z.zarr_id, t->z.zarr_id_len, t->snap_name,
+                              t->snap_name_len, &t->snap, &t->err);
+        break;
+
+    case NGX_HTTP_ZARR_API_SNAP_DELETE:
+        t->rc = zarr_snap_delete(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len,
+                                 t->snap_name, t->snap_name_len, 0,
+                                 &t->err);
+
+        if (t->rc == ZARR_OK) {
+            ngx_http_zarr_api_manifest_delete(t);
+        }
+
+        break;
+
+    default: /* NGX_HTTP_ZARR_API_SNAP_CHECKSUM */
+        t->rc = zarr_snap_get(t->store, t->z.bucket, t->z.bucket_len,
+                              t->z.zarr_id, t->z.zarr_id_len, t->snap_name,
+                              t->snap_name_len, &t->snap, &t->err);
+
+        if (t->rc == ZARR_OK) {
+            t->rc = zarr_snap_checksum_doc(t->store, t->z.bucket,
+                                           t->z.bucket_len, t->z.zarr_id,
+                                           t->z.zarr_id_len, t->snap_name,
+                                           t->snap_name_len, t->arg,
+                                           t->arg_len, &t->doc, &t->err);
+
+            /* a missing directory, not a missing snapshot */
+            t->nomem = 0;
+
+        } else {
+            t->nomem = 1;
+        }
+
+        break;
+    }
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        /* which one is missing: the zarr, or the snapshot? */
+        rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len, &sum, &err);
+        t->no_zarr = (rc != ZARR_OK);
+    }
+}
+
+
+/*
+ * create: the bucket must be versioned; the zarr's batch, held as
+ * "zarr-api:snapshot", keeps writers out while the records are copied
+ */
+
+static void
+ngx_http_zarr_api_snapshot_create_thread(ngx_http_zarr_api_task_t *t)
+{
+    int              rc, enabled;
+    char             msg[256];
+    zarr_s3_t       *s3;
+    zarr_err_t       err;
+    zarr_s3_error_t  e;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        t->rc = NGX_HTTP_ZARR_API_BACKEND;
+        t->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        snprintf(t->err.msg, sizeof(t->err.msg), "zarr_backend: %s", msg);
+        return;
+    }
+
+    rc = zarr_s3_bucket_versioning(s3, t->z.bucket, &enabled, &e);
+
+    if (rc == ZARR_S3_OK && enabled) {
+        rc = zarr_s3_bucket_lifecycle(s3, t->z.bucket, &enabled, &e);
+        t->lifecycle = (rc == ZARR_S3_OK && enabled);
+        rc = ZARR_S3_OK;
+        enabled = 1;
+    }
+
+    zarr_s3_destroy(s3);
+
+    if (rc != ZARR_S3_OK) {
+        ngx_http_zarr_api_backend_err(t, "GetBucketVersioning", &e);
+        return;
+    }
+
+    if (!enabled) {
+        t->unversioned = 1;
+        t->rc = ZARR_ERR_UNVERSIONED;
+        return;
+    }
+
+    t->rc = zarr_gate_batch_open(t->store, &t->z,
+                                 NGX_HTTP_ZARR_API_SNAPSHOT_OWNER,
+                                 sizeof(NGX_HTTP_ZARR_API_SNAPSHOT_OWNER) - 1,
+                                 t->timeout_ms, ngx_http_zarr_now_ms(),
+                                 &t->batch, &t->err);
+    if (t->rc != ZARR_OK) {
+        if (t->rc == ZARR_ERR_NOTFOUND) {
+            t->no_zarr = 1;
+        }
+
+        return;
+    }
+
+    t->rc = zarr_store_sync_zarr(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len, &t->after,
+                                 &t->err);
+
+    if (t->rc == ZARR_ERR_NOTFOUND) {
+        t->no_zarr = 1;
+
+    } else if (t->rc == ZARR_OK && t->has_expected
+               && strcmp(t->arg, t->after.digest) != 0)
+    {
+        t->mismatch = 1;
+
+    } else if (t->rc == ZARR_OK) {
+        t->rc = zarr_snap_create(t->store, t->z.bucket, t->z.bucket_len,
+                                 t->z.zarr_id, t->z.zarr_id_len,
+                                 t->snap_name, t->snap_name_len, t->created,
+                                 0, &t->snap, &t->err);
+    }
+
+    rc = zarr_gate_batch_end(t->store, &t->z, t->batch.id, &err);
+
+    if (rc != ZARR_OK && rc != ZARR_ERR_NOTFOUND && rc != ZARR_ERR_CONFLICT
+        && t->rc == ZARR_OK)
+    {
+        t->rc = rc;
+        t->err = err;
+    }
+
+    /* the manifest, from the snapshot's records: writers go on meanwhile */
+
+    if (t->rc == ZARR_OK && !t->mismatch) {
+        ngx_http_zarr_api_manifest_put(t);
+    }
+}
+
+
+/* "<zarr_snapshot_prefix><id>/<name>.json" into t->mkey */
+
+static ngx_int_t
+ngx_http_zarr_api_snapshot_key(ngx_http_request_t *r,
+    ngx_http_zarr_api_ctx_t *ctx, ngx_http_zarr_api_task_t *t)
+{
+    u_char                    *p;
+    ngx_http_zarr_loc_conf_t  *zlcf;
+
+    zlcf = ngx_http_get_module_loc_conf(r, ngx_http_zarr_module);
+
+    t->mkey_len = zlcf->snapshot_prefix.len + ctx->zarr_id.len + 1
+                  + t->snap_name_len + sizeof(".json") - 1;
+
+    t->mkey = ngx_alloc(t->mkey_len + 1, r->connection->log);
+    if (t->mkey == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(t->mkey, zlcf->snapshot_prefix.data,
+                   zlcf->snapshot_prefix.len);
+    p = ngx_cpymem(p, ctx->zarr_id.data, ctx->zarr_id.len);
+    *p++ = '/';
+    p = ngx_cpymem(p, t->snap_name, t->snap_name_len);
+    ngx_memcpy(p, ".json", sizeof(".json"));
+
+    return NGX_OK;
+}
+
+
+typedef struct {
+    zarr_s3_writer_t           *w;
+    zarr_s3_error_t             e;
+    int                         failed;
+} ngx_http_zarr_api_man_t;
+
+
+static int
+ngx_http_zarr_api_manifest_out(void *ctx, const char *buf, size_t len,
+    int last)
+{
+    ngx_http_zarr_api_man_t *m = ctx;
+
+    if (zarr_s3_writer_write(m->w, buf, len, &m->e) != ZARR_S3_OK) {
+        m->failed = 1;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* streams the manifest to the backend (thread code) */
+
+static void
+ngx_http_zarr_api_manifest_put(ngx_http_zarr_api_task_t *t)
+{
+    int                       rc;
+    char                      msg[256];
+    zarr_s3_t                *s3;
+    zarr_err_t                err;
+    zarr_s3_error_t           e;
+    ngx_http_zarr_api_man_t   m;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        t->manifest_failed = 1;
+        snprintf(t->mmsg, sizeof(t->mmsg), "zarr_backend: %.200s", msg);
+        return;
+    }
+
+    memset(&m, 0, sizeof(ngx_http_zarr_api_man_t));
+
+    m.w = zarr_s3_writer_create(s3, t->z.bucket, t->mkey, t->mkey_len,
+                                "application/json", 0);
+    if (m.w == NULL) {
+        zarr_s3_destroy(s3);
+        t->manifest_failed = 1;
+        snprintf(t->mmsg, sizeof(t->mmsg), "out of memory");
+        return;
+    }
+
+    rc = zarr_snap_manifest(t->store, &t->snap, t->z.bucket, t->z.bucket_len,
+                            t->prefix, t->prefix_len, t->z.zarr_id,
+                            t->z.zarr_id_len, 1 << 20,
+                            ngx_http_zarr_api_manifest_out, &m, &err);
+
+    if (zarr_s3_writer_close(m.w, rc != ZARR_OK, &e) != ZARR_S3_OK) {
+        t->manifest_failed = 1;
+
+        if (m.failed) {
+            e = m.e;
+        }
+
+        if (rc != ZARR_OK && !m.failed) {
+            snprintf(t->mmsg, sizeof(t->mmsg), "%.200s", err.msg);
+
+        } else {
+            snprintf(t->mmsg, sizeof(t->mmsg), "HTTP %ld %.64s %.128s",
+                     e.status, e.code, e.message);
+        }
+    }
+
+    zarr_s3_destroy(s3);
+}
+
+
+/* the manifest of a deleted snapshot goes too (best effort) */
+
+static void
+ngx_http_zarr_api_manifest_delete(ngx_http_zarr_api_task_t *t)
+{
+    char                 msg[256];
+    zarr_s3_t           *s3;
+    zarr_s3_request_t    req;
+    zarr_s3_response_t   resp;
+
+    s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
+    if (s3 == NULL) {
+        return;
+    }
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "DELETE";
+    req.bucket = t->z.bucket;
+    req.key = t->mkey;
+    req.key_len = t->mkey_len;
+
+    (void) zarr_s3_request(s3, &req, &resp);
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_destroy(s3);
+}
+
+
+/*
  * Keeps reconcile's batch: once a third of its timeout has passed since
  * it was opened or last touched, starts its idle clock again.  When it is
  * not the zarr's batch any more (cancelled, or expired and taken over),
@@ -3667,10 +4472,11 @@ ngx_http_zarr_api_backend_err(ngx_http_zarr_api_task_t *t, const char *what,
 
 static int
 ngx_http_zarr_api_store_file(void *data, const char *path, size_t path_len,
-    const char *etag, size_t etag_len, uint64_t size)
+    const char *etag, size_t etag_len, uint64_t size, const char *version,
+    size_t version_len)
 {
     return ngx_http_zarr_api_files_add(data, path, path_len, etag, etag_len,
-                                       size);
+                                       size, version, version_len);
 }
 
 
@@ -3706,11 +4512,13 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
             return 0;
         }
 
-        return ngx_http_zarr_api_files_add(l, rel, len - 10, "", 0, 0);
+        return ngx_http_zarr_api_files_add(l, rel, len - 10, "", 0, 0, "",
+                                           0);
     }
 
     if (len == 0 || zarr_path_check(rel, len, &off) != ZARR_PATH_OK
-        || obj->etag_len > ZARR_ETAG_MAX)
+        || obj->etag_len > ZARR_ETAG_MAX
+        || obj->version_id_len > ZARR_VERSION_ID_MAX)
     {
         /* a key the gateway would refuse: not part of the tree */
         l->skipped++;
@@ -3718,13 +4526,16 @@ ngx_http_zarr_api_listed(const zarr_s3_object_t *obj, void *data)
     }
 
     return ngx_http_zarr_api_files_add(l, rel, len, obj->etag, obj->etag_len,
-                                       obj->size);
+                                       obj->size,
+                                       obj->version_id ? obj->version_id : "",
+                                       obj->version_id_len);
 }
 
 
 static int
 ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l, const char *path,
-    size_t path_len, const char *etag, size_t etag_len, uint64_t size)
+    size_t path_len, const char *etag, size_t etag_len, uint64_t size,
+    const char *version, size_t version_len)
 {
     size_t                     cap;
     ngx_http_zarr_api_file_t  *f;
@@ -3767,6 +4578,16 @@ ngx_http_zarr_api_files_add(ngx_http_zarr_api_files_t *l, const char *path,
         return 1;
     }
 
+    f->version_off = l->strings.len;
+    f->version_len = version_len;
+
+    if (zarr_buf_add(&l->strings, version, version_len) != 0
+        || zarr_buf_add(&l->strings, "", 1) != 0)
+    {
+        l->nomem = 1;
+        return 1;
+    }
+
     l->n++;
 
     return 0;
@@ -3783,6 +4604,7 @@ ngx_http_zarr_api_files_done(ngx_http_zarr_api_files_t *l)
     for (i = 0; i < l->n; i++) {
         l->files[i].path = l->strings.data + l->files[i].path_off;
         l->files[i].etag = l->strings.data + l->files[i].etag_off;
+        l->files[i].version = l->strings.data + l->files[i].version_off;
     }
 
     if (l->n > 1) {

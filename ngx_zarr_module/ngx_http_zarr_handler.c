@@ -74,6 +74,16 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
             return NGX_AGAIN;
         }
 
+        if (ctx->snapshot) {
+            rc = ngx_http_zarr_snapshot_resume(r, zlcf, ctx);
+
+            if (rc == NGX_DECLINED || rc == NGX_AGAIN || rc == NGX_DONE) {
+                return rc;
+            }
+
+            return ngx_http_zarr_finalize(r, rc);
+        }
+
         if (ctx->admit_wait) {
             /* back from a credential lookup */
             ctx->admit_wait = 0;
@@ -128,7 +138,9 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
 
     rc = ngx_http_zarr_classify(r, zlcf, ctx);
 
-    if (rc == NGX_DECLINED || rc == NGX_AGAIN) {
+    /* NGX_DONE: a snapshot listing finalized the request (maybe freed) */
+
+    if (rc == NGX_DECLINED || rc == NGX_AGAIN || rc == NGX_DONE) {
         return rc;
     }
 
@@ -312,6 +324,13 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     ctx->key.data = (u_char *) op.key;
     ctx->key.len = op.key_len;
 
+    /* under the snapshot prefix: reads from the store, no writes */
+
+    rc = ngx_http_zarr_snapshot_request(r, zlcf, ctx, op.op);
+    if (rc != NGX_DECLINED || ctx->snapshot) {
+        return rc;
+    }
+
     switch (op.op) {
 
     case ZARR_S3OP_READ:
@@ -361,6 +380,15 @@ ngx_http_zarr_classify(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     if (op.op == ZARR_S3OP_OTHER_WRITE) {
         /* ACLs, tags: no tree effect */
         return NGX_DECLINED;
+    }
+
+    if (op.op == ZARR_S3OP_DELETE_OBJECT && op.version_id) {
+        /* a permanent delete of a version a snapshot may hold */
+        rc = ngx_http_zarr_snapshot_held(r, ctx, &zk, op.version_id,
+                                         op.version_id_len);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
     ctx->tracked = 1;
@@ -553,9 +581,28 @@ ngx_http_zarr_delete_objects(ngx_http_request_t *r,
         key.data = (u_char *) res->objects[i].key;
         key.len = res->objects[i].key_len;
 
+        if (key.len >= zlcf->snapshot_prefix.len
+            && ngx_strncmp(key.data, zlcf->snapshot_prefix.data,
+                           zlcf->snapshot_prefix.len) == 0)
+        {
+            return ngx_http_zarr_send_error(r, NGX_HTTP_FORBIDDEN,
+                                            "AccessDenied",
+                                            "snapshots are read-only");
+        }
+
         rc = ngx_http_zarr_check_key(r, zlcf, &key, &keys[n]);
 
         if (rc == NGX_OK) {
+            if (res->objects[i].version_id) {
+                rc = ngx_http_zarr_snapshot_held(r, ctx, &keys[n],
+                                                 res->objects[i].version_id,
+                                                 res->objects[i]
+                                                     .version_id_len);
+                if (rc != NGX_DECLINED) {
+                    return rc;
+                }
+            }
+
             n++;
             continue;
         }

@@ -25,6 +25,7 @@ static char *ngx_http_zarr_backend(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data);
 static char *ngx_http_zarr_domain(ngx_conf_t *cf, void *post, void *data);
+static ngx_int_t ngx_http_zarr_prefix_overlap(ngx_str_t *a, ngx_str_t *b);
 static char *ngx_http_zarr_log_level(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_zarr_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -54,6 +55,13 @@ static ngx_conf_enum_t  ngx_http_zarr_log_levels[] = {
     { ngx_string("warn"), NGX_LOG_WARN },
     { ngx_string("notice"), NGX_LOG_NOTICE },
     { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_zarr_snapshot_read[] = {
+    { ngx_string("authenticated"), NGX_HTTP_ZARR_SNAPSHOT_AUTHENTICATED },
+    { ngx_string("public"), NGX_HTTP_ZARR_SNAPSHOT_PUBLIC },
     { ngx_null_string, 0 }
 };
 
@@ -144,6 +152,20 @@ static ngx_command_t  ngx_http_zarr_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_zarr_loc_conf_t, checksum_prefix),
       &ngx_http_zarr_prefix_p },
+
+    { ngx_string("zarr_snapshot_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_zarr_loc_conf_t, snapshot_prefix),
+      &ngx_http_zarr_prefix_p },
+
+    { ngx_string("zarr_snapshot_read"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_zarr_loc_conf_t, snapshot_read),
+      &ngx_http_zarr_snapshot_read },
 
     { ngx_string("zarr_virtual_host_suffix"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -418,6 +440,7 @@ ngx_http_zarr_create_loc_conf(ngx_conf_t *cf)
      *
      *     zlcf->prefix = { 0, NULL };
      *     zlcf->checksum_prefix = { 0, NULL };
+     *     zlcf->snapshot_prefix = { 0, NULL };
      *     zlcf->virtual_host_suffix = { 0, NULL };
      */
 
@@ -426,6 +449,7 @@ ngx_http_zarr_create_loc_conf(ngx_conf_t *cf)
     zlcf->batch_owner_set = NGX_CONF_UNSET;
     zlcf->batch_timeout = NGX_CONF_UNSET_MSEC;
     zlcf->conflict_log_level = NGX_CONF_UNSET_UINT;
+    zlcf->snapshot_read = NGX_CONF_UNSET_UINT;
 
     return zlcf;
 }
@@ -445,6 +469,10 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->prefix, prev->prefix, "zarr/");
     ngx_conf_merge_str_value(conf->checksum_prefix, prev->checksum_prefix,
                              "zarr-checksums/");
+    ngx_conf_merge_str_value(conf->snapshot_prefix, prev->snapshot_prefix,
+                             "zarr-snapshots/");
+    ngx_conf_merge_uint_value(conf->snapshot_read, prev->snapshot_read,
+                              NGX_HTTP_ZARR_SNAPSHOT_AUTHENTICATED);
     ngx_conf_merge_str_value(conf->virtual_host_suffix,
                              prev->virtual_host_suffix, "");
     ngx_conf_merge_msec_value(conf->batch_timeout, prev->batch_timeout,
@@ -498,6 +526,24 @@ ngx_http_zarr_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "zarr_checksum_prefix \"%V\" must not be under "
                            "zarr_prefix \"%V\"", &conf->checksum_prefix,
                            &conf->prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->snapshot_prefix.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zarr_snapshot_prefix must not be empty");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_zarr_prefix_overlap(&conf->snapshot_prefix, &conf->prefix)
+        || ngx_http_zarr_prefix_overlap(&conf->snapshot_prefix,
+                                        &conf->checksum_prefix))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zarr_snapshot_prefix \"%V\" must not overlap "
+                           "zarr_prefix \"%V\" or zarr_checksum_prefix "
+                           "\"%V\"", &conf->snapshot_prefix, &conf->prefix,
+                           &conf->checksum_prefix);
         return NGX_CONF_ERROR;
     }
 
@@ -600,6 +646,23 @@ ngx_http_zarr_prefix(ngx_conf_t *cf, void *post, void *data)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* one of two non-empty key prefixes begins with the other */
+
+static ngx_int_t
+ngx_http_zarr_prefix_overlap(ngx_str_t *a, ngx_str_t *b)
+{
+    size_t  n;
+
+    if (a->len == 0 || b->len == 0) {
+        return 0;
+    }
+
+    n = ngx_min(a->len, b->len);
+
+    return ngx_strncmp(a->data, b->data, n) == 0;
 }
 
 

@@ -116,10 +116,17 @@ struct ngx_http_zarr_auth_s {
 };
 
 
+/* zarr_snapshot_read */
+#define NGX_HTTP_ZARR_SNAPSHOT_AUTHENTICATED  1
+#define NGX_HTTP_ZARR_SNAPSHOT_PUBLIC         2
+
+
 typedef struct {
     ngx_flag_t                  gateway;
     ngx_str_t                   prefix;
     ngx_str_t                   checksum_prefix;
+    ngx_str_t                   snapshot_prefix;
+    ngx_uint_t                  snapshot_read;
     ngx_str_t                   virtual_host_suffix;  /* "": none */
     ngx_http_complex_value_t   *batch_owner;
     ngx_flag_t                  batch_owner_set;   /* not the default */
@@ -181,6 +188,7 @@ typedef struct {
     unsigned                    recovering:1;  /* the zarr is rebuilt */
     unsigned                    admitted:1;    /* verified, or fallback */
     unsigned                    admit_wait:1;  /* a lookup or the body */
+    unsigned                    snapshot:2;    /* a snapshot read */
 } ngx_http_zarr_ctx_t;
 
 
@@ -326,6 +334,16 @@ void ngx_http_zarr_store_user(ngx_http_zarr_busy_pt busy);
 const zarr_s3_conf_t *ngx_http_zarr_s3_conf(void);
 uint64_t ngx_http_zarr_now_ms(void);
 zarr_store_t *ngx_http_zarr_get_store(void);
+
+/* ngx_http_zarr_snapshot.c */
+ngx_int_t ngx_http_zarr_snapshot_request(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx,
+    ngx_uint_t op);
+ngx_int_t ngx_http_zarr_snapshot_resume(ngx_http_request_t *r,
+    ngx_http_zarr_loc_conf_t *zlcf, ngx_http_zarr_ctx_t *ctx);
+ngx_int_t ngx_http_zarr_snapshot_held(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, zarr_key_t *zk, const char *version,
+    size_t version_len);
 const zarr_proc_t *ngx_http_zarr_proc(void);
 int ngx_http_zarr_proc_alive(const zarr_proc_t *p);
 

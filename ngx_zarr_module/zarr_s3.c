@@ -35,6 +35,10 @@
 typedef enum {
     ZARR_S3_ROOT_NONE = 0,
     ZARR_S3_ROOT_LIST,
+    ZARR_S3_ROOT_VERSIONING,
+    ZARR_S3_ROOT_LIFECYCLE,
+    ZARR_S3_ROOT_UPLOAD,            /* InitiateMultipartUploadResult */
+    ZARR_S3_ROOT_OTHER,             /* CompleteMultipartUploadResult */
     ZARR_S3_ROOT_ERROR
 } zarr_s3_root_e;
 
@@ -48,7 +52,14 @@ typedef enum {
     ZARR_S3_FIELD_TOKEN,
     ZARR_S3_FIELD_ENCODING,
     ZARR_S3_FIELD_CODE,
-    ZARR_S3_FIELD_MESSAGE
+    ZARR_S3_FIELD_MESSAGE,
+    ZARR_S3_FIELD_VERSION_ID,
+    ZARR_S3_FIELD_LATEST,
+    ZARR_S3_FIELD_NEXT_KEY,
+    ZARR_S3_FIELD_NEXT_VERSION,
+    ZARR_S3_FIELD_STATUS,
+    ZARR_S3_FIELD_RULE_STATUS,
+    ZARR_S3_FIELD_UPLOAD_ID
 } zarr_s3_field_e;
 
 
@@ -71,9 +82,16 @@ struct zarr_s3_list_parser_s {
     /* the <Contents> being read */
     zarr_buf_t         key;
     zarr_buf_t         etag;
+    zarr_buf_t         version;
     uint64_t              size;
     int                   have_key;
     int                   have_size;
+    int                   is_version;  /* a <Version> of a versions list */
+    int                   is_latest;
+
+    /* the <Rule> of a lifecycle configuration being read */
+    int                   rule_enabled;
+    int                   rule_noncurrent;
 };
 
 
@@ -128,6 +146,8 @@ static void XMLCALL zarr_s3_xml_doctype(void *data,
 static void zarr_s3_xml_field_done(zarr_s3_list_parser_t *p);
 static void zarr_s3_xml_object_done(zarr_s3_list_parser_t *p);
 static int zarr_s3_parse_u64(const char *s, size_t len, uint64_t *out);
+static void zarr_s3_param(zarr_sigv4_param_t *p, const char *name,
+    const char *value, size_t value_len);
 static int zarr_s3_hexval(int c);
 static int zarr_s3_parse_endpoint(zarr_s3_t *s3, const char *endpoint,
     char *err, size_t errlen);
@@ -223,8 +243,22 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
     }
 
     if (p->depth == 1) {
-        if (strcmp(local, "ListBucketResult") == 0) {
+        if (strcmp(local, "ListBucketResult") == 0
+            || strcmp(local, "ListVersionsResult") == 0)
+        {
             p->root = ZARR_S3_ROOT_LIST;
+
+        } else if (strcmp(local, "VersioningConfiguration") == 0) {
+            p->root = ZARR_S3_ROOT_VERSIONING;
+
+        } else if (strcmp(local, "LifecycleConfiguration") == 0) {
+            p->root = ZARR_S3_ROOT_LIFECYCLE;
+
+        } else if (strcmp(local, "InitiateMultipartUploadResult") == 0) {
+            p->root = ZARR_S3_ROOT_UPLOAD;
+
+        } else if (strcmp(local, "CompleteMultipartUploadResult") == 0) {
+            p->root = ZARR_S3_ROOT_OTHER;
 
         } else if (strcmp(local, "Error") == 0) {
             p->root = ZARR_S3_ROOT_ERROR;
@@ -248,15 +282,50 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
             }
         }
 
+    } else if (p->root == ZARR_S3_ROOT_VERSIONING) {
+        if (p->depth == 2 && strcmp(local, "Status") == 0) {
+            field = ZARR_S3_FIELD_STATUS;
+        }
+
+    } else if (p->root == ZARR_S3_ROOT_UPLOAD
+               || p->root == ZARR_S3_ROOT_OTHER)
+    {
+        if (p->root == ZARR_S3_ROOT_UPLOAD && p->depth == 2
+            && strcmp(local, "UploadId") == 0)
+        {
+            field = ZARR_S3_FIELD_UPLOAD_ID;
+        }
+
+    } else if (p->root == ZARR_S3_ROOT_LIFECYCLE) {
+        if (p->depth == 2 && strcmp(local, "Rule") == 0) {
+            p->rule_enabled = 0;
+            p->rule_noncurrent = 0;
+
+        } else if (p->depth == 3 && strcmp(local, "Status") == 0) {
+            field = ZARR_S3_FIELD_RULE_STATUS;
+
+        } else if (p->depth == 3
+                   && strcmp(local, "NoncurrentVersionExpiration") == 0)
+        {
+            p->rule_noncurrent = 1;
+        }
+
     } else if (p->depth == 2) {
 
-        if (strcmp(local, "Contents") == 0) {
-            p->in_contents = 1;
+        if (strcmp(local, "Contents") == 0
+            || strcmp(local, "Version") == 0
+            || strcmp(local, "DeleteMarker") == 0)
+        {
+            /* a delete marker is read and then skipped */
+            p->in_contents = local[0] == 'D' ? 2 : 1;
+            p->is_version = local[0] == 'V';
+            p->is_latest = 0;
             p->seen_contents = 1;
             p->have_key = 0;
             p->have_size = 0;
             zarr_buf_reset(&p->key);
             zarr_buf_reset(&p->etag);
+            zarr_buf_reset(&p->version);
 
         } else if (strcmp(local, "IsTruncated") == 0) {
             field = ZARR_S3_FIELD_TRUNCATED;
@@ -266,6 +335,12 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
 
         } else if (strcmp(local, "EncodingType") == 0) {
             field = ZARR_S3_FIELD_ENCODING;
+
+        } else if (strcmp(local, "NextKeyMarker") == 0) {
+            field = ZARR_S3_FIELD_NEXT_KEY;
+
+        } else if (strcmp(local, "NextVersionIdMarker") == 0) {
+            field = ZARR_S3_FIELD_NEXT_VERSION;
         }
 
     } else if (p->depth == 3 && p->in_contents) {
@@ -278,6 +353,12 @@ zarr_s3_xml_start(void *data, const XML_Char *name, const XML_Char **atts)
 
         } else if (strcmp(local, "ETag") == 0) {
             field = ZARR_S3_FIELD_ETAG;
+
+        } else if (strcmp(local, "VersionId") == 0) {
+            field = ZARR_S3_FIELD_VERSION_ID;
+
+        } else if (strcmp(local, "IsLatest") == 0) {
+            field = ZARR_S3_FIELD_LATEST;
         }
     }
 
@@ -304,8 +385,14 @@ zarr_s3_xml_end(void *data, const XML_Char *name)
         p->field = ZARR_S3_FIELD_NONE;
 
     } else if (p->depth == 2 && p->in_contents) {
-        p->in_contents = 0;
         zarr_s3_xml_object_done(p);
+        p->in_contents = 0;
+
+    } else if (p->depth == 2 && p->root == ZARR_S3_ROOT_LIFECYCLE) {
+        /* the end of a <Rule> */
+        if (p->rule_enabled && p->rule_noncurrent) {
+            p->page.expires_noncurrent = 1;
+        }
     }
 
     p->depth--;
@@ -348,6 +435,7 @@ zarr_s3_xml_doctype(void *data, const XML_Char *doctype_name,
 static void
 zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
 {
+    char            *dup;
     const char      *t;
     size_t           n;
     zarr_s3_field_e  field;
@@ -425,6 +513,62 @@ zarr_s3_xml_field_done(zarr_s3_list_parser_t *p)
         p->page.url_encoded = 1;
         break;
 
+    case ZARR_S3_FIELD_VERSION_ID:
+        zarr_buf_reset(&p->version);
+        zarr_buf_put(&p->version, t, n);
+        zarr_buf_put(&p->version, "", 1);
+        break;
+
+    case ZARR_S3_FIELD_LATEST:
+        if (strcmp(t, "true") == 0) {
+            p->is_latest = 1;
+
+        } else if (strcmp(t, "false") == 0) {
+            p->is_latest = 0;
+
+        } else {
+            zarr_s3_xml_fail(p, "bad <IsLatest> \"%s\"", t);
+        }
+
+        break;
+
+    case ZARR_S3_FIELD_NEXT_KEY:
+    case ZARR_S3_FIELD_NEXT_VERSION:
+        if (field == ZARR_S3_FIELD_NEXT_KEY) {
+            free(p->page.next_key);
+            p->page.next_key = strdup(t);
+            dup = p->page.next_key;
+
+        } else {
+            free(p->page.next_version);
+            p->page.next_version = strdup(t);
+            dup = p->page.next_version;
+        }
+
+        if (dup == NULL) {
+            zarr_s3_xml_fail(p, "out of memory");
+        }
+
+        break;
+
+    case ZARR_S3_FIELD_STATUS:
+        snprintf(p->page.versioning, sizeof(p->page.versioning), "%s", t);
+        break;
+
+    case ZARR_S3_FIELD_RULE_STATUS:
+        p->rule_enabled = (strcmp(t, "Enabled") == 0);
+        break;
+
+    case ZARR_S3_FIELD_UPLOAD_ID:
+        free(p->page.upload_id);
+        p->page.upload_id = strdup(t);
+
+        if (p->page.upload_id == NULL) {
+            zarr_s3_xml_fail(p, "out of memory");
+        }
+
+        break;
+
     case ZARR_S3_FIELD_CODE:
         snprintf(p->page.error.code, sizeof(p->page.error.code), "%s", t);
         break;
@@ -446,12 +590,17 @@ zarr_s3_xml_object_done(zarr_s3_list_parser_t *p)
     size_t            n;
     zarr_s3_object_t  obj;
 
+    if (p->in_contents == 2) {
+        /* a <DeleteMarker>: no object */
+        return;
+    }
+
     if (!p->have_key || !p->have_size) {
         zarr_s3_xml_fail(p, "<Contents> without <Key> or <Size>");
         return;
     }
 
-    if (p->key.failed || p->etag.failed) {
+    if (p->key.failed || p->etag.failed || p->version.failed) {
         zarr_s3_xml_fail(p, "out of memory");
         return;
     }
@@ -481,6 +630,23 @@ zarr_s3_xml_object_done(zarr_s3_list_parser_t *p)
 
     obj.etag_len = n;
     obj.size = p->size;
+    obj.version_id = NULL;
+    obj.version_id_len = 0;
+
+    if (p->is_version) {
+        if (!p->is_latest) {
+            /* an older version: not an object of the listing */
+            return;
+        }
+
+        if (p->version.len == 0) {
+            zarr_s3_xml_fail(p, "<Version> without <VersionId>");
+            return;
+        }
+
+        obj.version_id = p->version.data;
+        obj.version_id_len = p->version.len - 1;
+    }
 
     p->page.objects++;
 
@@ -688,9 +854,13 @@ zarr_s3_list_parser_destroy(zarr_s3_list_parser_t *p)
 
     XML_ParserFree(p->parser);
     free(p->page.next_token);
+    free(p->page.next_key);
+    free(p->page.next_version);
+    free(p->page.upload_id);
     free(p->text.data);
     free(p->key.data);
     free(p->etag.data);
+    free(p->version.data);
     free(p);
 }
 
@@ -716,6 +886,9 @@ zarr_s3_list_parse(const char *body, size_t len, zarr_s3_object_pt handler,
 
     *page = p->page;
     p->page.next_token = NULL;
+    p->page.next_key = NULL;
+    p->page.next_version = NULL;
+    p->page.upload_id = NULL;
 
     zarr_s3_list_parser_destroy(p);
 
@@ -728,6 +901,12 @@ zarr_s3_list_page_free(zarr_s3_list_page_t *page)
 {
     free(page->next_token);
     page->next_token = NULL;
+    free(page->next_key);
+    page->next_key = NULL;
+    free(page->next_version);
+    page->next_version = NULL;
+    free(page->upload_id);
+    page->upload_id = NULL;
 }
 
 
@@ -1588,6 +1767,563 @@ zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
     }
 
     free(token);
+
+    return rc;
+}
+
+
+static void
+zarr_s3_param(zarr_sigv4_param_t *p, const char *name, const char *value,
+    size_t value_len)
+{
+    p->name = name;
+    p->name_len = strlen(name);
+    p->value = value;
+    p->value_len = value_len;
+}
+
+
+int
+zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
+    size_t prefix_len, zarr_s3_object_pt handler, void *data,
+    zarr_s3_error_t *err)
+{
+    int                         rc;
+    char                       *key, *version;
+    size_t                      n;
+    zarr_s3_request_t           req;
+    zarr_s3_response_t          resp;
+    zarr_sigv4_param_t          params[5];
+    zarr_s3_list_parser_t      *p;
+    const zarr_s3_list_page_t  *page;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    key = NULL;
+    version = NULL;
+
+    for ( ;; ) {
+        n = 0;
+
+        zarr_s3_param(&params[n++], "versions", "", 0);
+        zarr_s3_param(&params[n++], "encoding-type", "url", 3);
+
+        if (prefix_len > 0) {
+            zarr_s3_param(&params[n++], "prefix", prefix, prefix_len);
+        }
+
+        if (key) {
+            zarr_s3_param(&params[n++], "key-marker", key, strlen(key));
+
+            if (version && version[0]) {
+                zarr_s3_param(&params[n++], "version-id-marker", version,
+                              strlen(version));
+            }
+        }
+
+        memset(&req, 0, sizeof(zarr_s3_request_t));
+        req.method = "GET";
+        req.bucket = bucket;
+        req.params = params;
+        req.nparams = n;
+
+        p = zarr_s3_list_parser_create(handler, data);
+        if (p == NULL) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            rc = ZARR_S3_ERROR;
+            break;
+        }
+
+        rc = zarr_s3_perform(s3, &req, p, &resp);
+
+        if (rc == ZARR_S3_OK
+            && (resp.status < 200 || resp.status > 299))
+        {
+            rc = ZARR_S3_ERROR;
+        }
+
+        if (rc == ZARR_S3_ERROR) {
+            *err = resp.error;
+        }
+
+        zarr_s3_response_free(&resp);
+
+        if (rc != ZARR_S3_OK) {
+            zarr_s3_list_parser_destroy(p);
+            break;
+        }
+
+        page = zarr_s3_list_parser_page(p);
+
+        if (!page->is_truncated) {
+            zarr_s3_list_parser_destroy(p);
+            break;
+        }
+
+        if (page->next_key == NULL || page->next_key[0] == '\0'
+            || (key && strcmp(key, page->next_key) == 0
+                && (page->next_version == NULL || version == NULL
+                    || strcmp(version, page->next_version) == 0)))
+        {
+            zarr_s3_set_error(err, resp.status, NULL,
+                              "truncated listing of versions without a "
+                              "new NextKeyMarker");
+            zarr_s3_list_parser_destroy(p);
+            rc = ZARR_S3_ERROR;
+            break;
+        }
+
+        /* the markers now belong to the loop (encoded as the body was) */
+
+        free(key);
+        free(version);
+        key = p->page.next_key;
+        version = p->page.next_version;
+        p->page.next_key = NULL;
+        p->page.next_version = NULL;
+
+        if (p->page.url_encoded) {
+            n = strlen(key);
+
+            if (zarr_s3_url_decode(key, &n) != 0) {
+                zarr_s3_set_error(err, 0, NULL, "bad NextKeyMarker");
+                zarr_s3_list_parser_destroy(p);
+                rc = ZARR_S3_ERROR;
+                break;
+            }
+
+            key[n] = '\0';
+        }
+
+        zarr_s3_list_parser_destroy(p);
+    }
+
+    free(key);
+    free(version);
+
+    return rc;
+}
+
+
+int
+zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket, int *enabled,
+    zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_request_t       req;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    *enabled = 0;
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    zarr_s3_param(&param, "versioning", "", 0);
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "GET";
+    req.bucket = bucket;
+    req.params = &param;
+    req.nparams = 1;
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    if (p == NULL) {
+        zarr_s3_set_error(err, 0, NULL, "out of memory");
+        return ZARR_S3_ERROR;
+    }
+
+    rc = zarr_s3_perform(s3, &req, p, &resp);
+
+    if (rc == ZARR_S3_OK && (resp.status < 200 || resp.status > 299)) {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc == ZARR_S3_ERROR) {
+        *err = resp.error;
+
+    } else if (p->root != ZARR_S3_ROOT_VERSIONING) {
+        zarr_s3_set_error(err, resp.status, NULL,
+                          "not a VersioningConfiguration");
+        rc = ZARR_S3_ERROR;
+
+    } else {
+        *enabled = strcmp(p->page.versioning, "Enabled") == 0;
+    }
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_list_parser_destroy(p);
+
+    return rc;
+}
+
+
+int
+zarr_s3_bucket_lifecycle(zarr_s3_t *s3, const char *bucket, int *expires,
+    zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_request_t       req;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    *expires = 0;
+
+    if (bucket == NULL || *bucket == '\0') {
+        zarr_s3_set_error(err, 0, NULL, "no bucket");
+        return ZARR_S3_ERROR;
+    }
+
+    zarr_s3_param(&param, "lifecycle", "", 0);
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "GET";
+    req.bucket = bucket;
+    req.params = &param;
+    req.nparams = 1;
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    if (p == NULL) {
+        zarr_s3_set_error(err, 0, NULL, "out of memory");
+        return ZARR_S3_ERROR;
+    }
+
+    rc = zarr_s3_perform(s3, &req, p, &resp);
+
+    if (rc == ZARR_S3_OK && resp.status == 404
+        && strcmp(resp.error.code, "NoSuchLifecycleConfiguration") == 0)
+    {
+        /* no rules at all */
+
+    } else if (rc == ZARR_S3_OK
+               && (resp.status < 200 || resp.status > 299))
+    {
+        rc = ZARR_S3_ERROR;
+        *err = resp.error;
+
+    } else if (rc == ZARR_S3_ERROR) {
+        *err = resp.error;
+
+    } else if (p->root != ZARR_S3_ROOT_LIFECYCLE) {
+        zarr_s3_set_error(err, resp.status, NULL,
+                          "not a LifecycleConfiguration");
+        rc = ZARR_S3_ERROR;
+
+    } else {
+        *expires = p->page.expires_noncurrent;
+    }
+
+    zarr_s3_response_free(&resp);
+    zarr_s3_list_parser_destroy(p);
+
+    return rc;
+}
+
+
+
+#define ZARR_S3_PART_SIZE  (8 << 20)
+
+
+struct zarr_s3_writer_s {
+    zarr_s3_t              *s3;
+    char                   *bucket;
+    char                   *key;
+    size_t                  key_len;
+    const char             *content_type;
+    size_t                  part_size;
+    zarr_buf_t              buf;
+    char                   *upload_id;
+    zarr_buf_t              parts;     /* the completion's body */
+    unsigned                nparts;
+    int                     failed;
+};
+
+
+zarr_s3_writer_t *
+zarr_s3_writer_create(zarr_s3_t *s3, const char *bucket, const char *key,
+    size_t key_len, const char *content_type, size_t part_size)
+{
+    zarr_s3_writer_t  *w;
+
+    w = calloc(1, sizeof(zarr_s3_writer_t));
+    if (w == NULL) {
+        return NULL;
+    }
+
+    w->s3 = s3;
+    w->bucket = strdup(bucket);
+    w->key = malloc(key_len + 1);
+    w->key_len = key_len;
+    w->content_type = content_type;
+    w->part_size = part_size ? part_size : ZARR_S3_PART_SIZE;
+
+    if (w->bucket == NULL || w->key == NULL) {
+        free(w->bucket);
+        free(w->key);
+        free(w);
+        return NULL;
+    }
+
+    memcpy(w->key, key, key_len);
+    w->key[key_len] = '\0';
+
+    zarr_buf_init(&w->buf);
+    zarr_buf_init(&w->parts);
+
+    return w;
+}
+
+
+/* one request about the object; params: name, value pairs */
+
+static int
+zarr_s3_writer_call(zarr_s3_writer_t *w, const char *method,
+    const zarr_sigv4_param_t *params, size_t nparams, const char *body,
+    size_t len, zarr_s3_list_parser_t *p, zarr_s3_response_t *resp,
+    zarr_s3_error_t *err)
+{
+    int                  rc;
+    size_t               nh;
+    zarr_s3_request_t    req;
+    zarr_sigv4_header_t  h[2];
+
+    nh = 0;
+
+    if (params == NULL || strcmp(params[0].name, "uploads") == 0) {
+        /* the bucket's owner reads what the gateway writes */
+        h[nh].name = "x-amz-acl";
+        h[nh].value = "bucket-owner-full-control";
+        nh++;
+
+        if (w->content_type) {
+            h[nh].name = "content-type";
+            h[nh].value = w->content_type;
+            nh++;
+        }
+    }
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = method;
+    req.bucket = w->bucket;
+    req.key = w->key;
+    req.key_len = w->key_len;
+    req.params = params;
+    req.nparams = nparams;
+    req.headers = h;
+    req.nheaders = nh;
+    req.body = body;
+    req.body_len = len;
+
+    rc = zarr_s3_perform(w->s3, &req, p, resp);
+
+    if (rc == ZARR_S3_OK && (resp->status < 200 || resp->status > 299)) {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc == ZARR_S3_OK && p && p->root == ZARR_S3_ROOT_ERROR) {
+        /* a 200 carrying <Error> (a completion may) */
+        zarr_s3_set_error(&resp->error, resp->status, p->page.error.code,
+                          "%s", p->page.error.message);
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc != ZARR_S3_OK) {
+        *err = resp->error;
+        w->failed = 1;
+    }
+
+    return rc;
+}
+
+
+static int
+zarr_s3_writer_part(zarr_s3_writer_t *w, zarr_s3_error_t *err)
+{
+    int                     rc;
+    char                    num[16];
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      params[2];
+    zarr_s3_list_parser_t  *p;
+
+    if (w->upload_id == NULL) {
+        /* the first part: the upload begins */
+
+        p = zarr_s3_list_parser_create(NULL, NULL);
+        if (p == NULL) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            return ZARR_S3_ERROR;
+        }
+
+        zarr_s3_param(&params[0], "uploads", "", 0);
+
+        rc = zarr_s3_writer_call(w, "POST", params, 1, NULL, 0, p, &resp,
+                                 err);
+
+        if (rc == ZARR_S3_OK && p->page.upload_id == NULL) {
+            zarr_s3_set_error(err, resp.status, NULL, "no UploadId");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+        }
+
+        if (rc == ZARR_S3_OK) {
+            w->upload_id = p->page.upload_id;
+            p->page.upload_id = NULL;
+        }
+
+        zarr_s3_response_free(&resp);
+        zarr_s3_list_parser_destroy(p);
+
+        if (rc != ZARR_S3_OK) {
+            return rc;
+        }
+
+        zarr_buf_puts(&w->parts, "<CompleteMultipartUpload xmlns=\""
+                      "http://s3.amazonaws.com/doc/2006-03-01/\">");
+    }
+
+    snprintf(num, sizeof(num), "%u", w->nparts + 1);
+
+    zarr_s3_param(&params[0], "partNumber", num, strlen(num));
+    zarr_s3_param(&params[1], "uploadId", w->upload_id,
+                  strlen(w->upload_id));
+
+    rc = zarr_s3_writer_call(w, "PUT", params, 2, w->buf.data, w->buf.len,
+                             NULL, &resp, err);
+
+    if (rc == ZARR_S3_OK) {
+        w->nparts++;
+        zarr_buf_puts(&w->parts, "<Part><PartNumber>");
+        zarr_buf_puts(&w->parts, num);
+        zarr_buf_puts(&w->parts, "</PartNumber><ETag>\"");
+        zarr_buf_puts(&w->parts, resp.etag);
+        zarr_buf_puts(&w->parts, "\"</ETag></Part>");
+        zarr_buf_reset(&w->buf);
+
+        if (w->parts.failed) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+        }
+    }
+
+    zarr_s3_response_free(&resp);
+
+    return rc;
+}
+
+
+int
+zarr_s3_writer_write(zarr_s3_writer_t *w, const char *buf, size_t len,
+    zarr_s3_error_t *err)
+{
+    size_t  n;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+
+    while (len) {
+        if (w->failed) {
+            zarr_s3_set_error(err, 0, NULL, "the upload failed before");
+            return ZARR_S3_ERROR;
+        }
+
+        n = w->part_size - w->buf.len;
+        n = n < len ? n : len;
+
+        if (zarr_buf_add(&w->buf, buf, n) != 0) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            return ZARR_S3_ERROR;
+        }
+
+        buf += n;
+        len -= n;
+
+        if (w->buf.len == w->part_size && len
+            && zarr_s3_writer_part(w, err) != ZARR_S3_OK)
+        {
+            return ZARR_S3_ERROR;
+        }
+    }
+
+    return ZARR_S3_OK;
+}
+
+
+int
+zarr_s3_writer_close(zarr_s3_writer_t *w, int abort, zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_response_t      resp;
+    zarr_sigv4_param_t      param;
+    zarr_s3_error_t         e;
+    zarr_s3_list_parser_t  *p;
+
+    memset(err, 0, sizeof(zarr_s3_error_t));
+    rc = ZARR_S3_OK;
+
+    if (abort || w->failed) {
+        rc = ZARR_S3_ERROR;
+
+        if (!w->failed) {
+            zarr_s3_set_error(err, 0, NULL, "aborted");
+        }
+
+    } else if (w->upload_id == NULL) {
+        rc = zarr_s3_writer_call(w, "PUT", NULL, 0, w->buf.data, w->buf.len,
+                                 NULL, &resp, err);
+        zarr_s3_response_free(&resp);
+
+    } else if (zarr_s3_writer_part(w, err) == ZARR_S3_OK) {
+        zarr_buf_puts(&w->parts, "</CompleteMultipartUpload>");
+
+        p = zarr_s3_list_parser_create(NULL, NULL);
+
+        if (p == NULL || w->parts.failed) {
+            zarr_s3_set_error(err, 0, NULL, "out of memory");
+            w->failed = 1;
+            rc = ZARR_S3_ERROR;
+
+        } else {
+            zarr_s3_param(&param, "uploadId", w->upload_id,
+                          strlen(w->upload_id));
+            rc = zarr_s3_writer_call(w, "POST", &param, 1, w->parts.data,
+                                     w->parts.len, p, &resp, err);
+            zarr_s3_response_free(&resp);
+        }
+
+        zarr_s3_list_parser_destroy(p);
+
+    } else {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc != ZARR_S3_OK && w->upload_id) {
+        /* no parts left behind */
+        zarr_s3_param(&param, "uploadId", w->upload_id,
+                      strlen(w->upload_id));
+        (void) zarr_s3_writer_call(w, "DELETE", &param, 1, NULL, 0, NULL,
+                                   &resp, &e);
+        zarr_s3_response_free(&resp);
+    }
+
+    free(w->upload_id);
+    free(w->bucket);
+    free(w->key);
+    zarr_buf_free(&w->buf);
+    zarr_buf_free(&w->parts);
+    free(w);
 
     return rc;
 }

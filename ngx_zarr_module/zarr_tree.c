@@ -297,7 +297,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
         goto failed;
     }
 
-    mdb_env_set_maxdbs(s->env, 10);
+    mdb_env_set_maxdbs(s->env, 16);
     mdb_env_set_maxreaders(s->env, 512);
 
     if (map_size) {
@@ -379,6 +379,21 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
         }
 
         goto failed;
+    }
+
+    /* added after the first schema: absent from older read-only stores */
+
+    if ((mrc = mdb_dbi_open(txn, "snaps", dflags, &s->snaps)) != 0
+        || (mrc = mdb_dbi_open(txn, "snapent", dflags, &s->snapent)) != 0
+        || (mrc = mdb_dbi_open(txn, "held", dflags, &s->held)) != 0)
+    {
+        if (mrc != MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            rc = zarr_tree_mdb_err(s, err, mrc, "mdb_dbi_open()");
+            goto failed;
+        }
+
+        s->nosnaps = 1;
     }
 
     k.mv_data = "schema";
@@ -755,6 +770,20 @@ zarr_store_stat(zarr_store_t *s, zarr_store_stat_t *st, zarr_err_t *err)
 
     if (mdb_stat(txn, s->entries, &ms) == 0) {
         st->entries = ms.ms_entries;
+    }
+
+    if (!s->nosnaps) {
+        if (mdb_stat(txn, s->snaps, &ms) == 0) {
+            st->snapshots = ms.ms_entries;
+        }
+
+        if (mdb_stat(txn, s->snapent, &ms) == 0) {
+            st->snap_entries = ms.ms_entries;
+        }
+
+        if (mdb_stat(txn, s->held, &ms) == 0) {
+            st->snap_entries += ms.ms_entries;
+        }
     }
 
     mdb_txn_abort(txn);

@@ -27,6 +27,12 @@ struct zarr_store_s {
     MDB_dbi             zmeta;
     MDB_dbi             recover;      /* zarrs to rebuild from a listing */
 
+    /* snapshots (zarr_snap.c); nosnaps: a read-only store without them */
+    MDB_dbi             snaps;
+    MDB_dbi             snapent;
+    MDB_dbi             held;
+    int                 nosnaps;
+
     /*
      * the gate's environment (DESIGN 4, contract v2): live batches and
      * intents, apart from the tree and never fsynced; NULL read-only

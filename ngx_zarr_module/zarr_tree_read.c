@@ -648,7 +648,7 @@ zarr_files_dir(zarr_files_t *f, uint64_t id)
     int            rc, mrc;
     char           kbuf[ZARR_KEY_MAX];
     size_t         plen, name_len;
-    uint16_t       elen;
+    uint16_t       elen, vlen;
     uint64_t       size;
     MDB_cursor    *cur;
     MDB_val        k, v;
@@ -711,8 +711,21 @@ zarr_files_dir(zarr_files_t *f, uint64_t id)
                 break;
             }
 
+            vlen = 0;
+
+            if (12 + (size_t) elen <= v.mv_size) {
+                memcpy(&vlen, (char *) v.mv_data + 10 + elen, 2);
+
+                if (12 + (size_t) elen + vlen > v.mv_size) {
+                    rc = zarr_tree_err(f->err, ZARR_ERR_STORE,
+                                       "corrupt entry");
+                    break;
+                }
+            }
+
             if (f->cb(f->ctx, f->path.data, f->path.len,
-                      (char *) v.mv_data + 10, elen, size) != 0)
+                      (char *) v.mv_data + 10, elen, size,
+                      (char *) v.mv_data + 12 + elen, vlen) != 0)
             {
                 rc = zarr_tree_err(f->err, ZARR_ERR_INVALID, "stopped");
             }

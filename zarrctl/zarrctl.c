@@ -102,6 +102,7 @@ static const char  zarrctl_usage_text[] =
 "--endpoint URL\n"
 "  zarrctl store --store DIR list\n"
 "  zarrctl store --store DIR digest BUCKET ZARR_ID [--tree]\n"
+"  zarrctl store --store DIR files BUCKET ZARR_ID\n"
 "  zarrctl store --store DIR status\n"
 "\n"
 "checksum prints the DANDI zarr checksum of the tree; with --tree every\n"
@@ -918,6 +919,22 @@ zarrctl_print_zarr(void *ctx, const char *bucket, size_t bucket_len,
 }
 
 
+/* path<TAB>size<TAB>etag<TAB>version id ("" when none) */
+
+static int
+zarrctl_print_file(void *ctx, const char *path, size_t path_len,
+    const char *etag, size_t etag_len, uint64_t size, const char *version,
+    size_t version_len)
+{
+    (void) ctx;
+
+    printf("%.*s\t%" PRIu64 "\t%.*s\t%.*s\n", (int) path_len, path, size,
+           (int) etag_len, etag, (int) version_len, version);
+
+    return 0;
+}
+
+
 static int
 zarrctl_store(zarrctl_opts_t *o)
 {
@@ -933,19 +950,22 @@ zarrctl_store(zarrctl_opts_t *o)
     }
 
     if (o->nargs < 1) {
-        return zarrctl_usage("store needs a command: list, digest, status");
+        return zarrctl_usage("store needs a command: list, digest, files, "
+                             "status");
     }
 
     cmd = o->args[0];
 
     if (strcmp(cmd, "list") != 0 && strcmp(cmd, "status") != 0
-        && strcmp(cmd, "digest") != 0)
+        && strcmp(cmd, "digest") != 0 && strcmp(cmd, "files") != 0)
     {
         return zarrctl_usage("unknown store command \"%s\"", cmd);
     }
 
-    if ((strcmp(cmd, "digest") == 0 && o->nargs != 3)
-        || (strcmp(cmd, "digest") != 0 && o->nargs != 1))
+    if (((strcmp(cmd, "digest") == 0 || strcmp(cmd, "files") == 0)
+         && o->nargs != 3)
+        || (strcmp(cmd, "digest") != 0 && strcmp(cmd, "files") != 0
+            && o->nargs != 1))
     {
         return zarrctl_usage("wrong number of arguments for \"%s\"", cmd);
     }
@@ -963,9 +983,16 @@ zarrctl_store(zarrctl_opts_t *o)
 
         if (rc == ZARR_OK) {
             printf("zarrs\t%" PRIu64 "\nentries\t%" PRIu64 "\n"
-                   "map_size\t%" PRIu64 "\nmap_used\t%" PRIu64 "\n",
-                   st.zarrs, st.entries, st.map_size, st.used);
+                   "map_size\t%" PRIu64 "\nmap_used\t%" PRIu64 "\n"
+                   "snapshots\t%" PRIu64 "\nsnapshot_records\t%" PRIu64
+                   "\n", st.zarrs, st.entries, st.map_size, st.used,
+                   st.snapshots, st.snap_entries);
         }
+
+    } else if (strcmp(cmd, "files") == 0) {
+        rc = zarr_store_files(s, o->args[1], strlen(o->args[1]), o->args[2],
+                              strlen(o->args[2]), zarrctl_print_file, NULL,
+                              &err);
 
     } else if (o->tree) {
         rc = zarr_store_walk(s, o->args[1], strlen(o->args[1]), o->args[2],

@@ -56,6 +56,14 @@ fuzz_object(const zarr_s3_object_t *obj, void *data)
     l->hash = fuzz_hash(l->hash, &obj->size, sizeof(uint64_t));
     l->hash = fuzz_hash(l->hash, obj->etag, obj->etag_len + 1);
 
+    /* a <Version>'s id, NUL-terminated */
+    if (obj->version_id) {
+        FUZZ_CHECK(strlen(obj->version_id) == obj->version_id_len);
+        FUZZ_CHECK(obj->version_id_len <= l->len);
+        l->hash = fuzz_hash(l->hash, obj->version_id,
+                            obj->version_id_len + 1);
+    }
+
     l->count++;
 
     return l->stop_after && l->count == l->stop_after;
@@ -130,6 +138,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK((sp->next_token == NULL) == (page.next_token == NULL));
             FUZZ_CHECK(page.next_token == NULL
                        || strcmp(sp->next_token, page.next_token) == 0);
+            FUZZ_CHECK((sp->next_key == NULL) == (page.next_key == NULL));
+            FUZZ_CHECK(page.next_key == NULL
+                       || strcmp(sp->next_key, page.next_key) == 0);
+            FUZZ_CHECK((sp->upload_id == NULL) == (page.upload_id == NULL));
+            FUZZ_CHECK(strcmp(sp->versioning, page.versioning) == 0);
+            FUZZ_CHECK(sp->expires_noncurrent == page.expires_noncurrent);
         }
 
         if (rc == ZARR_S3_ERROR) {

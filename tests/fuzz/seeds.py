@@ -92,8 +92,33 @@ def s3list():
                     '</ListBucketResult>')
     error = DECL + ('<Error><Code>NoSuchBucket</Code><Message>The specified'
                     ' bucket does not exist</Message></Error>')
+    versions = DECL + ('<ListVersionsResult xmlns="%s"><Name>b</Name>'
+                       '<NextKeyMarker>zarr%%2Fz%%2Fb</NextKeyMarker>'
+                       '<NextVersionIdMarker>v3</NextVersionIdMarker>'
+                       '<EncodingType>url</EncodingType><IsTruncated>true'
+                       '</IsTruncated><Version><Key>zarr%%2Fz%%2Fa</Key>'
+                       '<VersionId>v2</VersionId><IsLatest>true</IsLatest>'
+                       '<ETag>"e2"</ETag><Size>2</Size></Version><Version>'
+                       '<Key>zarr%%2Fz%%2Fa</Key><VersionId>v1</VersionId>'
+                       '<IsLatest>false</IsLatest><ETag>"e1"</ETag><Size>1'
+                       '</Size></Version><DeleteMarker><Key>zarr%%2Fz%%2Fb'
+                       '</Key><VersionId>v3</VersionId><IsLatest>true'
+                       '</IsLatest></DeleteMarker></ListVersionsResult>' % NS)
+    other = DECL + ('<VersioningConfiguration xmlns="%s"><Status>Enabled'
+                    '</Status></VersioningConfiguration>' % NS)
+    rules = DECL + ('<LifecycleConfiguration xmlns="%s"><Rule><ID>a</ID>'
+                    '<Filter/><Status>Enabled</Status>'
+                    '<NoncurrentVersionExpiration><NoncurrentDays>1'
+                    '</NoncurrentDays></NoncurrentVersionExpiration></Rule>'
+                    '</LifecycleConfiguration>' % NS)
+    upload = DECL + ('<InitiateMultipartUploadResult xmlns="%s"><Bucket>b'
+                     '</Bucket><Key>k</Key><UploadId>2~abc</UploadId>'
+                     '</InitiateMultipartUploadResult>' % NS)
     return [b"\x00" + page.encode(), b"\x09" + page.encode(),
-            b"\x10" + plain.encode(), b"\x00" + error.encode()]
+            b"\x10" + plain.encode(), b"\x00" + error.encode(),
+            b"\x00" + versions.encode(), b"\x21" + versions.encode(),
+            b"\x00" + other.encode(), b"\x00" + rules.encode(),
+            b"\x00" + upload.encode()]
 
 
 def s3op():

@@ -1,7 +1,7 @@
 
 /*
  * Test tool: applies mutations read from stdin to a store, in groups.
- *   put<TAB>PATH<TAB>SIZE<TAB>ETAG
+ *   put<TAB>PATH<TAB>SIZE<TAB>ETAG[<TAB>VERSION_ID]
  *   del<TAB>PATH
  *   flush
  * usage: store_apply STORE_DIR BUCKET ZARR_ID [GROUP]
@@ -19,7 +19,7 @@
 int
 main(int argc, char **argv)
 {
-    char             *line, **saved, *f[4], *p;
+    char             *line, **saved, *f[5], *p;
     size_t            cap, n, group, bad, i, k;
     ssize_t           len;
     zarr_store_t     *s;
@@ -55,7 +55,7 @@ main(int argc, char **argv)
             saved[n] = strdup(line);
             p = saved[n];
 
-            for (k = 0; k < 4; k++) {
+            for (k = 0; k < 5; k++) {
                 f[k] = p;
                 p = p ? strchr(p, '\t') : NULL;
                 if (p) {
@@ -82,6 +82,11 @@ main(int argc, char **argv)
                 m[n].size = strtoull(f[2], NULL, 10);
                 m[n].etag = f[3];
                 m[n].etag_len = strlen(f[3]);
+
+                if (f[4]) {
+                    m[n].version_id = f[4];
+                    m[n].version_id_len = strlen(f[4]);
+                }
             }
 
             n++;

@@ -25,6 +25,7 @@ typedef struct {
     char      *keys[MAX_OBJECTS];
     size_t     key_lens[MAX_OBJECTS];
     char      *etags[MAX_OBJECTS];
+    char      *versions[MAX_OBJECTS];
     uint64_t   sizes[MAX_OBJECTS];
 } collected_t;
 
@@ -44,6 +45,12 @@ collect(const zarr_s3_object_t *obj, void *data)
     c->key_lens[c->n] = obj->key_len;
 
     c->etags[c->n] = strdup(obj->etag);
+    c->versions[c->n] = obj->version_id ? strdup(obj->version_id) : NULL;
+
+    if (obj->version_id) {
+        assert_int_equal(strlen(obj->version_id), obj->version_id_len);
+    }
+
     c->sizes[c->n] = obj->size;
     c->n++;
 
@@ -59,6 +66,7 @@ collected_free(collected_t *c)
     for (i = 0; i < c->n; i++) {
         free(c->keys[i]);
         free(c->etags[i]);
+        free(c->versions[i]);
     }
 
     memset(c, 0, sizeof(collected_t));
@@ -652,6 +660,149 @@ test_client_transport_error(void **state)
 }
 
 
+
+/* ListObjectVersions as RGW answers it: older versions, delete markers */
+static const char versions_page[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+    "<ListVersionsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Name>b</Name><Prefix>zarr%2Fz%2F</Prefix><KeyMarker></KeyMarker>"
+    "<VersionIdMarker></VersionIdMarker>"
+    "<NextKeyMarker>zarr%2Fz%2Fc</NextKeyMarker>"
+    "<NextVersionIdMarker>v9</NextVersionIdMarker>"
+    "<MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType>"
+    "<IsTruncated>true</IsTruncated>"
+    "<Version><Key>zarr%2Fz%2Fa</Key><VersionId>v2</VersionId>"
+    "<IsLatest>true</IsLatest><ETag>&quot;e2&quot;</ETag><Size>2</Size>"
+    "</Version>"
+    "<Version><Key>zarr%2Fz%2Fa</Key><VersionId>v1</VersionId>"
+    "<IsLatest>false</IsLatest><ETag>&quot;e1&quot;</ETag><Size>1</Size>"
+    "</Version>"
+    "<DeleteMarker><Key>zarr%2Fz%2Fb</Key><VersionId>v4</VersionId>"
+    "<IsLatest>true</IsLatest></DeleteMarker>"
+    "<Version><Key>zarr%2Fz%2Fb</Key><VersionId>v3</VersionId>"
+    "<IsLatest>false</IsLatest><ETag>&quot;e3&quot;</ETag><Size>3</Size>"
+    "</Version>"
+    "<Version><Key>zarr%2Fz%2Fc</Key><VersionId>null</VersionId>"
+    "<IsLatest>true</IsLatest><ETag>&quot;e5&quot;</ETag><Size>5</Size>"
+    "</Version>"
+    "</ListVersionsResult>";
+
+
+static void
+test_versions_page(void **state)
+{
+    int                  rc;
+    collected_t          c;
+    zarr_s3_list_page_t  page;
+
+    (void) state;
+
+    memset(&c, 0, sizeof(c));
+
+    rc = zarr_s3_list_parse(versions_page, sizeof(versions_page) - 1,
+                            collect, &c, &page);
+    assert_int_equal(rc, ZARR_S3_OK);
+
+    /* the latest versions only; b's latest is a delete marker */
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.keys[0], "zarr/z/a");
+    assert_string_equal(c.versions[0], "v2");
+    assert_string_equal(c.etags[0], "e2");
+    assert_true(c.sizes[0] == 2);
+    assert_string_equal(c.keys[1], "zarr/z/c");
+    assert_string_equal(c.versions[1], "null");
+
+    assert_true(page.is_truncated);
+    assert_string_equal(page.next_key, "zarr%2Fz%2Fc");
+    assert_string_equal(page.next_version, "v9");
+
+    zarr_s3_list_page_free(&page);
+    assert_null(page.next_key);
+    assert_null(page.next_version);
+    collected_free(&c);
+
+    /* a plain listing reports no version ids */
+
+    rc = zarr_s3_list_parse(page1, sizeof(page1) - 1, collect, &c, &page);
+    assert_int_equal(rc, ZARR_S3_OK);
+    assert_null(c.versions[0]);
+    zarr_s3_list_page_free(&page);
+    collected_free(&c);
+}
+
+
+static void
+test_versioning_status(void **state)
+{
+    int                     rc;
+    zarr_s3_list_parser_t  *p;
+
+    static const char  on[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+        "<VersioningConfiguration "
+        "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Status>Enabled</Status></VersioningConfiguration>";
+    static const char  never[] =
+        "<VersioningConfiguration "
+        "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"/>";
+
+    (void) state;
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    assert_non_null(p);
+    rc = zarr_s3_list_parser_feed(p, on, sizeof(on) - 1, 1);
+    assert_int_equal(rc, ZARR_S3_OK);
+    assert_string_equal(zarr_s3_list_parser_page(p)->versioning, "Enabled");
+    zarr_s3_list_parser_destroy(p);
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    assert_non_null(p);
+    rc = zarr_s3_list_parser_feed(p, never, sizeof(never) - 1, 1);
+    assert_int_equal(rc, ZARR_S3_OK);
+    assert_string_equal(zarr_s3_list_parser_page(p)->versioning, "");
+    zarr_s3_list_parser_destroy(p);
+}
+
+
+static void
+lifecycle(const char *rules, int want)
+{
+    int                     rc;
+    char                    doc[2048];
+    zarr_s3_list_parser_t  *p;
+
+    snprintf(doc, sizeof(doc), "<LifecycleConfiguration "
+             "xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">%s"
+             "</LifecycleConfiguration>", rules);
+
+    p = zarr_s3_list_parser_create(NULL, NULL);
+    assert_non_null(p);
+    rc = zarr_s3_list_parser_feed(p, doc, strlen(doc), 1);
+    assert_int_equal(rc, ZARR_S3_OK);
+    assert_int_equal(zarr_s3_list_parser_page(p)->expires_noncurrent, want);
+    zarr_s3_list_parser_destroy(p);
+}
+
+
+static void
+test_lifecycle(void **state)
+{
+    (void) state;
+
+    lifecycle("", 0);
+    lifecycle("<Rule><ID>a</ID><Filter><Prefix>x/</Prefix></Filter>"
+              "<Status>Enabled</Status>"
+              "<Expiration><Days>3</Days></Expiration></Rule>", 0);
+    lifecycle("<Rule><ID>a</ID><Filter/><Status>Disabled</Status>"
+              "<NoncurrentVersionExpiration><NoncurrentDays>1"
+              "</NoncurrentDays></NoncurrentVersionExpiration></Rule>", 0);
+    lifecycle("<Rule><ID>a</ID><Status>Disabled</Status></Rule>"
+              "<Rule><ID>b</ID><Filter/>"
+              "<NoncurrentVersionExpiration><NoncurrentDays>1"
+              "</NoncurrentDays></NoncurrentVersionExpiration>"
+              "<Status>Enabled</Status></Rule>", 1);
+}
+
 int
 main(void)
 {
@@ -660,6 +811,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_truncated_page),
         cmocka_unit_test(test_final_page),
+        cmocka_unit_test(test_versions_page),
+        cmocka_unit_test(test_versioning_status),
+        cmocka_unit_test(test_lifecycle),
         cmocka_unit_test(test_empty_listing),
         cmocka_unit_test(test_not_url_encoded),
         cmocka_unit_test(test_streaming_feed),

@@ -924,14 +924,15 @@ typedef struct {
 
 static int
 files_cb(void *ctx, const char *path, size_t path_len, const char *etag,
-    size_t etag_len, uint64_t size)
+    size_t etag_len, uint64_t size, const char *version, size_t version_len)
 {
     files_t  *f = ctx;
     size_t    n;
 
     n = strlen(f->all);
-    snprintf(f->all + n, sizeof(f->all) - n, "%.*s=%.*s;", (int) path_len,
-             path, (int) etag_len, etag);
+    snprintf(f->all + n, sizeof(f->all) - n, "%.*s=%.*s%s%.*s;",
+             (int) path_len, path, (int) etag_len, etag,
+             version_len ? "@" : "", (int) version_len, version);
     f->total += size;
 
     return 0;
@@ -956,13 +957,15 @@ test_files(void **state)
     m[1] = put("z", "a", "e2", 2);
     m[2] = put("z", "b/a/x", "e3", 4);
     m[3] = put("y", "q", "e4", 8);
+    m[1].version_id = "v.2";
+    m[1].version_id_len = 3;
     apply(s, m, 4);
 
     memset(&f, 0, sizeof(f));
     assert_int_equal(zarr_store_files(s, B, BL, "z", 1, files_cb, &f, &err),
                      ZARR_OK);
     /* per directory: subdirectories first, then files, by name */
-    assert_string_equal(f.all, "b/a/x=e3;b/c=e1;a=e2;");
+    assert_string_equal(f.all, "b/a/x=e3;b/c=e1;a=e2@v.2;");
     assert_int_equal(f.total, 7);
     assert_int_equal(zarr_store_files(s, B, BL, "none", 4, files_cb, &f,
                                       &err), ZARR_ERR_NOTFOUND);
