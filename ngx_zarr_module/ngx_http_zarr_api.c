@@ -339,7 +339,7 @@ static ngx_int_t ngx_http_zarr_api_reconcile_get(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
 static void ngx_http_zarr_api_job_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_zarr_api_job_accepted(ngx_http_request_t *r,
-    ngx_http_zarr_api_task_t *t);
+    zarr_job_t *job);
 static void ngx_http_zarr_api_job_log(ngx_http_zarr_api_task_t *t,
     ngx_log_t *log);
 static json_t *ngx_http_zarr_api_job_json(const zarr_job_t *job);
@@ -2248,6 +2248,7 @@ ngx_http_zarr_api_job_event(ngx_event_t *ev)
 {
     ngx_int_t                   rc;
     zarr_err_t                  err;
+    zarr_job_t                 *job;
     ngx_connection_t           *c;
     ngx_http_request_t         *r;
     ngx_http_zarr_api_task_t   *t;
@@ -2263,6 +2264,17 @@ ngx_http_zarr_api_job_event(ngx_event_t *ev)
 
         zmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                    ngx_http_zarr_module);
+
+        /* the job as accepted: the thread updates t->job from now on */
+
+        job = NULL;
+
+        if (r && !t->wait) {
+            job = ngx_palloc(r->pool, sizeof(zarr_job_t));
+            if (job) {
+                *job = t->job;
+            }
+        }
 
         if (zmcf->thread_pool
             && ngx_thread_task_post(zmcf->thread_pool, &t->task) == NGX_OK)
@@ -2283,7 +2295,8 @@ ngx_http_zarr_api_job_event(ngx_event_t *ev)
             t->ctx = NULL;
             r->main->blocked--;
 
-            rc = ngx_http_zarr_api_job_accepted(r, t);
+            rc = job ? ngx_http_zarr_api_job_accepted(r, job)
+                     : NGX_HTTP_INTERNAL_SERVER_ERROR;
 
             ngx_http_finalize_request(r, rc);
             ngx_http_run_posted_requests(c);
@@ -2333,8 +2346,7 @@ ngx_http_zarr_api_job_event(ngx_event_t *ev)
 /* 202 with the job and where to see it */
 
 static ngx_int_t
-ngx_http_zarr_api_job_accepted(ngx_http_request_t *r,
-    ngx_http_zarr_api_task_t *t)
+ngx_http_zarr_api_job_accepted(ngx_http_request_t *r, zarr_job_t *job)
 {
     ngx_table_elt_t  *h;
 
@@ -2349,7 +2361,7 @@ ngx_http_zarr_api_job_accepted(ngx_http_request_t *r,
     h->value = r->uri;
 
     return ngx_http_zarr_api_send_json(r, NGX_HTTP_ACCEPTED,
-                                       ngx_http_zarr_api_job_json(&t->job));
+                                       ngx_http_zarr_api_job_json(job));
 }
 
 
