@@ -32,6 +32,7 @@
 #define NGX_HTTP_ZARR_RESOLVE_EVERY  1000
 #define NGX_HTTP_ZARR_SWEEP_EVERY    10      /* resolver rounds */
 #define NGX_HTTP_ZARR_USERS_MAX      4
+#define NGX_HTTP_ZARR_HOLD           200     /* ms, see w->hold */
 
 /*
  * An answer lost with a 5xx or a timeout may be followed by the write
@@ -77,6 +78,13 @@ typedef struct {
     /* resolver */
     ngx_thread_task_t          *rtask;
     ngx_event_t                 rtimer;
+
+    /*
+     * keeps a worker that exits (reload, quit) alive while thread tasks
+     * run: nginx's graceful exit waits for timers only, and would cut the
+     * requests that wait for a task ("open socket left")
+     */
+    ngx_event_t                 hold;
     ngx_uint_t                  rbusy;
     zarr_s3_t                  *rs3;
     ngx_uint_t                  resolved;
@@ -95,6 +103,7 @@ static void ngx_http_zarr_head(zarr_s3_t *s3, ngx_http_zarr_job_t *job);
 static void ngx_http_zarr_head_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_head_event(ngx_event_t *ev);
 static ngx_uint_t ngx_http_zarr_store_busy(void);
+static void ngx_http_zarr_hold(ngx_event_t *ev);
 static void ngx_http_zarr_resolve_timer(ngx_event_t *ev);
 static void ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_resolve_event(ngx_event_t *ev);
@@ -268,6 +277,11 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
     w->rtask->event.data = w;
     w->rtask->event.log = cycle->log;
 
+    w->hold.handler = ngx_http_zarr_hold;
+    w->hold.data = w;
+    w->hold.log = cycle->log;
+    ngx_add_timer(&w->hold, NGX_HTTP_ZARR_HOLD);
+
     /* one resolver is enough; two would only repeat each other's HEADs */
 
     if (ngx_worker == 0) {
@@ -340,6 +354,22 @@ ngx_http_zarr_store_busy(void)
     }
 
     return 0;
+}
+
+
+/*
+ * A timer that is not cancelable: while it is set, an exiting worker
+ * stays.  It is set again as long as the worker runs normally or some
+ * task is under way; an exiting worker with nothing under way lets it go
+ * (at most NGX_HTTP_ZARR_HOLD ms later than it would have gone).
+ */
+
+static void
+ngx_http_zarr_hold(ngx_event_t *ev)
+{
+    if (!ngx_exiting || ngx_http_zarr_store_busy()) {
+        ngx_add_timer(ev, NGX_HTTP_ZARR_HOLD);
+    }
 }
 
 

@@ -112,7 +112,7 @@ def test_unversioned_bucket_has_no_version_ids(gw, bucket):
         "x": (1, "c4ca4238a0b923820dcc509a6f75849b", "")}
 
     end_batch(gw, bucket, "u")
-    r = api(gw, "POST", f"buckets/{bucket}/zarrs/u/reconcile")
+    r = api(gw, "POST", f"buckets/{bucket}/zarrs/u/reconcile?wait=1")
     assert r.status_code == 200, r.text
     assert r.json()["changed"] == 0
     assert store_files(gw, bucket, "u")["x"][2] == ""
@@ -134,7 +134,7 @@ def test_reconcile_reads_versions(gw, bucket):
     direct.delete_object(Bucket=bucket, Key=z + "d/4")
 
     end_batch(gw, bucket, "rz")
-    r = api(gw, "POST", f"buckets/{bucket}/zarrs/rz/reconcile")
+    r = api(gw, "POST", f"buckets/{bucket}/zarrs/rz/reconcile?wait=1")
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["added"], body["removed"], body["changed"]) == (1, 1, 1)
@@ -145,7 +145,7 @@ def test_reconcile_reads_versions(gw, bucket):
     assert store_files(gw, bucket, "rz") == want
 
     # nothing to do the second time
-    r = api(gw, "POST", f"buckets/{bucket}/zarrs/rz/reconcile")
+    r = api(gw, "POST", f"buckets/{bucket}/zarrs/rz/reconcile?wait=1")
     body = r.json()
     assert (body["added"], body["removed"], body["changed"]) == (0, 0, 0)
     gw.assert_consistent(bucket, "rz", timeout=10)
@@ -284,7 +284,7 @@ def test_snapshot_unversioned_bucket(gw, bucket):
     r = api(gw, "POST", snap_path(bucket, "u"), json={"name": "v1"})
     assert r.status_code == 409 and r.json()["error"] == "unversioned"
     assert '"x"' in r.json()["message"]
-    assert api(gw, "POST", f"buckets/{bucket}/zarrs/u/reconcile") \
+    assert api(gw, "POST", f"buckets/{bucket}/zarrs/u/reconcile?wait=1") \
         .status_code == 200
     r = api(gw, "POST", snap_path(bucket, "u"), json={"name": "v1"})
     assert r.status_code == 201, r.text
