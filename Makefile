@@ -10,19 +10,20 @@ PYTEST_ARGS ?=
 ZCFLAGS  = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude $(CFLAGS)
 LIBS     = -llmdb -ljansson -lcurl -lexpat -lcrypto -pthread
 
-CORE     = json digest path tree tree_read tree_apply gate outbox mtree hash sigv4 s3 s3op \
+CORE     = json digest path tree tree_read tree_apply gate recover outbox mtree hash sigv4 s3 s3op \
            s3xml auth form listing
 CORE_OBJS = $(CORE:%=$(BUILD)/core/zarr_%.o)
 HEADERS  = $(wildcard include/*.h) ngx_zarr_module/zarr_tree_int.h
 
-UNIT     = test_json test_digest test_path test_store test_gate test_outbox \
+UNIT     = test_json test_digest test_path test_store test_gate test_recover test_outbox \
            test_mtree \
            test_sigv4 test_s3_xml test_s3op test_s3xml test_auth test_form test_listing
 UNIT_BINS = $(UNIT:%=$(BUILD)/tests/%)
 
 BENCH_BINS = $(BUILD)/bench/bench_store $(BUILD)/bench/gen_listing \
              $(BUILD)/bench/bench_put $(BUILD)/bench/fsync_cost \
-             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor
+             $(BUILD)/bench/bench_auth $(BUILD)/bench/listing_floor \
+             $(BUILD)/bench/bench_gate
 TOOL_BINS  = $(BUILD)/tools/store_apply
 
 # Debian packages for building, testing and running (make deps)

@@ -30,6 +30,11 @@
 
 #define ZARR_STORE_RDONLY      0x01
 #define ZARR_STORE_NOSYNC      0x02      /* tests and benchmarks only */
+#define ZARR_STORE_NOGATE      0x04      /* the tree alone (start-up) */
+
+/* the gate's environment: a directory of the store's */
+#define ZARR_GATE_DIR          "gate"
+#define ZARR_GATE_MAP_SIZE     (256ULL << 20)
 
 #define ZARR_ETAG_MAX          1024
 #define ZARR_VERSION_ID_MAX    1024

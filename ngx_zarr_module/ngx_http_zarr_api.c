@@ -197,6 +197,10 @@ struct ngx_http_zarr_api_task_s {
     uint64_t                    touched_ms;       /* t->batch's clock */
     unsigned                    locked:1;         /* holds t->batch */
     unsigned                    lost:1;           /* ...and lost it */
+
+    /* info, checksum: the zarr is rebuilt (DESIGN 4); reconcile: do it */
+    unsigned                    recovering:1;
+    ngx_queue_t                 queue;            /* recoveries to run */
 };
 
 
@@ -442,6 +446,202 @@ static ngx_http_zarr_api_method_t  ngx_http_zarr_api_methods[] = {
 
 /* thread tasks under way in this worker */
 static ngx_uint_t  ngx_http_zarr_api_tasks;
+
+/* recoveries (DESIGN 4, lost intents): worker 0, one zarr at a time */
+static ngx_queue_t         ngx_http_zarr_api_recoveries;
+static ngx_thread_pool_t  *ngx_http_zarr_api_pool;
+static ngx_event_t         ngx_http_zarr_api_recover_timer;
+
+static void ngx_http_zarr_api_recover_next(void);
+static void ngx_http_zarr_api_recover_event(ngx_event_t *ev);
+static void ngx_http_zarr_api_recover_retry(ngx_event_t *ev);
+static void ngx_http_zarr_api_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_api_task_free(ngx_http_zarr_api_task_t *t);
+
+
+/* a zarr marked to recover: its rebuild, as a reconcile task */
+
+static int
+ngx_http_zarr_api_recover_collect(void *data, const zarr_zref_t *z,
+    const char *rec, size_t rec_len)
+{
+    ngx_uint_t *n = data;
+
+    char                      *p;
+    size_t                     plen;
+    ngx_http_zarr_api_task_t  *t;
+
+    t = ngx_calloc(sizeof(ngx_http_zarr_api_task_t), ngx_cycle->log);
+    if (t == NULL) {
+        return 1;
+    }
+
+    t->strings = ngx_alloc(z->bucket_len + z->zarr_id_len + rec_len + 4,
+                           ngx_cycle->log);
+    if (t->strings == NULL) {
+        ngx_free(t);
+        return 1;
+    }
+
+    /* rec: key prefix NUL checksum prefix */
+    plen = ngx_strnlen((u_char *) rec, rec_len);
+
+    p = t->strings;
+
+    t->z.bucket = p;
+    t->z.bucket_len = z->bucket_len;
+    p = (char *) ngx_cpymem(p, z->bucket, z->bucket_len);
+    *p++ = '\0';
+
+    t->z.zarr_id = p;
+    t->z.zarr_id_len = z->zarr_id_len;
+    p = (char *) ngx_cpymem(p, z->zarr_id, z->zarr_id_len);
+    *p++ = '\0';
+
+    t->prefix = p;
+    t->prefix_len = plen;
+    p = (char *) ngx_cpymem(p, rec, plen);
+    *p++ = '\0';
+
+    t->checksum_prefix = p;
+    t->checksum_prefix_len = plen < rec_len ? rec_len - plen - 1 : 0;
+    p = (char *) ngx_cpymem(p, rec + plen + 1, t->checksum_prefix_len);
+    *p = '\0';
+
+    t->arg = p;
+    t->kind = NGX_HTTP_ZARR_API_TASK_RECONCILE;
+    t->recovering = 1;
+    t->store = ngx_http_zarr_get_store();
+    t->s3conf = *ngx_http_zarr_s3_conf();
+    t->s3conf.timeout_ms = 60000;
+    t->timeout_ms = 60000;
+
+    ngx_queue_insert_tail(&ngx_http_zarr_api_recoveries, &t->queue);
+    (*n)++;
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_zarr_api_recover_init(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                  n;
+    zarr_err_t                  err;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    ngx_queue_init(&ngx_http_zarr_api_recoveries);
+
+    if (ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    zmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_zarr_module);
+    ngx_http_zarr_api_pool = zmcf->thread_pool;
+
+    ngx_http_zarr_api_recover_timer.handler =
+                                        ngx_http_zarr_api_recover_retry;
+    ngx_http_zarr_api_recover_timer.log = cycle->log;
+    ngx_http_zarr_api_recover_timer.cancelable = 1;
+
+    n = 0;
+
+    if (zarr_gate_recover_list(ngx_http_zarr_get_store(),
+                               ngx_http_zarr_api_recover_collect, &n, &err)
+        != ZARR_OK)
+    {
+        ngx_log_error(NGX_LOG_CRIT, cycle->log, 0,
+                      "zarr recovery: %s", err.msg);
+        return NGX_OK;
+    }
+
+    if (n) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "zarr recovery: %ui zarrs to rebuild from listings",
+                      n);
+        ngx_http_zarr_api_recover_next();
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_api_recover_next(void)
+{
+    ngx_queue_t               *q;
+    ngx_http_zarr_api_task_t  *t;
+
+    if (ngx_queue_empty(&ngx_http_zarr_api_recoveries) || ngx_exiting) {
+        return;
+    }
+
+    q = ngx_queue_head(&ngx_http_zarr_api_recoveries);
+    t = ngx_queue_data(q, ngx_http_zarr_api_task_t, queue);
+
+    t->task.ctx = t;
+    t->task.handler = ngx_http_zarr_api_thread;
+    t->task.event.handler = ngx_http_zarr_api_recover_event;
+    t->task.event.data = t;
+    t->task.event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(ngx_http_zarr_api_pool, &t->task) != NGX_OK) {
+        ngx_add_timer(&ngx_http_zarr_api_recover_timer, 1000);
+        return;
+    }
+
+    ngx_queue_remove(q);
+    ngx_http_zarr_api_tasks++;
+}
+
+
+static void
+ngx_http_zarr_api_recover_retry(ngx_event_t *ev)
+{
+    ngx_http_zarr_api_recover_next();
+}
+
+
+static void
+ngx_http_zarr_api_recover_event(ngx_event_t *ev)
+{
+    ngx_http_zarr_api_task_t *t = ev->data;
+
+    ngx_http_zarr_api_tasks--;
+
+    if (t->rc == ZARR_OK) {
+        ngx_http_zarr_stats_recovered();
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "zarr recovery: rebuilt \"%s/%s\" from a listing: "
+                      "%uL added, %uL removed, %uL changed, digest %s",
+                      t->z.bucket, t->z.zarr_id, t->added, t->removed,
+                      t->changed, t->after.digest);
+
+        ngx_http_zarr_api_task_free(t);
+        ngx_http_zarr_api_recover_next();
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "zarr recovery of \"%s/%s\": %s; it stays refused, "
+                  "retrying in 5 s", t->z.bucket, t->z.zarr_id,
+                  t->err.msg[0] ? t->err.msg : "failed");
+
+    /* again from the start, last in line */
+    t->rc = ZARR_OK;
+    t->err.msg[0] = '\0';
+    t->added = 0;
+    t->removed = 0;
+    t->changed = 0;
+    t->skipped = 0;
+    t->stale = 0;
+    ngx_queue_insert_tail(&ngx_http_zarr_api_recoveries, &t->queue);
+
+    if (!ngx_http_zarr_api_recover_timer.timer_set && !ngx_exiting) {
+        ngx_add_timer(&ngx_http_zarr_api_recover_timer, 5000);
+    }
+}
 
 
 ngx_uint_t
@@ -1364,12 +1564,16 @@ ngx_http_zarr_api_info_done(ngx_http_request_t *r,
         return ngx_http_zarr_api_store_error(r, t->rc, &t->err);
     }
 
-    j = json_pack("{s:o,s:o,s:s,s:I,s:I,s:o,s:I}",
+    /* no digest while it is rebuilt: it may be wrong (DESIGN 4) */
+
+    j = json_pack("{s:o,s:o,s:s,s:o,s:I,s:I,s:o,s:I}",
                   "bucket", ngx_http_zarr_api_string(t->z.bucket,
                                                      t->z.bucket_len),
                   "zarr_id", ngx_http_zarr_api_string(t->z.zarr_id,
                                                       t->z.zarr_id_len),
-                  "digest", t->after.digest,
+                  "state", t->recovering ? "recovering" : "ready",
+                  "digest", t->recovering ? json_null()
+                                          : json_string(t->after.digest),
                   "file_count", (json_int_t) t->after.count,
                   "size", (json_int_t) t->after.size,
                   "batch", t->has_batch
@@ -1416,7 +1620,26 @@ static ngx_int_t
 ngx_http_zarr_api_checksum_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
-    ngx_str_t  path;
+    ngx_str_t         path;
+    ngx_table_elt_t  *h;
+
+    if (t->rc == ZARR_OK && t->recovering) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "5");
+
+        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "recovering",
+                                       "zarr \"%V/%V\" is being rebuilt "
+                                       "from a listing after a crash; "
+                                       "retry", &t->ctx->bucket,
+                                       &t->ctx->zarr_id);
+    }
 
     if (t->rc == ZARR_ERR_NOTFOUND) {
 
@@ -2291,6 +2514,14 @@ ngx_http_zarr_api_read_thread(ngx_http_zarr_api_task_t *t)
         return;
 
     case NGX_HTTP_ZARR_API_TASK_INFO:
+        t->rc = zarr_gate_recovering(t->store, &t->z, &rc, &t->err);
+
+        if (t->rc != ZARR_OK) {
+            return;
+        }
+
+        t->recovering = rc;
+
         /*
          * a dirty zarr is flushed, not only computed: the next call (or
          * the mirror) finds its digests, unless writes go on meanwhile
@@ -2327,6 +2558,12 @@ ngx_http_zarr_api_read_thread(ngx_http_zarr_api_task_t *t)
         return;
 
     default: /* NGX_HTTP_ZARR_API_TASK_CHECKSUM */
+        t->rc = zarr_gate_recovering(t->store, &t->z, &rc, &t->err);
+
+        if (t->rc != ZARR_OK || (t->recovering = rc)) {
+            return;
+        }
+
         t->rc = zarr_store_checksum_doc(t->store, t->z.bucket,
                                         t->z.bucket_len, t->z.zarr_id,
                                         t->z.zarr_id_len, t->arg,
@@ -2473,7 +2710,15 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
     kinds = NULL;
     prefix = NULL;
 
-    /* the zarr's batch, so that no S3 write races with the rebuild */
+    /*
+     * the zarr's batch, so that no S3 write races with the rebuild; a
+     * recovery needs none: every write of the zarr is refused meanwhile
+     */
+
+    if (t->recovering) {
+        t->rc = ZARR_OK;
+        goto locked;
+    }
 
     t->rc = zarr_gate_batch_open(t->store, &t->z,
                                  NGX_HTTP_ZARR_API_RECONCILE_OWNER,
@@ -2486,6 +2731,8 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
 
     t->locked = 1;
     t->touched_ms = ngx_http_zarr_now_ms();
+
+locked:
 
     t->rc = zarr_store_get_zarr(t->store, t->z.bucket, t->z.bucket_len,
                                 t->z.zarr_id, t->z.zarr_id_len, &t->before,
@@ -2652,6 +2899,11 @@ ngx_http_zarr_api_reconcile_thread(ngx_http_zarr_api_task_t *t)
 
     t->rc = ZARR_OK;
 
+    if (t->recovering) {
+        /* rebuilt: it takes writes and serves digests again */
+        t->rc = zarr_gate_recover_done(t->store, &t->z, &t->err);
+    }
+
     goto done;
 
 nomem:
@@ -2701,6 +2953,11 @@ ngx_http_zarr_api_keep(ngx_http_zarr_api_task_t *t)
 {
     int       rc;
     uint64_t  now;
+
+    if (!t->locked) {
+        /* a recovery: no batch to keep */
+        return ZARR_OK;
+    }
 
     now = ngx_http_zarr_now_ms();
 

@@ -2,13 +2,19 @@
 /*
  * The worker's committer and resolver.
  *
- * Begins and finishes queue up while a commit runs; the next commit takes
- * them all in one LMDB write transaction (group commit: one fsync for
- * many requests).  One commit task is under way at a time per worker;
- * LMDB's own lock orders the workers' transactions.  The resolver (in
- * worker 0) settles intents whose outcome is unknown: it HEADs the key at
- * the backend and applies what is there.  Both run in the thread pool;
- * the thread code touches no pool, log or request.
+ * Begins and releases are short transactions of the gate's environment
+ * (no fsync) that the worker runs itself.  What must be durable goes to
+ * the committer: the effect of a 2xx (finish) and the record of a batch
+ * just opened (durable).  Such jobs queue up while a commit runs; the next
+ * commit takes them all in one LMDB write transaction of the tree (group
+ * commit: one fsync for many requests).  One commit task is under way at
+ * a time per worker; LMDB's own lock orders the workers' transactions.
+ * A job comes back through the done handler its poster set.  The HEADs of
+ * a finish (copy, complete, versions) run before, in a task of their own.
+ * The resolver (in worker 0) settles intents whose outcome is unknown: it
+ * HEADs the key at the backend and applies what is there; it also drops
+ * the durable records of ended batches.  All of these run in the thread
+ * pool; the thread code touches no pool, log or request.
  */
 
 
@@ -24,6 +30,8 @@
 #define NGX_HTTP_ZARR_GROUP_MAX      512
 #define NGX_HTTP_ZARR_RESOLVE_MAX    256
 #define NGX_HTTP_ZARR_RESOLVE_EVERY  1000
+#define NGX_HTTP_ZARR_SWEEP_EVERY    10      /* resolver rounds */
+#define NGX_HTTP_ZARR_USERS_MAX      4
 
 /*
  * An answer lost with a 5xx or a timeout may be followed by the write
@@ -58,8 +66,13 @@ typedef struct {
     ngx_queue_t                 pending;
     ngx_queue_t                 running;
     ngx_uint_t                  busy;
-    zarr_s3_t                  *s3;
+    zarr_s3_conf_t              s3conf;
     ngx_uint_t                  commit_us;
+    ngx_uint_t                  hbusy;       /* HEAD tasks under way */
+
+    /* the other parts of the worker that use the store */
+    ngx_http_zarr_busy_pt       users[NGX_HTTP_ZARR_USERS_MAX];
+    ngx_uint_t                  nusers;
 
     /* resolver */
     ngx_thread_task_t          *rtask;
@@ -68,6 +81,8 @@ typedef struct {
     zarr_s3_t                  *rs3;
     ngx_uint_t                  resolved;
     ngx_uint_t                  failed;
+    ngx_uint_t                  rounds;
+    uint64_t                    swept;
     zarr_err_t                  rerr;
     int                         rrc;
 } ngx_http_zarr_worker_t;
@@ -77,6 +92,9 @@ static void ngx_http_zarr_commit_start(void);
 static void ngx_http_zarr_commit_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_commit_event(ngx_event_t *ev);
 static void ngx_http_zarr_head(zarr_s3_t *s3, ngx_http_zarr_job_t *job);
+static void ngx_http_zarr_head_thread(void *data, ngx_log_t *log);
+static void ngx_http_zarr_head_event(ngx_event_t *ev);
+static ngx_uint_t ngx_http_zarr_store_busy(void);
 static void ngx_http_zarr_resolve_timer(ngx_event_t *ev);
 static void ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log);
 static void ngx_http_zarr_resolve_event(ngx_event_t *ev);
@@ -206,21 +224,17 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
     c.region = zmcf->region.len ? (char *) zmcf->region.data : NULL;
     c.connect_timeout_ms = 5000;
     c.timeout_ms = 30000;
+    w->s3conf = c;
 
-    w->s3 = zarr_s3_create(&c, err, sizeof(err));
-    w->rs3 = w->s3 ? zarr_s3_create(&c, err, sizeof(err)) : NULL;
+    w->rs3 = zarr_s3_create(&c, err, sizeof(err));
 
-    if (w->s3 == NULL || w->rs3 == NULL) {
+    if (w->rs3 == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "zarr_backend \"%V\": %s", &zmcf->backend, err);
         return NGX_ERROR;
     }
 
     w->task = ngx_thread_task_alloc(cycle->pool, 0);
-    if (ngx_http_zarr_mirror_init(cycle, w->store, &c) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     w->rtask = ngx_thread_task_alloc(cycle->pool, 0);
 
     if (w->task == NULL || w->rtask == NULL) {
@@ -264,17 +278,9 @@ ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_zarr_mirror_exit();
-
     /* a task may still run in the pool: it owns the store then */
 
-    if (!w->busy && !w->rbusy && !ngx_http_zarr_mirror_busy()
-        && !ngx_http_zarr_api_busy())
-    {
-        if (w->s3) {
-            zarr_s3_destroy(w->s3);
-        }
-
+    if (!ngx_http_zarr_store_busy()) {
         if (w->rs3) {
             zarr_s3_destroy(w->rs3);
         }
@@ -282,6 +288,50 @@ ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
         zarr_store_close(w->store);
         w->store = NULL;
     }
+}
+
+
+/* mirror, API: their tasks use the store too; it closes when all rest */
+
+void
+ngx_http_zarr_store_user(ngx_http_zarr_busy_pt busy)
+{
+    ngx_http_zarr_worker_t  *w;
+
+    w = &ngx_http_zarr_worker;
+
+    if (w->nusers < NGX_HTTP_ZARR_USERS_MAX) {
+        w->users[w->nusers++] = busy;
+    }
+}
+
+
+static ngx_uint_t
+ngx_http_zarr_store_busy(void)
+{
+    ngx_uint_t               i;
+    ngx_http_zarr_worker_t  *w;
+
+    w = &ngx_http_zarr_worker;
+
+    if (w->busy || w->rbusy || w->hbusy) {
+        return 1;
+    }
+
+    for (i = 0; i < w->nusers; i++) {
+        if (w->users[i]()) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+const zarr_s3_conf_t *
+ngx_http_zarr_s3_conf(void)
+{
+    return &ngx_http_zarr_worker.s3conf;
 }
 
 
@@ -310,6 +360,7 @@ ngx_http_zarr_job_free(ngx_http_zarr_job_t *job)
         zarr_buf_free(&job->strings);
         zarr_buf_free(&job->heads);
         free(job->owned);
+        free(job->ids);
         ngx_free(job);
     }
 }
@@ -524,14 +575,6 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
          q != ngx_queue_sentinel(&w->running);
          q = ngx_queue_next(q))
     {
-        job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
-
-        if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->head
-            && job->finish.n)
-        {
-            ngx_http_zarr_head(w->s3, job);
-        }
-
         n++;
     }
 
@@ -548,14 +591,6 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
              q = next)
         {
             next = ngx_queue_next(q);
-            job = ngx_queue_data(q, ngx_http_zarr_job_t, queue);
-
-            if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->head
-                && job->finish.n)
-            {
-                /* it needs its HEAD first: next time */
-                continue;
-            }
 
             ngx_queue_remove(q);
             ngx_queue_insert_tail(&w->running, q);
@@ -564,7 +599,7 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
 
         pthread_mutex_unlock(&w->mutex);
 
-        /* finishes first: they may end batches that begins then take */
+        /* finishes first, then the records of new batches */
 
         for (pass = 0; pass < 2; pass++) {
             for (q = ngx_queue_head(&w->running);
@@ -576,8 +611,10 @@ ngx_http_zarr_commit_thread(void *data, ngx_log_t *log)
                 if (pass == 0 && job->kind == NGX_HTTP_ZARR_JOB_FINISH) {
                     rc = zarr_gate_txn_finish(t, &job->finish);
 
-                } else if (pass == 1 && job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
-                    rc = zarr_gate_txn_begin(t, &job->begin);
+                } else if (pass == 1
+                           && job->kind == NGX_HTTP_ZARR_JOB_DURABLE)
+                {
+                    rc = zarr_gate_txn_durable(t, &job->begin, job->ids);
                 }
             }
         }
@@ -626,12 +663,12 @@ ngx_http_zarr_commit_event(ngx_event_t *ev)
                           "zarr: commit failed: %s", job->err.msg);
         }
 
-        ngx_http_zarr_job_done(job);
+        job->done(job);
     }
 
     ngx_http_zarr_commit_start();
 
-    if (ngx_exiting && !w->busy && !w->rbusy) {
+    if (ngx_exiting && !ngx_http_zarr_store_busy()) {
         ngx_http_zarr_commit_exit((ngx_cycle_t *) ngx_cycle);
     }
 }
@@ -667,7 +704,37 @@ ngx_http_zarr_finish_prepare(ngx_http_zarr_job_t *job)
 
 
 /*
- * A begun request whose request went away: finish it without a tree
+ * The end of a begun request without a tree effect, or after its effect
+ * committed: its intents go (kept as unknown for the resolver when the
+ * backend may or may not have done it), its batches' idle clocks start
+ * again.  A short gate transaction, no fsync.
+ */
+
+void
+ngx_http_zarr_job_release(ngx_http_zarr_job_t *job, int unknown)
+{
+    zarr_err_t  err;
+
+    ngx_http_zarr_finish_prepare(job);
+
+    if (unknown) {
+        job->finish.unknown = 1;
+    }
+
+    if (zarr_gate_release(ngx_http_zarr_worker.store, &job->finish,
+                          ngx_http_zarr_now_ms(), &err)
+        != ZARR_OK)
+    {
+        ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, 0,
+                      "zarr: releasing intents from %uL on: %s; they stay "
+                      "until the next restart", job->finish.intent_id,
+                      err.msg);
+    }
+}
+
+
+/*
+ * A begun request whose request went away: release it without a tree
  * effect; unknown when it may have reached the backend.
  */
 
@@ -682,59 +749,87 @@ ngx_http_zarr_finish_orphan(ngx_http_zarr_ctx_t *ctx, int unknown)
 
     job->r = NULL;
     job->kind = NGX_HTTP_ZARR_JOB_FINISH;
-    ngx_http_zarr_finish_prepare(job);
-    job->finish.unknown = unknown;
     job->finish.m = NULL;
     job->finish.n = 0;
+    job->finish.unknown = unknown;
 
-    if (ngx_http_zarr_job_post(job) != NGX_OK) {
-        ngx_http_zarr_job_free(job);
-        return NGX_ERROR;
-    }
+    ngx_http_zarr_job_release(job, unknown);
+    ngx_http_zarr_job_free(job);
 
     return NGX_OK;
 }
 
 
-void
-ngx_http_zarr_job_done(ngx_http_zarr_job_t *job)
+/*
+ * A finish whose mutations are what a HEAD says (copy, complete, deletes
+ * of versions): the HEADs in a task of their own, then the commit.  The
+ * keys stay busy (their intents) until the finish is released, so no
+ * later write of a key can reach the backend before this HEAD's result
+ * is applied.
+ */
+
+ngx_int_t
+ngx_http_zarr_job_head(ngx_http_zarr_job_t *job)
 {
-    ngx_http_request_t   *r;
-    ngx_http_zarr_ctx_t  *ctx;
+    ngx_http_zarr_worker_t  *w;
 
-    r = job->r;
+    w = &ngx_http_zarr_worker;
 
-    if (r == NULL) {
-        if (job->kind == NGX_HTTP_ZARR_JOB_FINISH && job->rc != ZARR_OK) {
-            ngx_log_error(NGX_LOG_CRIT, ngx_cycle->log, 0,
-                          "zarr: intents from %uL on stay pending until "
-                          "the next restart", job->finish.intent_id);
-        }
+    if (w->store == NULL) {
+        return NGX_ERROR;
+    }
 
-        if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN && job->rc == ZARR_OK
-            && job->begin.rc == ZARR_OK)
-        {
-            /* the client left while waiting: it was never forwarded */
-            job->kind = NGX_HTTP_ZARR_JOB_FINISH;
-            ngx_http_zarr_finish_prepare(job);
-            job->finish.unknown = 0;
+    job->htask.ctx = job;
+    job->htask.handler = ngx_http_zarr_head_thread;
+    job->htask.event.handler = ngx_http_zarr_head_event;
+    job->htask.event.data = job;
+    job->htask.event.log = ngx_cycle->log;
 
-            if (ngx_http_zarr_job_post(job) == NGX_OK) {
-                return;
-            }
-        }
+    if (ngx_thread_task_post(w->pool, &job->htask) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
-        ngx_http_zarr_job_free(job);
+    w->hbusy++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_head_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_zarr_job_t *job = data;
+
+    char        msg[256];
+    zarr_s3_t  *s3;
+
+    s3 = zarr_s3_create(&ngx_http_zarr_worker.s3conf, msg, sizeof(msg));
+
+    if (s3 == NULL) {
+        /* cannot tell: leave it to the resolver */
+        job->finish.unknown = 1;
+        job->finish.n = 0;
         return;
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+    ngx_http_zarr_head(s3, job);
+    zarr_s3_destroy(s3);
+}
 
-    if (job->kind == NGX_HTTP_ZARR_JOB_BEGIN) {
-        ngx_http_zarr_begin_done(r, ctx, job);
 
-    } else {
-        ngx_http_zarr_finish_done(r, ctx, job);
+static void
+ngx_http_zarr_head_event(ngx_event_t *ev)
+{
+    ngx_http_zarr_job_t *job = ev->data;
+
+    ngx_http_zarr_worker.hbusy--;
+    job->headed = 1;
+
+    if (ngx_http_zarr_job_post(job) != NGX_OK) {
+        job->rc = ZARR_ERR_STORE;
+        ngx_cpystrn((u_char *) job->err.msg, (u_char *) "exiting",
+                    sizeof(job->err.msg));
+        job->done(job);
     }
 }
 
@@ -884,6 +979,13 @@ ngx_http_zarr_resolve_thread(void *data, ngx_log_t *log)
     for (i = 0; i < c.n; i++) {
         free(items[i].strings);
     }
+
+    /* the durable records of batches that ended (one fsync, seldom) */
+
+    if (w->rrc == ZARR_OK && ++w->rounds % NGX_HTTP_ZARR_SWEEP_EVERY == 0) {
+        w->rrc = zarr_gate_sweep(w->store, ngx_http_zarr_now_ms(),
+                                 &w->swept, &w->rerr);
+    }
 }
 
 
@@ -932,8 +1034,15 @@ ngx_http_zarr_resolve_event(ngx_event_t *ev)
                       "unreachable or error), retrying", w->failed);
     }
 
+    if (w->swept) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, w->log, 0,
+                       "zarr resolver: %uL ended batches' records dropped",
+                       w->swept);
+        w->swept = 0;
+    }
+
     if (ngx_exiting) {
-        if (!w->busy) {
+        if (!ngx_http_zarr_store_busy()) {
             ngx_http_zarr_commit_exit((ngx_cycle_t *) ngx_cycle);
         }
 

@@ -28,6 +28,7 @@ static ngx_table_elt_t *ngx_http_zarr_single_header(ngx_http_request_t *r,
 static off_t ngx_http_zarr_request_size(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_zarr_same_key(ngx_http_zarr_job_t *job,
     zarr_mutation_t *m, const char *key, size_t len);
+static void ngx_http_zarr_finish_done(ngx_http_zarr_job_t *job);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
@@ -333,6 +334,11 @@ ngx_http_zarr_hold(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         return NGX_ERROR;
     }
 
+    if (!ctx->waiting) {
+        /* nothing to commit: send it now */
+        return ngx_http_zarr_release(r, ctx);
+    }
+
     return NGX_OK;
 }
 
@@ -542,13 +548,34 @@ ngx_http_zarr_finish(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     ngx_http_zarr_finish_prepare(job);
 
     ctx->finished = 1;
-    ctx->waiting = 1;
 
-    if (ngx_http_zarr_job_post(job) != NGX_OK) {
-        ctx->waiting = 0;
+    if (job->finish.n == 0) {
+        /* nothing for the tree (a lock only, or unknown): no hand-off */
+        ctx->job = NULL;
+        ctx->result = job->finish.unknown
+                      ? NGX_HTTP_ZARR_RESULT_BACKEND_ERROR
+                      : NGX_HTTP_ZARR_RESULT_OK;
+
+        ngx_http_zarr_job_release(job, job->finish.unknown);
+        ngx_http_zarr_job_free(job);
+
+        return NGX_OK;
+    }
+
+    job->done = ngx_http_zarr_finish_done;
+
+    rc = job->head ? ngx_http_zarr_job_head(job)
+                   : ngx_http_zarr_job_post(job);
+
+    if (rc != NGX_OK) {
+        /* the backend did it, the tree cannot say: the resolver will */
+        ctx->job = NULL;
+        ngx_http_zarr_job_release(job, 1);
+        ngx_http_zarr_job_free(job);
         return NGX_ERROR;
     }
 
+    ctx->waiting = 1;
     r->main->blocked++;
     r->aio = 1;
 
@@ -556,34 +583,37 @@ ngx_http_zarr_finish(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
 }
 
 
-void
-ngx_http_zarr_finish_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
-    ngx_http_zarr_job_t *job)
+/* the committer is done with a finish: release it, answer */
+
+static void
+ngx_http_zarr_finish_done(ngx_http_zarr_job_t *job)
 {
+    ngx_http_request_t   *r;
+    ngx_http_zarr_ctx_t  *ctx;
+
+    /* a failed commit: the resolver settles the keys from the backend */
+    ngx_http_zarr_job_release(job, job->rc != ZARR_OK);
+
+    r = job->r;
+
+    if (r == NULL) {
+        ngx_http_zarr_job_free(job);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
+
     ctx->waiting = 0;
     ctx->job = NULL;
     r->main->blocked--;
     r->aio = 0;
 
     if (job->rc != ZARR_OK) {
+        ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                      "zarr: commit failed: %s", job->err.msg);
+
         ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
         ctx->commit_failed = 1;
-
-        /*
-         * the intents are still pending in this live process, where the
-         * resolver would not look: try once more to hand them over
-         */
-
-        if (!job->retried) {
-            job->retried = 1;
-            job->r = NULL;
-            job->finish.unknown = 1;
-            job->finish.n = 0;
-
-            if (ngx_http_zarr_job_post(job) == NGX_OK) {
-                job = NULL;
-            }
-        }
 
     } else {
         ctx->result = job->finish.unknown ? NGX_HTTP_ZARR_RESULT_BACKEND_ERROR

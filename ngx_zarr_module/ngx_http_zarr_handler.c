@@ -41,6 +41,13 @@ static void ngx_http_zarr_cleanup(void *data);
 static ngx_int_t ngx_http_zarr_busy_wait(ngx_http_request_t *r,
     ngx_http_zarr_ctx_t *ctx);
 static void ngx_http_zarr_busy_retry(ngx_event_t *ev);
+static void ngx_http_zarr_begin_run(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx);
+static void ngx_http_zarr_durable_done(ngx_http_zarr_job_t *job);
+static ngx_int_t ngx_http_zarr_begun(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
+static ngx_int_t ngx_http_zarr_recovering(ngx_http_request_t *r,
+    ngx_http_zarr_ctx_t *ctx);
 static ngx_int_t ngx_http_zarr_finalize(ngx_http_request_t *r,
     ngx_int_t rc);
 
@@ -83,6 +90,11 @@ ngx_http_zarr_handler(ngx_http_request_t *r)
         if (ctx->conflict) {
             return ngx_http_zarr_finalize(r,
                                          ngx_http_zarr_conflict(r, zlcf, ctx));
+        }
+
+        if (ctx->recovering) {
+            return ngx_http_zarr_finalize(r,
+                                          ngx_http_zarr_recovering(r, ctx));
         }
 
         if (ctx->busy) {
@@ -617,7 +629,7 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     ctx->owner = owner;
 
-    job = ngx_http_zarr_job_create(NGX_HTTP_ZARR_JOB_BEGIN);
+    job = ngx_http_zarr_job_create(NGX_HTTP_ZARR_JOB_DURABLE);
     if (job == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -720,18 +732,59 @@ ngx_http_zarr_begin(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
 
     job->r = r;
     ctx->job = job;
-    ctx->waiting = 1;
 
-    if (ngx_http_zarr_job_post(job) != NGX_OK) {
-        ctx->job = NULL;
-        ctx->waiting = 0;
-        ngx_http_zarr_job_free(job);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    r->main->blocked++;
+    ngx_http_zarr_begin_run(r, ctx);
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * The begin itself: a short transaction of the gate's (no fsync), run
+ * here.  A batch it opened must be durable before the request goes on: a
+ * job for the committer (the one hand-off) and back in durable_done().
+ * Else the phases go on from a posted event: the handler looks at what
+ * the begin left in ctx.
+ */
+
+static void
+ngx_http_zarr_begin_run(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx)
+{
+    ngx_http_zarr_job_t  *job;
+
+    job = ctx->job;
+
+    job->kind = NGX_HTTP_ZARR_JOB_DURABLE;
+    job->rc = zarr_gate_begin(ngx_http_zarr_get_store(), &job->begin,
+                              ngx_http_zarr_now_ms(), &job->err);
+
+    if (job->rc == ZARR_OK && job->begin.rc == ZARR_OK
+        && job->begin.nundurable)
+    {
+        if (job->ids == NULL) {
+            job->ids = calloc(job->begin.nzarrs, sizeof(uint64_t));
+        }
+
+        job->done = ngx_http_zarr_durable_done;
+
+        if (job->ids != NULL && ngx_http_zarr_job_post(job) == NGX_OK) {
+            ctx->waiting = 1;
+            r->main->blocked++;
+            return;
+        }
+
+        /* never forwarded: its intents go */
+        ngx_http_zarr_job_release(job, 0);
+        job->rc = ZARR_ERR_STORE;
+    }
+
+    if (ngx_http_zarr_begun(r, ctx, job) == NGX_AGAIN) {
+        /* a busy key: the timer goes on */
+        return;
+    }
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_post_event(r->connection->write, &ngx_posted_events);
 }
 
 
@@ -887,19 +940,67 @@ ngx_http_zarr_admit_body_handler(ngx_http_request_t *r)
 }
 
 
-void
-ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
-    ngx_http_zarr_job_t *job)
+/* the committer recorded the batches the begin opened */
+
+static void
+ngx_http_zarr_durable_done(ngx_http_zarr_job_t *job)
 {
-    u_char  *p;
+    zarr_err_t            err;
+    ngx_http_request_t   *r;
+    ngx_http_zarr_ctx_t  *ctx;
+
+    if (job->rc == ZARR_OK
+        && zarr_gate_mark_durable(ngx_http_zarr_get_store(), &job->begin,
+                                  job->ids, &err)
+           != ZARR_OK)
+    {
+        /* the records are in: the next begin only records them again */
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "zarr: marking batches durable: %s", err.msg);
+    }
+
+    r = job->r;
+
+    if (r == NULL || job->rc != ZARR_OK) {
+        /* the client left, or no record: never forwarded */
+        ngx_http_zarr_job_release(job, 0);
+    }
+
+    if (r == NULL) {
+        ngx_http_zarr_job_free(job);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_zarr_module);
 
     ctx->waiting = 0;
     r->main->blocked--;
 
+    if (ngx_http_zarr_begun(r, ctx, job) == NGX_AGAIN) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    r->connection->write->handler(r->connection->write);
+}
+
+
+/*
+ * What a begin left: the request goes on (begun_ok), or is refused
+ * (conflict, recovering, a store failure: the handler answers), or waits
+ * for a busy key (NGX_AGAIN: the retry timer is set).
+ */
+
+static ngx_int_t
+ngx_http_zarr_begun(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
+    ngx_http_zarr_job_t *job)
+{
+    u_char  *p;
+
     if (job->rc == ZARR_OK && job->begin.rc == ZARR_ERR_BUSY) {
 
         if (ngx_http_zarr_busy_wait(r, ctx) == NGX_OK) {
-            return;
+            return NGX_AGAIN;
         }
 
         /* the handler answers 503 */
@@ -907,8 +1008,22 @@ ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         ctx->job = NULL;
         ngx_http_zarr_job_free(job);
 
-    } else if (job->rc != ZARR_OK || job->begin.rc == ZARR_ERR_INVALID) {
+    } else if (job->rc == ZARR_OK && job->begin.rc == ZARR_ERR_RECOVERING) {
+        /* the handler answers 503 SlowDown */
+        ctx->recovering = 1;
+        ctx->job = NULL;
+        ngx_http_zarr_job_free(job);
+
+    } else if (job->rc != ZARR_OK
+               || (job->begin.rc != ZARR_OK
+                   && job->begin.rc != ZARR_ERR_CONFLICT))
+    {
         /* the handler answers 503 */
+        if (job->rc != ZARR_OK) {
+            ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                          "zarr: begin failed: %s", job->err.msg);
+        }
+
         ctx->job = NULL;
         ngx_http_zarr_job_free(job);
 
@@ -928,8 +1043,7 @@ ngx_http_zarr_begin_done(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
         }
     }
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    r->connection->write->handler(r->connection->write);
+    return NGX_OK;
 }
 
 
@@ -989,19 +1103,11 @@ ngx_http_zarr_busy_retry(ngx_event_t *ev)
     ngx_http_set_log_request(c->log, r);
 
     ctx->retrying = 0;
-
-    if (ngx_http_zarr_job_post(ctx->job) == NGX_OK) {
-        return;
-    }
-
-    /* the handler answers 503 */
-    ngx_http_zarr_job_free(ctx->job);
-    ctx->job = NULL;
     ctx->waiting = 0;
     r->main->blocked--;
 
-    r->write_event_handler = ngx_http_core_run_phases;
-    ngx_http_core_run_phases(r);
+    ngx_http_zarr_begin_run(r, ctx);
+
     ngx_http_run_posted_requests(c);
 }
 
@@ -1049,6 +1155,35 @@ ngx_http_zarr_cleanup(void *data)
     ctx->job->r = NULL;
     ngx_http_zarr_job_free(ctx->job);
     ctx->job = NULL;
+}
+
+
+/*
+ * DESIGN 4, contract v2: the zarr's intents were lost with the operating
+ * system; worker 0 rebuilds its tree from a listing, and no write goes in
+ * meanwhile.
+ */
+
+static ngx_int_t
+ngx_http_zarr_recovering(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx)
+{
+    ngx_table_elt_t  *h;
+
+    ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "5");
+
+    return ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "SlowDown",
+                                    "the gateway is rebuilding this zarr's "
+                                    "checksums after a crash; retry");
 }
 
 

@@ -35,6 +35,13 @@ static char *ngx_http_zarr_api(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_http_zarr_log_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_zarr_init(ngx_conf_t *cf);
 static ngx_int_t ngx_http_zarr_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_zarr_recover_startup(ngx_cycle_t *cycle,
+    ngx_http_zarr_main_conf_t *zmcf, ngx_core_conf_t *ccf);
+static void ngx_http_zarr_exit_master(ngx_cycle_t *cycle);
+
+
+/* the boot id this master started in (DESIGN 4, lost intents) */
+static char  ngx_http_zarr_boot[ZARR_BOOT_ID_MAX + 1];
 static ngx_int_t ngx_http_zarr_init_process(ngx_cycle_t *cycle);
 static void ngx_http_zarr_exit_process(ngx_cycle_t *cycle);
 
@@ -196,7 +203,7 @@ ngx_module_t  ngx_http_zarr_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_zarr_exit_process,            /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_zarr_exit_master,             /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -984,7 +991,106 @@ ngx_http_zarr_init_module(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* once, at the first start (not on reload, not for nginx -t) */
+
+    if (ngx_test_config || !ngx_is_init_cycle(cycle->old_cycle)) {
+        return NGX_OK;
+    }
+
+    return ngx_http_zarr_recover_startup(cycle, zmcf, ccf);
+}
+
+
+/*
+ * Lost intents (DESIGN 4, contract v2): decided and marked before any
+ * worker runs; worker 0 then rebuilds the marked zarrs from listings.
+ * Nothing here stops start-up but a tree that cannot be written.
+ */
+
+static ngx_int_t
+ngx_http_zarr_recover_startup(ngx_cycle_t *cycle,
+    ngx_http_zarr_main_conf_t *zmcf, ngx_core_conf_t *ccf)
+{
+    u_char          path[NGX_MAX_PATH];
+    zarr_err_t      err;
+    ngx_uint_t      i;
+    zarr_recover_t  res;
+
+    static const char  *files[] = { "data.mdb", "lock.mdb",
+                                    ZARR_GATE_STATE };
+
+    if (zarr_recover_boot_id(NULL, ngx_http_zarr_boot,
+                             sizeof(ngx_http_zarr_boot))
+        != 0)
+    {
+        /* no boot id: every start without a clean stop counts as lost */
+        ngx_cpystrn((u_char *) ngx_http_zarr_boot, (u_char *) "unknown",
+                    sizeof(ngx_http_zarr_boot));
+    }
+
+    if (zarr_recover_startup((char *) zmcf->store_path.data,
+                             ngx_http_zarr_boot, zmcf->store_size, &res,
+                             &err)
+        != ZARR_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "zarr_store \"%V\": %s", &zmcf->store_path, err.msg);
+        return NGX_ERROR;
+    }
+
+    if (res.lost && res.marked) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "zarr: intents lost (%s): %uL zarrs with batches are "
+                      "rebuilt from listings before they take writes%s%s",
+                      res.reason, res.marked,
+                      res.moved[0] ? "; the old intent store is kept as "
+                                   : "", res.moved);
+
+    } else if (res.marked) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "zarr: %uL zarrs with intents of an earlier version "
+                      "are rebuilt from listings", res.marked);
+
+    } else if (res.lost) {
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "zarr: intent store reset (%s); no zarr had a batch",
+                      res.reason);
+    }
+
+    /* the master may be root: the workers must own what it created */
+
+    if (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            ngx_snprintf(path, sizeof(path), "%V/%s%Z", &zmcf->store_path,
+                         files[i]);
+            (void) chown((char *) path, ccf->user, -1);
+        }
+    }
+
     return NGX_OK;
+}
+
+
+static void
+ngx_http_zarr_exit_master(ngx_cycle_t *cycle)
+{
+    zarr_err_t                  err;
+    ngx_http_zarr_main_conf_t  *zmcf;
+
+    zmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_zarr_module);
+
+    if (zmcf == NULL || !zmcf->enabled || ngx_http_zarr_boot[0] == '\0') {
+        return;
+    }
+
+    if (zarr_recover_clean_exit((char *) zmcf->store_path.data,
+                                ngx_http_zarr_boot, &err)
+        != ZARR_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "zarr: the stop is not recorded as clean: %s",
+                      err.msg);
+    }
 }
 
 
@@ -1009,13 +1115,30 @@ ngx_http_zarr_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_zarr_commit_init(cycle);
+    if (ngx_http_zarr_commit_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* they use the store too: it stays open while their tasks run */
+    ngx_http_zarr_store_user(ngx_http_zarr_mirror_busy);
+    ngx_http_zarr_store_user(ngx_http_zarr_api_busy);
+
+    if (ngx_http_zarr_mirror_init(cycle, ngx_http_zarr_get_store(),
+                                  ngx_http_zarr_s3_conf())
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* worker 0 rebuilds the zarrs whose intents were lost */
+    return ngx_http_zarr_api_recover_init(cycle);
 }
 
 
 static void
 ngx_http_zarr_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_zarr_mirror_exit();
     ngx_http_zarr_commit_exit(cycle);
     ngx_http_zarr_auth_exit_process();
 }

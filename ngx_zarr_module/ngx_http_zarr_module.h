@@ -25,6 +25,7 @@
 #include "zarr_auth.h"
 #include "zarr_gate.h"
 #include "zarr_path.h"
+#include "zarr_recover.h"
 #include "zarr_s3.h"
 #include "zarr_s3op.h"
 #include "zarr_s3xml.h"
@@ -53,12 +54,18 @@ typedef enum {
 
 
 typedef enum {
-    NGX_HTTP_ZARR_JOB_BEGIN = 0,
-    NGX_HTTP_ZARR_JOB_FINISH
+    NGX_HTTP_ZARR_JOB_DURABLE = 0,     /* the tree records new batches */
+    NGX_HTTP_ZARR_JOB_FINISH           /* the tree takes a 2xx's effect */
 } ngx_http_zarr_job_kind_e;
 
 
 typedef struct ngx_http_zarr_job_s  ngx_http_zarr_job_t;
+
+/* called in the worker when the job's commit is done (job->rc) */
+typedef void (*ngx_http_zarr_job_done_pt)(ngx_http_zarr_job_t *job);
+
+/* a part of the worker that uses the store: may it be closed? */
+typedef ngx_uint_t (*ngx_http_zarr_busy_pt)(void);
 
 
 typedef struct {
@@ -171,6 +178,7 @@ typedef struct {
     unsigned                    versioned:1;   /* a version id, an append */
     unsigned                    retrying:1;    /* the job waits on retry */
     unsigned                    busy:1;        /* ...and waited too long */
+    unsigned                    recovering:1;  /* the zarr is rebuilt */
     unsigned                    admitted:1;    /* verified, or fallback */
     unsigned                    admit_wait:1;  /* a lookup or the body */
 } ngx_http_zarr_ctx_t;
@@ -185,6 +193,13 @@ struct ngx_http_zarr_job_s {
     ngx_queue_t                 queue;
     ngx_http_zarr_job_kind_e    kind;
     ngx_http_request_t         *r;
+    ngx_http_zarr_job_done_pt   done;          /* set by who posts it */
+
+    /* the HEADs of a finish, in a task of their own before its commit */
+    ngx_thread_task_t           htask;
+
+    /* durable: the batch ids recorded, one per zarr of the begin */
+    uint64_t                   *ids;
 
     zarr_begin_t                begin;
     zarr_finish_t               finish;
@@ -197,7 +212,7 @@ struct ngx_http_zarr_job_s {
      * what the backend holds (copy, complete, deletes of versions)
      */
     unsigned                    head:1;
-    unsigned                    retried:1;
+    unsigned                    headed:1;
 
     /* malloc()ed strings the mutations point to (ETags, version ids) */
     char                       *owned;
@@ -221,8 +236,6 @@ ngx_int_t ngx_http_zarr_send_error(ngx_http_request_t *r, ngx_uint_t status,
 ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
     const char *name, size_t len);
 
-void ngx_http_zarr_begin_done(ngx_http_request_t *r,
-    ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 
 /* ngx_http_zarr_body.c */
 typedef ngx_int_t (*ngx_http_zarr_body_refuse_pt)(ngx_http_request_t *r);
@@ -245,8 +258,6 @@ ngx_int_t ngx_http_zarr_post_object(ngx_http_request_t *r,
 
 /* ngx_http_zarr_filter.c */
 ngx_int_t ngx_http_zarr_filter_init(ngx_conf_t *cf);
-void ngx_http_zarr_finish_done(ngx_http_request_t *r,
-    ngx_http_zarr_ctx_t *ctx, ngx_http_zarr_job_t *job);
 
 /* ngx_http_zarr_mirror.c */
 ngx_int_t ngx_http_zarr_mirror_init(ngx_cycle_t *cycle, zarr_store_t *store,
@@ -260,6 +271,7 @@ void ngx_http_zarr_stats_request(ngx_uint_t op, ngx_uint_t result);
 void ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
     ngx_uint_t failed);
 void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
+void ngx_http_zarr_stats_recovered(void);
 void ngx_http_zarr_stats_commit(ngx_uint_t us);
 void ngx_http_zarr_stats_auth(ngx_uint_t reason);
 ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
@@ -297,6 +309,7 @@ void ngx_http_zarr_auth_log(ngx_http_request_t *r, ngx_http_zarr_auth_t *au);
 /* ngx_http_zarr_api.c */
 ngx_int_t ngx_http_zarr_api_handler(ngx_http_request_t *r);
 ngx_uint_t ngx_http_zarr_api_busy(void);
+ngx_int_t ngx_http_zarr_api_recover_init(ngx_cycle_t *cycle);
 
 /* ngx_http_zarr_commit.c */
 ngx_int_t ngx_http_zarr_commit_init(ngx_cycle_t *cycle);
@@ -304,10 +317,13 @@ void ngx_http_zarr_commit_exit(ngx_cycle_t *cycle);
 ngx_http_zarr_job_t *ngx_http_zarr_job_create(ngx_http_zarr_job_kind_e kind);
 void ngx_http_zarr_job_free(ngx_http_zarr_job_t *job);
 ngx_int_t ngx_http_zarr_job_post(ngx_http_zarr_job_t *job);
-void ngx_http_zarr_job_done(ngx_http_zarr_job_t *job);
+ngx_int_t ngx_http_zarr_job_head(ngx_http_zarr_job_t *job);
+void ngx_http_zarr_job_release(ngx_http_zarr_job_t *job, int unknown);
 ngx_int_t ngx_http_zarr_finish_orphan(ngx_http_zarr_ctx_t *ctx,
     int unknown);
 void ngx_http_zarr_finish_prepare(ngx_http_zarr_job_t *job);
+void ngx_http_zarr_store_user(ngx_http_zarr_busy_pt busy);
+const zarr_s3_conf_t *ngx_http_zarr_s3_conf(void);
 uint64_t ngx_http_zarr_now_ms(void);
 zarr_store_t *ngx_http_zarr_get_store(void);
 const zarr_proc_t *ngx_http_zarr_proc(void);

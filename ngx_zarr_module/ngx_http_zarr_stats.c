@@ -34,6 +34,7 @@ typedef struct {
     ngx_atomic_t     mirror_errors;
     ngx_atomic_t     resolved;
     ngx_atomic_t     resolve_errors;
+    ngx_atomic_t     recoveries;
     ngx_atomic_t     commits;
     ngx_atomic_t     commit_us;
     ngx_atomic_t     commit_hist[NGX_HTTP_ZARR_BUCKETS + 1];
@@ -156,6 +157,15 @@ ngx_http_zarr_stats_mirror(ngx_uint_t puts, ngx_uint_t deletes,
 
 
 void
+ngx_http_zarr_stats_recovered(void)
+{
+    if (ngx_http_zarr_stats) {
+        (void) ngx_atomic_fetch_add(&ngx_http_zarr_stats->recoveries, 1);
+    }
+}
+
+
+void
 ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed)
 {
     if (ngx_http_zarr_stats == NULL) {
@@ -205,7 +215,7 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
 {
     u_char                 *p;
     size_t                  size;
-    uint64_t                backlog, batches;
+    uint64_t                backlog, batches, recovering;
     ngx_int_t               rc;
     ngx_buf_t              *b;
     ngx_uint_t              i, j, cum;
@@ -236,6 +246,9 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
 
     backlog = 0;
     (void) zarr_outbox_count(store, NULL, 0, NULL, 0, &backlog, &err);
+
+    recovering = 0;
+    (void) zarr_gate_recover_count(store, &recovering, &err);
 
     batches = 0;
     (void) zarr_gate_count_active(store, ngx_http_zarr_now_ms(), &batches,
@@ -297,10 +310,18 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
             "# HELP zarr_intent_resolve_errors_total Resolver attempts "
             "that failed and will be retried.\n"
             "# TYPE zarr_intent_resolve_errors_total counter\n"
-            "zarr_intent_resolve_errors_total %uA\n",
+            "zarr_intent_resolve_errors_total %uA\n"
+            "# HELP zarr_recovering_zarrs Zarrs being rebuilt from a "
+            "listing because their intents were lost (writes get 503).\n"
+            "# TYPE zarr_recovering_zarrs gauge\n"
+            "zarr_recovering_zarrs %uL\n"
+            "# HELP zarr_recoveries_total Zarrs rebuilt from a backend "
+            "listing after lost intents.\n"
+            "# TYPE zarr_recoveries_total counter\n"
+            "zarr_recoveries_total %uA\n",
             s->conflicts, s->backend_errors, batches, backlog,
             s->mirror_puts, s->mirror_deletes, s->mirror_errors,
-            s->resolved, s->resolve_errors);
+            s->resolved, s->resolve_errors, recovering, s->recoveries);
 
     p = ngx_slprintf(p, b->end,
             "# HELP zarr_auth_failures_total Zarr mutations and signed "

@@ -47,6 +47,8 @@
 static void zarr_store_find_map(zarr_store_t *s);
 static size_t zarr_tree_mapped(void);
 static void zarr_store_flush_file(zarr_store_t *s, const char *dir);
+static int zarr_store_gate_open(zarr_store_t *s, const char *dir,
+    zarr_err_t *err);
 
 
 int
@@ -295,7 +297,7 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
         goto failed;
     }
 
-    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxdbs(s->env, 10);
     mdb_env_set_maxreaders(s->env, 512);
 
     if (map_size) {
@@ -360,10 +362,11 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
     if ((mrc = mdb_dbi_open(txn, "zarrs", dflags, &s->zarrs)) != 0
         || (mrc = mdb_dbi_open(txn, "entries", dflags, &s->entries)) != 0
         || (mrc = mdb_dbi_open(txn, "meta", dflags, &s->meta)) != 0
-        || (mrc = mdb_dbi_open(txn, "batches", dflags, &s->batches)) != 0
+        || (mrc = mdb_dbi_open(txn, "opened", dflags, &s->batches)) != 0
         || (mrc = mdb_dbi_open(txn, "intents", dflags, &s->intents)) != 0
         || (mrc = mdb_dbi_open(txn, "outbox", dflags, &s->outbox)) != 0
-        || (mrc = mdb_dbi_open(txn, "zmeta", dflags, &s->zmeta)) != 0)
+        || (mrc = mdb_dbi_open(txn, "zmeta", dflags, &s->zmeta)) != 0
+        || (mrc = mdb_dbi_open(txn, "recover", dflags, &s->recover)) != 0)
     {
         mdb_txn_abort(txn);
 
@@ -414,11 +417,22 @@ zarr_store_open(zarr_store_t **sp, const char *dir, uint64_t map_size,
         goto failed;
     }
 
+    if (!(flags & (ZARR_STORE_RDONLY|ZARR_STORE_NOGATE))) {
+        rc = zarr_store_gate_open(s, dir, err);
+        if (rc != ZARR_OK) {
+            goto failed;
+        }
+    }
+
     *sp = s;
 
     return ZARR_OK;
 
 failed:
+
+    if (s->genv) {
+        mdb_env_close(s->genv);
+    }
 
     if (s->env) {
         mdb_env_close(s->env);
@@ -431,10 +445,87 @@ failed:
 }
 
 
+/*
+ * The gate's environment, DIR/gate: no fsync ever (MDB_NOSYNC); what it
+ * holds survives the death of any process (the page cache keeps it), not
+ * a crash of the system, which zarr_recover_startup() detects.
+ */
+
+static int
+zarr_store_gate_open(zarr_store_t *s, const char *dir, zarr_err_t *err)
+{
+    int       mrc;
+    char     *path;
+    MDB_txn  *txn;
+
+    path = malloc(strlen(dir) + sizeof("/" ZARR_GATE_DIR));
+    if (path == NULL) {
+        return zarr_tree_err(err, ZARR_ERR_NOMEM, "out of memory");
+    }
+
+    strcpy(path, dir);
+    strcat(path, "/" ZARR_GATE_DIR);
+
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        mrc = errno;
+        free(path);
+        return zarr_tree_err(err, ZARR_ERR_STORE, "mkdir(\"%s/%s\") failed: "
+                             "%s", dir, ZARR_GATE_DIR, strerror(mrc));
+    }
+
+    mrc = mdb_env_create(&s->genv);
+
+    if (mrc == 0) {
+        mdb_env_set_maxdbs(s->genv, 4);
+        mdb_env_set_maxreaders(s->genv, 512);
+        mrc = mdb_env_set_mapsize(s->genv, ZARR_GATE_MAP_SIZE);
+    }
+
+    if (mrc == 0) {
+        mrc = mdb_env_open(s->genv, path,
+                           MDB_NOTLS|MDB_NOSYNC|MDB_WRITEMAP, 0644);
+    }
+
+    free(path);
+
+    if (mrc != 0) {
+        return zarr_tree_err(err, ZARR_ERR_STORE, "cannot open the gate's "
+                             "store \"%s/%s\": %s", dir, ZARR_GATE_DIR,
+                             mdb_strerror(mrc));
+    }
+
+    mrc = mdb_txn_begin(s->genv, NULL, 0, &txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_begin()");
+    }
+
+    if ((mrc = mdb_dbi_open(txn, "batches", MDB_CREATE, &s->gbatches)) != 0
+        || (mrc = mdb_dbi_open(txn, "intents", MDB_CREATE, &s->gintents))
+           != 0
+        || (mrc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->gkeys)) != 0
+        || (mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->gmeta)) != 0)
+    {
+        mdb_txn_abort(txn);
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_dbi_open()");
+    }
+
+    mrc = mdb_txn_commit(txn);
+    if (mrc != 0) {
+        return zarr_tree_mdb_err(s, err, mrc, "mdb_txn_commit()");
+    }
+
+    return ZARR_OK;
+}
+
+
 void
 zarr_store_close(zarr_store_t *s)
 {
     if (s) {
+        if (s->genv) {
+            mdb_env_close(s->genv);
+        }
+
         mdb_env_close(s->env);
         free(s->data_path);
         free(s->flush_path);
@@ -460,15 +551,20 @@ zarr_store_set_trim(zarr_store_t *s, size_t bytes)
 int
 zarr_store_reader_check(zarr_store_t *s)
 {
-    int  dead;
+    int  dead, gdead;
 
     dead = 0;
+    gdead = 0;
 
     if (mdb_reader_check(s->env, &dead) != 0) {
         return -1;
     }
 
-    return dead;
+    if (s->genv && mdb_reader_check(s->genv, &gdead) != 0) {
+        return -1;
+    }
+
+    return dead + gdead;
 }
 
 

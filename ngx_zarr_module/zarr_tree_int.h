@@ -25,6 +25,17 @@ struct zarr_store_s {
     MDB_dbi             intents;
     MDB_dbi             outbox;
     MDB_dbi             zmeta;
+    MDB_dbi             recover;      /* zarrs to rebuild from a listing */
+
+    /*
+     * the gate's environment (DESIGN 4, contract v2): live batches and
+     * intents, apart from the tree and never fsynced; NULL read-only
+     */
+    MDB_env            *genv;
+    MDB_dbi             gbatches;
+    MDB_dbi             gintents;
+    MDB_dbi             gkeys;
+    MDB_dbi             gmeta;
     int                 flags;
     uint64_t            map_size;
     uint64_t            visited;      /* entries since the last trim */

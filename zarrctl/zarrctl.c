@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "zarr_digest.h"
@@ -47,10 +48,27 @@ typedef struct {
     const char   *store;
     char        **args;
     int           nargs;
+    int           progress;      /* -1: when stderr is a terminal */
 } zarrctl_opts_t;
 
 
+/* progress on stderr: how far a listing or a walk has come */
+typedef struct {
+    int           on;
+    const char   *what;          /* "objects listed", "files read" */
+    uint64_t      n;
+    uint64_t      bytes;
+    double        start;
+    double        shown;
+} zarrctl_progress_t;
+
+static zarrctl_progress_t  zarrctl_progress;
+
+
 static int zarrctl_usage(const char *fmt, ...);
+static void zarrctl_progress_start(zarrctl_opts_t *o, const char *what);
+static void zarrctl_progress_tick(uint64_t bytes);
+static void zarrctl_progress_end(void);
 static int zarrctl_fail(int rc, const char *fmt, ...);
 static int zarrctl_print_dir(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
@@ -92,7 +110,85 @@ static const char  zarrctl_usage_text[] =
 "line of JSON) instead of its digest.\n"
 "A tsv listing has lines PATH<TAB>SIZE<TAB>ETAG (split at the last two\n"
 "TABs); jsonl has lines {\"path\":..,\"size\":..,\"etag\":..}.\n"
-"--s3 reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION.\n";
+"--s3 reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION.\n"
+"--progress / --no-progress: how far an --s3 listing or a DIR walk has\n"
+"come, on stderr (default: when stderr is a terminal).\n";
+
+
+static double
+zarrctl_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+
+static void
+zarrctl_progress_start(zarrctl_opts_t *o, const char *what)
+{
+    zarrctl_progress_t  *p = &zarrctl_progress;
+
+    memset(p, 0, sizeof(zarrctl_progress_t));
+    p->on = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+    p->what = what;
+    p->start = zarrctl_now();
+    p->shown = p->start;
+}
+
+
+static void
+zarrctl_progress_show(int last)
+{
+    zarrctl_progress_t  *p = &zarrctl_progress;
+
+    fprintf(stderr, "\rzarrctl: %llu %s", (unsigned long long) p->n,
+            p->what);
+
+    if (p->bytes) {
+        fprintf(stderr, ", %.1f MB", p->bytes / 1e6);
+    }
+
+    fprintf(stderr, " (%.1f s)%s", zarrctl_now() - p->start,
+            last ? "\n" : "");
+    fflush(stderr);
+}
+
+
+/* one more object or file: shown at most four times a second */
+
+static void
+zarrctl_progress_tick(uint64_t bytes)
+{
+    double               now;
+    zarrctl_progress_t  *p = &zarrctl_progress;
+
+    p->n++;
+    p->bytes += bytes;
+
+    if (!p->on || (p->n & 255) != 0) {
+        return;
+    }
+
+    now = zarrctl_now();
+
+    if (now - p->shown >= 0.25) {
+        p->shown = now;
+        zarrctl_progress_show(0);
+    }
+}
+
+
+static void
+zarrctl_progress_end(void)
+{
+    if (zarrctl_progress.on) {
+        zarrctl_progress_show(1);
+        zarrctl_progress.on = 0;
+    }
+}
 
 
 static int
@@ -577,6 +673,8 @@ zarrctl_walk_dir(zarr_mtree_t *t, zarr_buf_t *path, size_t root_len,
             rc = zarrctl_fail(ZARRCTL_BAD, "%s", err.msg);
             break;
         }
+
+        zarrctl_progress_tick(size);
     }
 
     if (rc == ZARRCTL_OK && errno != 0) {
@@ -628,7 +726,9 @@ zarrctl_checksum_dir(zarrctl_opts_t *o)
         goto done;
     }
 
+    zarrctl_progress_start(o, "files read");
     rc = zarrctl_walk_dir(t, &path, len, &h, buf, 1 << 20);
+    zarrctl_progress_end();
 
     if (rc == ZARRCTL_OK) {
         rc = zarrctl_report(t, o);
@@ -663,6 +763,7 @@ zarrctl_s3_object(const zarr_s3_object_t *obj, void *data)
     zarrctl_s3_ctx_t  *c = data;
 
     c->n++;
+    zarrctl_progress_tick(0);
 
     if (zarr_mtree_add(c->tree, obj->key + c->prefix_len,
                        obj->key_len - c->prefix_len, obj->size, obj->etag,
@@ -769,8 +870,12 @@ zarrctl_checksum_s3(zarrctl_opts_t *o)
 
     memset(&err, 0, sizeof(zarr_s3_error_t));
 
+    zarrctl_progress_start(o, "objects listed");
+
     rc = zarr_s3_list(s3, bucket, prefix ? prefix : "", plen,
                       zarrctl_s3_object, &c, &err);
+
+    zarrctl_progress_end();
 
     zarr_s3_destroy(s3);
 
@@ -895,6 +1000,7 @@ main(int argc, char **argv)
     zarrctl_opts_t  o;
 
     memset(&o, 0, sizeof(zarrctl_opts_t));
+    o.progress = -1;
 
     /* a closed connection is an error to report, not a reason to die */
     signal(SIGPIPE, SIG_IGN);
@@ -935,6 +1041,16 @@ main(int argc, char **argv)
 
         if (strcmp(a, "--documents") == 0) {
             o.documents = 1;
+            continue;
+        }
+
+        if (strcmp(a, "--progress") == 0) {
+            o.progress = 1;
+            continue;
+        }
+
+        if (strcmp(a, "--no-progress") == 0) {
+            o.progress = 0;
             continue;
         }
 

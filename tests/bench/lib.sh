@@ -81,6 +81,7 @@ bench_machine() {
     echo "cores     $(nproc)"
     echo "memory    $(free -g | awk '/Mem:/ {print $2 " GiB"}')"
     echo "kernel    $(uname -r)"
+    # shellcheck disable=SC1091  # a system file
     echo "os        $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "loadavg   $(cut -d' ' -f1-3 /proc/loadavg) (before start)"
     echo "nginx     $("$nginx_bin" -v 2>&1 | sed 's/.*: //')"

@@ -301,7 +301,7 @@ def test_create_list_info(gw, bucket):
     assert r.status_code == 200 and r.json()["zarr_id"] == odd
 
     info = api(gw, "GET", zpath(bucket, "mine")).json()
-    assert info == {"bucket": bucket, "zarr_id": "mine",
+    assert info == {"bucket": bucket, "zarr_id": "mine", "state": "ready",
                     "digest": EMPTY_DIGEST, "file_count": 0, "size": 0,
                     "batch": None, "mirror_pending": 0}
 

@@ -306,3 +306,23 @@ def test_large_sizes_are_64_bit():
     assert r.stdout.decode().strip() == tree_digests(files)[""]
     assert r.stdout.decode().strip().endswith("-2--%d" % (2 ** 50 + 3
                                                           + 2 ** 33))
+
+
+def test_progress_of_a_directory_walk(tmp_path):
+    """--progress: files and bytes read so far on stderr, the last line
+    ending with a newline; none by default when stderr is not a terminal
+    (here a pipe), none with --no-progress; stdout the same."""
+    for i in range(600):
+        d = tmp_path / "z" / str(i % 7)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / str(i)).write_bytes(b"x" * i)
+    plain = run(["checksum", "--tree", str(tmp_path / "z")])
+    assert plain.returncode == 0 and plain.stderr == b""
+    quiet = run(["checksum", "--tree", "--no-progress", str(tmp_path / "z")])
+    assert quiet.stdout == plain.stdout and quiet.stderr == b""
+    p = run(["checksum", "--tree", "--progress", str(tmp_path / "z")])
+    assert p.returncode == 0 and p.stdout == plain.stdout
+    last = p.stderr.decode().split("\r")[-1]
+    size = sum(range(600)) / 1e6
+    assert last.startswith("zarrctl: 600 files read, %.1f MB (" % size)
+    assert last.endswith(" s)\n")

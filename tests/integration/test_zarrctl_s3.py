@@ -80,6 +80,20 @@ def test_s3_equals_listing(rgw, bucket, tmp_path):
                     rgw.gateway, rgw.region)
     assert r3.stdout == r.stdout
 
+    # progress on stderr when asked (stderr is a pipe here: none by
+    # default), the same result on stdout
+    assert r.stderr == b""
+    env = dict(os.environ, AWS_ACCESS_KEY_ID=rgw.alice.access_key,
+               AWS_SECRET_ACCESS_KEY=rgw.alice.secret_key,
+               AWS_REGION=rgw.region)
+    p = subprocess.run([ZARRCTL, "checksum", "--tree", "--progress", "--s3",
+                        "s3://%s/%s" % (bucket, prefix), "--endpoint",
+                        rgw.endpoint], capture_output=True, env=env)
+    assert p.returncode == 0 and p.stdout == r.stdout
+    last = p.stderr.decode().split("\r")[-1]
+    assert last.startswith("zarrctl: %d objects listed (" % len(files))
+    assert last.endswith(" s)\n")
+
 
 def test_s3_through_nginx(rgw, bucket, nginx, tmp_path):
     client = s3_client(rgw)

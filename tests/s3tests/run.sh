@@ -37,9 +37,15 @@
 #   S3TESTS_TIMEOUT    per-test timeout in seconds (default 600; needs
 #                      python3-pytest-timeout, else no timeout)
 #   S3TESTS_PYTEST_ARGS  more pytest arguments (e.g. "-x")
-#   GATEWAY_AUTH=1     add `zarr_credentials file=<out>/s3tests.keys;` to the
-#                      gateway's conf: signature verification at the gateway
-#                      with the s3-tests users' keys (ACCESS SECRET OWNER lines)
+#   GATEWAY_AUTH       where the gateway finds the secrets to verify signatures
+#                      (DESIGN 4b, the template's @AUTH@): "rgw" (default, as
+#                      conf/ and `make run`: `zarr_credentials rgw valid=60s;`,
+#                      RGW's admin API with the gateway's system user), "file"
+#                      (or 1: `zarr_credentials file=<out>/s3tests.keys;`, the
+#                      s3-tests users' keys as ACCESS SECRET OWNER lines), or
+#                      "none" (or 0: no verification, the fallback)
+#   ZARR_LOG_LEVEL     the gateway's error_log level (default notice; info logs
+#                      every refused signature)
 #   NGINX_WORKERS      worker_processes of the gateway (default 2)
 #   KNOWN_DIFFERENCES  allow-list (default tests/s3tests/known_differences.txt)
 #   RGW_STORE, RGW_MEMSTORE_BYTES   see scripts/rgw.sh (default here:
@@ -129,6 +135,15 @@ out=$(cd "$out" && pwd)
 rgw_dir=$out/rgw
 prefix=$out/nginx
 nginx_pid=
+keys=$out/s3tests.keys
+
+# the gateway's credential source (GATEWAY_AUTH)
+case ${GATEWAY_AUTH:-rgw} in
+rgw) auth="zarr_credentials rgw valid=60s;" ;;
+file | 1) auth="zarr_credentials file=$keys;" ;;
+none | 0) auth="" ;;
+*) die "GATEWAY_AUTH must be rgw, file or none" ;;
+esac
 
 # shellcheck disable=SC2317  # called from the trap
 cleanup() {
@@ -236,7 +251,6 @@ field() {
 
 # ACCESS_KEY SECRET OWNER lines for `zarr_credentials file=` (DESIGN 4b);
 # the owner is the RGW user id ("tenant$uid" for a tenant's user)
-keys=$out/s3tests.keys
 (
     umask 077
     while IFS='|' read -r name uid tenant display email access secret caps; do
@@ -316,18 +330,13 @@ start_gateway() {
         -e "s|@RGW_PORT@|$rgw_port|g" \
         -e "s|@CREDENTIALS@|$rgw_dir/gateway.cred|g" \
         -e "s|@BATCH_TIMEOUT@|60s|g" \
+        -e "s|@LOG_LEVEL@|${ZARR_LOG_LEVEL:-notice}|g" \
+        -e "s|@AUTH@|$auth|g" \
         "$template" >"$conf"
-    if [ -n "${GATEWAY_AUTH:-}" ] && [ "$GATEWAY_AUTH" != 0 ]; then
-        # after zarr_backend_credentials, in the http block
-        sed -i -e "/^ *zarr_backend_credentials /a\\
-    # GATEWAY_AUTH=1: verify signatures with the s3-tests users' keys\\
-    zarr_credentials file=$keys;" "$conf"
-        grep -q "zarr_credentials file=" "$conf" ||
-            die "could not add zarr_credentials to $conf"
-    fi
     if grep -n '@[A-Z_]*@' "$conf" >&2; then
         die "unrendered placeholders in $conf"
     fi
+    log "gateway: signature verification: ${auth:-off (GATEWAY_AUTH=none)}"
     local args=(-p "$prefix" -c "$conf" -e "$prefix/error.log")
     "$nginx_bin" -t -q "${args[@]}" || die "nginx -t failed for $conf"
     "$nginx_bin" "${args[@]}" -g 'daemon off;' &
@@ -385,6 +394,13 @@ run_suite() {
         grep '\[alert\]\|\[emerg\]\|\[crit\]' "$prefix/error.log" | head -n 20 || true
         grep -c 'worker process .* exited on signal' "$prefix/error.log" |
             sed 's/^/s3tests\/run.sh: gateway: workers that died on a signal: /' || true
+        # how much of the suite the gateway took for zarr requests, and how
+        # many signatures it refused itself (DESIGN 4b)
+        curl -s --max-time 10 "http://127.0.0.1:$gateway_port/zarr-metrics" |
+            awk '/^zarr_requests_total/ { r += $NF }
+                 /^zarr_auth_failures_total/ { a += $NF }
+                 END { printf "s3tests/run.sh: gateway: zarr_requests_total %d, " \
+                       "zarr_auth_failures_total %d\n", r, a }' || true
     fi
 }
 
