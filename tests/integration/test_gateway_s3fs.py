@@ -73,6 +73,16 @@ def test_s3fs_zarr(gateway, bucket):
     tree = gw.assert_consistent(bucket, "sf")
     assert "sub/x" not in tree
 
+    # 3b. and a whole group with its arrays (written first, then removed)
+    extra = zarr.open_group(store=store).create_group("gone")
+    extra.create_dataset("y", shape=(6,), chunks=(2,), dtype="i2")[:] = 3
+    tree = gw.assert_consistent(bucket, "sf")
+    assert "gone/y" in tree
+    del zarr.open_group(store=store)["gone"]
+    assert "gone" not in zarr.open_group(store=store, mode="r")
+    tree = gw.assert_consistent(bucket, "sf")
+    assert not any(d == "gone" or d.startswith("gone/") for d in tree)
+
     # 4. the .checksum objects, read with s3fs, agree with the tree
     doc = json.loads(fs.cat("%s/zarr-checksums/sf/.checksum" % bucket))
     assert doc["digest"] == tree["."]

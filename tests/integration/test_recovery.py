@@ -99,6 +99,12 @@ def test_kill9_recovers_from_intents_without_a_listing(gateway, bucket):
             stop(proc)
 
 
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                         text=True).stdout.split()
+    return set(int(p) for p in out)
+
+
 def state(url):
     """The zarr's state, None while nginx reloads (old workers close
     their connections)."""
@@ -185,7 +191,13 @@ def test_os_crash_rebuilds_zarrs_with_batches(gateway, rgw, bucket, how,
         # the backend back (a reload): the rebuild runs, writes go again
         conf.write_text(text)
         os.replace(conf, dead)
+        old = children(proc.pid)
+        assert old
         os.kill(proc.pid, signal.SIGHUP)
+        # nothing asked of the old workers while they go: a request that
+        # waits for a thread task when its worker exits is cut (nginx's
+        # graceful exit waits for timers only) and says "open socket left"
+        assert wait_for(lambda: not old & children(proc.pid), timeout=30)
         assert wait_for(lambda: state(api + "busy") == "ready", timeout=30)
         gw.assert_consistent(bucket, "busy", timeout=5)
         assert metric(gw, "zarr_recovering_zarrs") == 0
