@@ -162,20 +162,26 @@ ngx_http_zarr_body_read_handler(ngx_http_request_t *r)
     ngx_int_t              rc;
     ngx_http_zarr_body_t  *zb;
 
+    /*
+     * a reference of our own: the post handler may finalize the request,
+     * and nginx's function still writes to it after (r->reading_body)
+     */
+    r->main->count++;
+
     rc = ngx_http_read_unbuffered_request_body(r);
 
-    if (rc < NGX_HTTP_SPECIAL_RESPONSE) {
-        return;
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        zb = ngx_http_zarr_body_get(r);
+
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE && zb) {
+            ngx_http_zarr_body_unread(r);
+            rc = zb->refuse(r);
+        }
+
+        ngx_http_finalize_request(r, rc);
     }
 
-    zb = ngx_http_zarr_body_get(r);
-
-    if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE && zb) {
-        ngx_http_zarr_body_unread(r);
-        rc = zb->refuse(r);
-    }
-
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, NGX_DONE);
 }
 
 
