@@ -295,3 +295,61 @@ def test_server_name_is_known(nginx_config, rgw, tmp_path, bucket):
         assert not bad_log_lines(prefix / "error.log")
     finally:
         stop_nginx(proc)
+
+
+def test_virtual_host_snapshot_reads(gateway, bucket):
+    """A snapshot (DESIGN section 10) read, listed and protected through
+    <bucket>.s3.zarr.test as through the path style."""
+    import requests
+
+    gw = gateway()
+    alice = client(gw)
+    alice.put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    files = {".zgroup": b"{}", "a/.zarray": b"{}",
+             "a/0.0": bytes(range(256)), "a/0.1": b"one"}
+    for path, body in files.items():
+        alice.put_object(Bucket=bucket, Key="zarr/vs/" + path, Body=body)
+    api = f"{gw.url}/zarr-api/v1/buckets/{bucket}/zarrs/vs"
+    assert requests.delete(api + "/batch", timeout=60).status_code == 204
+    r = requests.post(api + "/snapshots", json={"name": "v1"}, timeout=60)
+    assert r.status_code == 201, r.text
+
+    # the draft moves on through the virtual host
+    alice.put_object(Bucket=bucket, Key="zarr/vs/a/0.0", Body=b"new")
+    alice.delete_object(Bucket=bucket, Key="zarr/vs/a/0.1")
+    assert requests.delete(api + "/batch", timeout=60).status_code == 204
+
+    s = "zarr-snapshots/vs/v1/"
+    for style in ("virtual", "path"):
+        c = client(gw, style=style)
+        for path, body in files.items():
+            assert c.get_object(Bucket=bucket, Key=s + path)[
+                "Body"].read() == body, (style, path)
+        r = c.get_object(Bucket=bucket, Key=s + "a/0.0", Range="bytes=1-3")
+        assert r["Body"].read() == bytes([1, 2, 3])
+        assert c.head_object(Bucket=bucket, Key=s + "a/0.1")[
+            "ContentLength"] == 3
+        keys = [o["Key"] for page in c.get_paginator(
+            "list_objects_v2").paginate(Bucket=bucket, Prefix=s,
+                                        PaginationConfig={"PageSize": 2})
+                for o in page.get("Contents", [])]
+        assert keys == sorted(s + p for p in files), style
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.get_object(Bucket=bucket, Key=s + "a/9.9")
+        assert err(e.value) == ("NoSuchKey", 404), style
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.put_object(Bucket=bucket, Key=s + "x", Body=b"no")
+        assert err(e.value) == ("AccessDenied", 403), style
+
+    # a version the snapshot holds cannot be deleted through the host
+    held = [v for v in alice.list_object_versions(
+        Bucket=bucket, Prefix="zarr/vs/a/0.0")["Versions"]
+        if not v["IsLatest"]][0]["VersionId"]
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        alice.delete_object(Bucket=bucket, Key="zarr/vs/a/0.0",
+                            VersionId=held)
+    assert err(e.value) == ("AccessDenied", 403)
+    assert b"v1" in e.value.response["Error"]["Message"].encode()
+    assert alice.get_object(Bucket=bucket, Key="zarr/vs/a/0.0",
+                            VersionId=held)["Body"].read() == files["a/0.0"]
