@@ -10,6 +10,12 @@
  * usage: bench_snap STORE_DIR [FILES]     (FILES: 1,000,000)
  * The store directory must not exist: it is created, filled without
  * fsync, then reopened with fsync for the measured steps.
+ *
+ *        bench_snap STORE_DIR FILES BUCKET ZARR_ID
+ * only fills: the zarr BUCKET/ZARR_ID of a gateway's store (not running)
+ * gets the benchmark zarr, then the program prints its digest and stops
+ * (tests/bench/snap_ratio.py MODES=create times the API's snapshot call
+ * on it).
  */
 
 
@@ -24,8 +30,10 @@
 #include "bench_layout.h"
 
 
-#define B   "bench"
-#define Z   "z"
+static const char  *B = "bench";
+static const char  *Z = "z";
+static size_t       B_LEN = 5;
+static size_t       Z_LEN = 1;
 
 
 static double
@@ -82,6 +90,13 @@ main(int argc, char **argv)
     }
 
     files = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
+
+    if (argc > 4) {
+        B = argv[3];
+        B_LEN = strlen(B);
+        Z = argv[4];
+        Z_LEN = strlen(Z);
+    }
     group = 10000;
 
     if (zarr_store_open(&s, argv[1], 8ULL << 30, ZARR_STORE_NOSYNC, &err)
@@ -112,9 +127,9 @@ main(int argc, char **argv)
             memset(&m[n], 0, sizeof(zarr_mutation_t));
             m[n].op = ZARR_MUT_PUT;
             m[n].bucket = B;
-            m[n].bucket_len = sizeof(B) - 1;
+            m[n].bucket_len = B_LEN;
             m[n].zarr_id = Z;
-            m[n].zarr_id_len = sizeof(Z) - 1;
+            m[n].zarr_id_len = Z_LEN;
             m[n].path = paths + n * 256;
             m[n].path_len = strlen(path);
             m[n].etag = etags + n * 40;
@@ -129,7 +144,7 @@ main(int argc, char **argv)
         }
     }
 
-    if (zarr_store_sync_zarr(s, B, sizeof(B) - 1, Z, sizeof(Z) - 1, &sum,
+    if (zarr_store_sync_zarr(s, B, B_LEN, Z, Z_LEN, &sum,
                              &err) != ZARR_OK)
     {
         die("flush", &err);
@@ -141,6 +156,10 @@ main(int argc, char **argv)
 
     zarr_store_close(s);
 
+    if (argc > 4) {
+        return 0;
+    }
+
     if (zarr_store_open(&s, argv[1], 8ULL << 30, 0, &err) != ZARR_OK) {
         die("reopen", &err);
     }
@@ -151,7 +170,7 @@ main(int argc, char **argv)
 
     t0 = now();
 
-    if (zarr_snap_create(s, B, sizeof(B) - 1, Z, sizeof(Z) - 1, "v1", 2,
+    if (zarr_snap_create(s, B, B_LEN, Z, Z_LEN, "v1", 2,
                          (uint64_t) time(NULL), 0, &snap, &err) != ZARR_OK)
     {
         die("create", &err);
@@ -179,8 +198,8 @@ main(int argc, char **argv)
     bytes = 0;
     t0 = now();
 
-    if (zarr_snap_manifest(s, &snap, B, sizeof(B) - 1, "zarr/", 5, Z,
-                           sizeof(Z) - 1, 1 << 20, count_out, &bytes, &err)
+    if (zarr_snap_manifest(s, &snap, B, B_LEN, "zarr/", 5, Z,
+                           Z_LEN, 1 << 20, count_out, &bytes, &err)
         != ZARR_OK)
     {
         die("manifest", &err);
@@ -193,7 +212,7 @@ main(int argc, char **argv)
 
     memset(&q, 0, sizeof(q));
     q.bucket = B;
-    q.bucket_len = sizeof(B) - 1;
+    q.bucket_len = B_LEN;
     q.base = "zarr-snapshots/z/v1/";
     q.base_len = strlen(q.base);
     q.prefix = q.base;
@@ -257,7 +276,7 @@ main(int argc, char **argv)
 
     t0 = now();
 
-    if (zarr_snap_delete(s, B, sizeof(B) - 1, Z, sizeof(Z) - 1, "v1", 2, 0,
+    if (zarr_snap_delete(s, B, B_LEN, Z, Z_LEN, "v1", 2, 0,
                          &err) != ZARR_OK)
     {
         die("delete", &err);

@@ -14,6 +14,14 @@ the gateway against reading the same data straight from RGW.
          gateway's store) vs RGW listing the draft's prefix, one
          connection; target ratio >= 1
 
+  CREATE the API's snapshot call (POST .../snapshots, the whole HTTP
+         call: versioning and lifecycle checks, the records in bounded
+         transactions, the manifest streamed to RGW) on a zarr of
+         CREATE_FILES (1,000,000) files put into the gateway's store
+         before it starts (build/bench/bench_snap fill mode, the layout
+         of tests/bench/bench_layout.h); target <= 10 s; prints the
+         manifest's size as RGW stores it
+
 Rounds alternate A, B, B, A, ...; each figure is the median of ROUNDS.
 Needs a running RGW (as the integration tests: ZARR_RGW_ENV, the
 credentials file scripts/rgw.sh writes, and ZARR_RGW_ENDPOINT), the
@@ -21,7 +29,7 @@ module and build/bench/bench_get.  Run it under flock /tmp/bench.lock.
 
 usage: tests/bench/snap_ratio.py [BUILD_DIR]
 env:   FILES=5000 SIZE=4096 THREADS=32 ROUNDS=3 SECONDS_PER_ROUND=10
-       WORKERS=2 MODES=get,list
+       WORKERS=2 MODES=get,list,create CREATE_FILES=1000000
 """
 
 import concurrent.futures
@@ -50,6 +58,8 @@ THREADS = int(os.environ.get("THREADS", 32))
 ROUNDS = int(os.environ.get("ROUNDS", 3))
 SECS = float(os.environ.get("SECONDS_PER_ROUND", 10))
 WORKERS = int(os.environ.get("WORKERS", 2))
+MODES = os.environ.get("MODES", "get,list,create").split(",")
+CREATE_FILES = int(os.environ.get("CREATE_FILES", 1000000))
 
 
 def env_file(path):
@@ -102,6 +112,9 @@ def main():
               "AUTH": "zarr_credentials rgw valid=60s;",
               "LOG_LEVEL": "warn", "RGW_PORT": rgw.rsplit(":", 1)[1],
               "CREDENTIALS": cred, "BATCH_TIMEOUT": "60s"}
+    big = None
+    if "create" in MODES:
+        big = fill_store(rgw, region, alice, work)
     conf = work / "nginx.conf"
     conf.write_text(re.sub(r"@([A-Z_]+)@", lambda m: str(values[m.group(1)]),
                            text))
@@ -116,12 +129,77 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        run(gw, rgw, region, alice, work)
+        if big:
+            create(gw, rgw, region, alice, big)
+        if "get" in MODES or "list" in MODES:
+            run(gw, rgw, region, alice, work)
     finally:
         ng.terminate()
         ng.wait(timeout=30)
         if not os.environ.get("KEEP_BENCH_DIR"):
             shutil.rmtree(work, ignore_errors=True)
+
+
+def drop_bucket(direct, bucket):
+    """Deletes every version of every key, then the bucket."""
+    for page in direct.get_paginator("list_object_versions").paginate(
+            Bucket=bucket):
+        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                for o in page.get("Versions", []) +
+                page.get("DeleteMarkers", [])]
+        for i in range(0, len(objs), 1000):
+            direct.delete_objects(Bucket=bucket, Delete={
+                "Objects": objs[i:i + 1000], "Quiet": True})
+    direct.delete_bucket(Bucket=bucket)
+
+
+def fill_store(rgw, region, alice, work):
+    """A versioned bucket, and a CREATE_FILES-file zarr "bench" of it in
+    the store the gateway will open (its objects are not in RGW: a
+    snapshot's creation reads the store only)."""
+    direct = client(rgw, *alice, region)
+    bucket = "snapcreate-" + uuid.uuid4().hex[:12]
+    direct.create_bucket(Bucket=bucket)
+    direct.put_bucket_versioning(
+        Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    t0 = time.monotonic()
+    out = subprocess.run([str(BUILD / "bench" / "bench_snap"),
+                          str(work / "store"), str(CREATE_FILES), bucket,
+                          "bench"], capture_output=True, text=True)
+    if out.returncode != 0:
+        drop_bucket(direct, bucket)
+        sys.exit("bench_snap fill failed: %s" % out.stderr)
+    digest = re.search(r"digest\s+(\S+)", out.stdout).group(1)
+    print("== create: %d files put into the store in %.1f s (digest %s)"
+          % (CREATE_FILES, time.monotonic() - t0, digest))
+    return bucket, digest
+
+
+def create(gw, rgw, region, alice, big):
+    bucket, digest = big
+    direct = client(rgw, *alice, region)
+    api = gw + "/zarr-api/v1/buckets/%s/zarrs/bench" % bucket
+    try:
+        t0 = time.monotonic()
+        r = requests.post(api + "/snapshots", json={"name": "v1"},
+                          timeout=600)
+        t = time.monotonic() - t0
+        assert r.status_code == 201, r.text
+        snap = r.json()
+        assert snap["file_count"] == CREATE_FILES, snap
+        assert snap["digest"] == digest, (snap["digest"], digest)
+        head = direct.head_object(
+            Bucket=bucket, Key=snap["manifest_key"])
+        print("CREATE snapshot of %d files: %.2f s (the whole HTTP call; "
+              "target <= 10 s), manifest %.1f MB in RGW"
+              % (snap["file_count"], t, head["ContentLength"] / 1e6))
+        t0 = time.monotonic()
+        r = requests.delete(api + "/snapshots/v1", timeout=600)
+        assert r.status_code in (200, 204), r.text
+        print("CREATE delete of that snapshot: %.2f s"
+              % (time.monotonic() - t0))
+    finally:
+        drop_bucket(direct, bucket)
 
 
 def run(gw, rgw, region, alice, work):
@@ -152,7 +230,7 @@ def run(gw, rgw, region, alice, work):
                          capture_output=True, text=True, check=True).stdout
     direct_keys = work / "direct.keys"
     snap_keys = work / "snap.keys"
-    modes = os.environ.get("MODES", "get,list").split(",")
+    modes = MODES
     with open(direct_keys, "w") as d, open(snap_keys, "w") as s:
         for line in out.splitlines():
             path, _, _, version = line.split("\t")
@@ -199,16 +277,7 @@ def run(gw, rgw, region, alice, work):
         print("LIST ratio gateway snapshot / rgw draft  = %.3f"
               % (med["LIST gateway snapshot"] / med["LIST rgw draft"]))
 
-    # clean up the bucket (every version)
-    for page in direct.get_paginator("list_object_versions").paginate(
-            Bucket=bucket):
-        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                for o in page.get("Versions", []) +
-                page.get("DeleteMarkers", [])]
-        for i in range(0, len(objs), 1000):
-            direct.delete_objects(Bucket=bucket, Delete={
-                "Objects": objs[i:i + 1000], "Quiet": True})
-    direct.delete_bucket(Bucket=bucket)
+    drop_bucket(direct, bucket)
 
 
 if __name__ == "__main__":
