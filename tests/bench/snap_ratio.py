@@ -47,6 +47,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import requests
 from botocore.config import Config
 
@@ -141,16 +142,25 @@ def main():
 
 
 def drop_bucket(direct, bucket):
-    """Deletes every version of every key, then the bucket."""
-    for page in direct.get_paginator("list_object_versions").paginate(
-            Bucket=bucket):
-        objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
-                for o in page.get("Versions", []) +
-                page.get("DeleteMarkers", [])]
-        for i in range(0, len(objs), 1000):
-            direct.delete_objects(Bucket=bucket, Delete={
-                "Objects": objs[i:i + 1000], "Quiet": True})
-    direct.delete_bucket(Bucket=bucket)
+    """Deletes every version of every key, then the bucket (again while
+    the gateway's mirror still writes .checksum objects into it)."""
+    for attempt in range(30):
+        for page in direct.get_paginator("list_object_versions").paginate(
+                Bucket=bucket):
+            objs = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                    for o in page.get("Versions", []) +
+                    page.get("DeleteMarkers", [])]
+            for i in range(0, len(objs), 1000):
+                direct.delete_objects(Bucket=bucket, Delete={
+                    "Objects": objs[i:i + 1000], "Quiet": True})
+        try:
+            direct.delete_bucket(Bucket=bucket)
+            return
+        except botocore.exceptions.ClientError as e:
+            if e.response["Error"]["Code"] != "BucketNotEmpty":
+                raise
+            time.sleep(1)
+    sys.exit("bucket %s: still not empty" % bucket)
 
 
 def fill_store(rgw, region, alice, work):
