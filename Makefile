@@ -142,13 +142,14 @@ bench-put: all $(BENCH_BINS)
 bench-ingest: all $(BUILD)/bench/bench_put
 	tests/bench/ingest.sh $(BUILD)
 
-# the same with the tree and batch work taken out (tests/bench/floor.sh):
-# builds the committed HEAD with tests/bench/floor.patch
+# bench-put with the tree work taken out, then the commit, then the hand-off
+# (tests/bench/floor.sh: floors sync, nosync, nohold): builds the committed
+# HEAD with tests/bench/floor.patch
 bench-floor:
 	tests/bench/floor.sh
 
-# does a heavy admin API read stall the worker's other connections?
-# snapshots: the store (1,000,000 files) and reads through the gateway
+# snapshots: the store (1,000,000 files), the API's whole create call on
+# 1,000,000 files, and reads and listings through the gateway
 # (the latter against a running RGW: ZARR_RGW_ENV, ZARR_RGW_ENDPOINT)
 bench-snap: all $(BUILD)/bench/bench_snap $(BUILD)/bench/bench_get
 	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
@@ -156,6 +157,7 @@ bench-snap: all $(BUILD)/bench/bench_snap $(BUILD)/bench/bench_get
 	rm -rf $(or $(BENCH_DIR),/var/tmp)/zarr-bench-snap-store
 	tests/bench/snap_ratio.py $(BUILD)
 
+# does a heavy admin API read stall the worker's other connections?
 bench-api: all $(TOOL_BINS)
 	ZARR_BUILD_DIR=$(BUILD) tests/bench/api_stall.py \
 	    $(BUILD)/nginx/ngx_http_zarr_module.so
