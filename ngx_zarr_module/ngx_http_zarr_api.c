@@ -520,7 +520,8 @@ static ngx_http_zarr_api_capture_t  ngx_http_zarr_api_captures[] = {
 
     { ngx_string("name"), offsetof(ngx_http_zarr_api_ctx_t, snap),
       ngx_http_zarr_api_valid_snap,
-      "invalid snapshot name: 1 to 64 of A-Z a-z 0-9 . _ -" },
+      "invalid snapshot name: 1 to 64 of A-Z a-z 0-9 . _ -, "
+      "not . or .." },
 
     { ngx_null_string, 0, NULL, NULL }
 };

@@ -87,7 +87,8 @@ static int zarr_snap_build_file(void *ctx, const char *path, size_t path_len,
 static int zarr_snap_build_dir(void *ctx, const char *dir, size_t dir_len,
     const zarr_dir_sum_t *sum);
 static int zarr_snap_set_state(zarr_store_t *s, const char *skey,
-    size_t sklen, int state, const zarr_snap_build_t *b, zarr_err_t *err);
+    size_t sklen, uint64_t id, int state, const zarr_snap_build_t *b,
+    zarr_err_t *err);
 static int zarr_snap_purge(zarr_store_t *s, const char *skey, size_t sklen,
     const zarr_snaprec_t *rec, size_t chunk, zarr_err_t *err);
 static int zarr_snap_file_rec(const MDB_val *v, zarr_snap_file_t *f);
@@ -101,6 +102,15 @@ zarr_snap_name_valid(const char *name, size_t len)
     char    c;
 
     if (len == 0 || len > ZARR_SNAP_NAME_MAX) {
+        return 0;
+    }
+
+    /*
+     * "." and ".." would be dot segments of the snapshot's keys and of
+     * its API URL: clients and nginx resolve those away
+     */
+
+    if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.'))) {
         return 0;
     }
 
@@ -431,9 +441,16 @@ zarr_snap_build_dir(void *ctx, const char *dir, size_t dir_len,
 }
 
 
+/*
+ * Moves the record of snapshot "id" to a state.  The name's record may
+ * be gone or another snapshot's by now (a concurrent delete, then a
+ * create of the same name): then the caller's snapshot no longer exists,
+ * ZARR_ERR_NOTFOUND, and nothing of the other one is touched.
+ */
+
 static int
 zarr_snap_set_state(zarr_store_t *s, const char *skey, size_t sklen,
-    int state, const zarr_snap_build_t *b, zarr_err_t *err)
+    uint64_t id, int state, const zarr_snap_build_t *b, zarr_err_t *err)
 {
     int             rc, mrc;
     MDB_txn        *txn;
@@ -450,12 +467,26 @@ zarr_snap_set_state(zarr_store_t *s, const char *skey, size_t sklen,
 
     mrc = mdb_get(txn, s->snaps, &k, &v);
 
-    if (mrc != 0 || v.mv_size != sizeof(zarr_snaprec_t)) {
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
         mdb_txn_abort(txn);
-        return zarr_tree_err(err, ZARR_ERR_STORE, "snapshot record lost");
+        return zarr_tree_mdb_err(s, err, mrc, "reading a snapshot");
     }
 
-    memcpy(&rec, v.mv_data, sizeof(zarr_snaprec_t));
+    if (mrc == 0 && v.mv_size != sizeof(zarr_snaprec_t)) {
+        mdb_txn_abort(txn);
+        return zarr_tree_err(err, ZARR_ERR_STORE, "corrupt snapshot record");
+    }
+
+    if (mrc == 0) {
+        memcpy(&rec, v.mv_data, sizeof(zarr_snaprec_t));
+    }
+
+    if (mrc == MDB_NOTFOUND || rec.id != id) {
+        mdb_txn_abort(txn);
+        return zarr_tree_err(err, ZARR_ERR_NOTFOUND, "the snapshot was "
+                             "deleted meanwhile");
+    }
+
     rec.state = (uint8_t) state;
 
     if (b) {
@@ -508,7 +539,8 @@ zarr_snap_create(zarr_store_t *s, const char *bucket, size_t bucket_len,
 
     if (!zarr_snap_name_valid(name, name_len)) {
         return zarr_tree_err(err, ZARR_ERR_INVALID, "a snapshot name is 1 to "
-                             "64 of A-Z a-z 0-9 . _ -");
+                             "64 of A-Z a-z 0-9 . _ -, "
+                             "not . or ..");
     }
 
     sklen = zarr_snaps_key(skey, bucket, bucket_len, zarr_id, zarr_id_len,
@@ -628,7 +660,8 @@ zarr_snap_create(zarr_store_t *s, const char *bucket, size_t bucket_len,
     }
 
     if (rc == ZARR_OK) {
-        rc = zarr_snap_set_state(s, skey, sklen, ZARR_SNAP_READY, &b, err);
+        rc = zarr_snap_set_state(s, skey, sklen, rec.id, ZARR_SNAP_READY,
+                                 &b, err);
     }
 
     zarr_buf_free(&b.recs);
@@ -784,7 +817,8 @@ zarr_snap_purge(zarr_store_t *s, const char *skey, size_t sklen,
     MDB_val      k, v, hk;
     zarr_snap_file_t  f;
 
-    rc = zarr_snap_set_state(s, skey, sklen, ZARR_SNAP_DELETING, NULL, err);
+    rc = zarr_snap_set_state(s, skey, sklen, rec->id, ZARR_SNAP_DELETING,
+                             NULL, err);
     if (rc != ZARR_OK) {
         return rc;
     }
@@ -868,10 +902,21 @@ zarr_snap_purge(zarr_store_t *s, const char *skey, size_t sklen,
         }
 
         if (done) {
+            /* the name's record, unless it names a newer snapshot now */
             k.mv_data = (void *) skey;
             k.mv_size = sklen;
 
-            mrc = mdb_del(txn, s->snaps, &k, NULL);
+            mrc = mdb_get(txn, s->snaps, &k, &v);
+
+            if (mrc == 0
+                && (v.mv_size != sizeof(zarr_snaprec_t)
+                    || memcmp((char *) v.mv_data
+                              + offsetof(zarr_snaprec_t, id),
+                              &rec->id, sizeof(rec->id)) == 0))
+            {
+                mrc = mdb_del(txn, s->snaps, &k, NULL);
+            }
+
             if (mrc != 0 && mrc != MDB_NOTFOUND) {
                 mdb_txn_abort(txn);
                 return zarr_tree_mdb_err(s, err, mrc, "deleting a snapshot");

@@ -219,7 +219,7 @@ def test_snapshot_api(gw, bucket):
     # errors
     r = api(gw, "POST", snap_path(bucket, "s"), json={"name": "v1"})
     assert r.status_code == 409 and r.json()["error"] == "conflict"
-    for bad in ("a/b", "", "x" * 65, "sp ace", "é"):
+    for bad in ("a/b", "", "x" * 65, "sp ace", "é", ".", ".."):
         r = api(gw, "POST", snap_path(bucket, "s"), json={"name": bad})
         assert r.status_code == 400, bad
     r = api(gw, "POST", snap_path(bucket, "s"), json={"name": 3})
@@ -725,3 +725,67 @@ def test_snapshot_manifest_multipart(gw, bucket):
     assert man["refs"]["big/000007"] == [
         "s3://%s/zarr/mp/big/000007?versionId=v000007" % bucket]
     assert man["digest"] == r.json()["digest"]
+
+
+def test_snapshot_races(gw, bucket):
+    """Careless and hostile concurrency on the API: the same name created
+    by 8 requests at once, creates and deletes of one name interleaved.
+    Exactly one create of a name wins; whatever the interleaving, the end
+    state is one the API, the read path and the protection agree on."""
+    import concurrent.futures
+
+    versioned(gw.rgw, bucket)
+    c = gw.client()
+    write_zarr(gw, bucket, "race", {"a": b"1", "b/c": b"2"})
+    held = backend_latest(gw.rgw, bucket, "race")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(
+            lambda _: api(gw, "POST", snap_path(bucket, "race"),
+                          json={"name": "same"}).status_code, range(8)))
+    assert codes.count(201) == 1, codes
+    assert set(codes) <= {201, 409}, codes
+    r = api(gw, "GET", snap_path(bucket, "race"))
+    assert [s["name"] for s in r.json()["snapshots"]] == ["same"]
+
+    # creates and deletes of "flip", interleaved
+    def flip(i):
+        if i % 2:
+            return "POST", api(gw, "POST", snap_path(bucket, "race"),
+                               json={"name": "flip"}).status_code
+        return "DELETE", api(gw, "DELETE", snap_path(
+            bucket, "race", "/flip")).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(flip, range(24)))
+    for method, code in results:
+        assert code in ({201, 409} if method == "POST" else {204, 404}), \
+            results
+    exists = api(gw, "GET", snap_path(bucket, "race", "/flip"))
+    assert exists.status_code in (200, 404)
+    names = [s["name"] for s in api(gw, "GET", snap_path(bucket, "race"))
+             .json()["snapshots"]]
+    assert names == (["flip", "same"] if exists.status_code == 200
+                     else ["same"])
+    if exists.status_code == 200:
+        assert c.get_object(Bucket=bucket, Key="zarr-snapshots/race/flip/a")[
+            "Body"].read() == b"1"
+        assert api(gw, "DELETE", snap_path(bucket, "race", "/flip")) \
+            .status_code == 204
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.get_object(Bucket=bucket, Key="zarr-snapshots/race/flip/a")
+    assert e.value.response["Error"]["Code"] == "NoSuchKey"
+
+    # "same" still holds the versions; "flip", deleted, holds nothing
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.delete_object(Bucket=bucket, Key="zarr/race/a",
+                        VersionId=held["a"][2])
+    assert '"same"' in e.value.response["Error"]["Message"]
+    assert api(gw, "DELETE", snap_path(bucket, "race", "/same")) \
+        .status_code == 204
+    c.delete_object(Bucket=bucket, Key="zarr/race/a", VersionId=held["a"][2])
+    end_batch(gw, bucket, "race")
+    gw.assert_consistent(bucket, "race", timeout=10)
+    crit = [line for line in gw.nginx.error_log.read_text(
+        errors="replace").splitlines() if "[crit]" in line]
+    assert not crit, crit

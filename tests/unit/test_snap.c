@@ -295,6 +295,13 @@ test_errors_list_delete(void **state)
                                       &snap, &err), ZARR_ERR_INVALID);
     assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, "", 0, 1, 0,
                                       &snap, &err), ZARR_ERR_INVALID);
+    assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, ".", 1, 1, 0,
+                                      &snap, &err), ZARR_ERR_INVALID);
+    assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, "..", 2, 1, 0,
+                                      &snap, &err), ZARR_ERR_INVALID);
+    assert_true(zarr_snap_name_valid("...", 3));
+    assert_true(zarr_snap_name_valid(".v1", 3));
+    assert_true(zarr_snap_name_valid("v1..", 4));
     memset(long_name, 'n', 65);
     assert_int_equal(zarr_snap_create(s, B, BL, "z", 1, long_name, 65, 1, 0,
                                       &snap, &err), ZARR_ERR_INVALID);
