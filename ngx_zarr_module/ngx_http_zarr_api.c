@@ -4032,6 +4032,18 @@ ngx_http_zarr_api_snapshot_create_thread(ngx_http_zarr_api_task_t *t)
     zarr_err_t       err;
     zarr_s3_error_t  e;
 
+    /* a zarr rebuilt after a crash: 503 without asking the backend */
+
+    t->rc = zarr_gate_recovering(t->store, &t->z, &rc, &t->err);
+
+    if (t->rc == ZARR_OK && rc) {
+        t->rc = ZARR_ERR_RECOVERING;
+    }
+
+    if (t->rc != ZARR_OK) {
+        return;
+    }
+
     s3 = zarr_s3_create(&t->s3conf, msg, sizeof(msg));
     if (s3 == NULL) {
         t->rc = NGX_HTTP_ZARR_API_BACKEND;

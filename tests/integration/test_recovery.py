@@ -182,6 +182,11 @@ def test_os_crash_rebuilds_zarrs_with_batches(gateway, rgw, bucket, how,
         assert info["state"] == "recovering" and info["digest"] is None
         r = requests.get(api + "busy/checksum", timeout=5)
         assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        # no snapshot of a tree that may be wrong
+        r = requests.post(api + "busy/snapshots", json={"name": "s"},
+                          timeout=30)
+        assert r.status_code == 503 and r.json()["error"] == "recovering", \
+            r.text
         assert metric(gw, "zarr_recovering_zarrs") == 1
         # the quiet zarr takes writes as ever
         c.put_object(Bucket=bucket, Key="zarr/quiet/b", Body=b"b")
