@@ -310,6 +310,8 @@ static ngx_int_t ngx_http_zarr_api_info_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_checksum(ngx_http_request_t *r,
     ngx_http_zarr_api_ctx_t *ctx);
+static ngx_int_t ngx_http_zarr_api_recovering(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_checksum_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t);
 static ngx_int_t ngx_http_zarr_api_batch_get(ngx_http_request_t *r,
@@ -1719,29 +1721,39 @@ ngx_http_zarr_api_checksum(ngx_http_request_t *r,
 }
 
 
+/* 503 for a zarr rebuilt from a listing after a crash (DESIGN 4) */
+
+static ngx_int_t
+ngx_http_zarr_api_recovering(ngx_http_request_t *r,
+    ngx_http_zarr_api_task_t *t)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    ngx_str_set(&h->value, "5");
+
+    return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "recovering",
+                                   "zarr \"%V/%V\" is being rebuilt "
+                                   "from a listing after a crash; retry",
+                                   &t->ctx->bucket, &t->ctx->zarr_id);
+}
+
+
 static ngx_int_t
 ngx_http_zarr_api_checksum_done(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
-    ngx_str_t         path;
-    ngx_table_elt_t  *h;
+    ngx_str_t  path;
 
     if (t->rc == ZARR_OK && t->recovering) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "5");
-
-        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "recovering",
-                                       "zarr \"%V/%V\" is being rebuilt "
-                                       "from a listing after a crash; "
-                                       "retry", &t->ctx->bucket,
-                                       &t->ctx->zarr_id);
+        return ngx_http_zarr_api_recovering(r, t);
     }
 
     if (t->rc == ZARR_ERR_NOTFOUND) {
@@ -3735,12 +3747,7 @@ ngx_http_zarr_api_snapshot_done(ngx_http_request_t *r,
     }
 
     if (t->rc == ZARR_ERR_RECOVERING) {
-        return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "recovering",
-                                       "zarr \"%V/%V\" is being rebuilt "
-                                       "from a listing after a crash; "
-                                       "retry", &t->ctx->bucket,
-                                       &t->ctx->zarr_id);
+        return ngx_http_zarr_api_recovering(r, t);
     }
 
     if (t->rc == NGX_HTTP_ZARR_API_BACKEND) {

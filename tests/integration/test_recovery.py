@@ -185,7 +185,8 @@ def test_os_crash_rebuilds_zarrs_with_batches(gateway, rgw, bucket, how,
         # no snapshot of a tree that may be wrong
         r = requests.post(api + "busy/snapshots", json={"name": "s"},
                           timeout=30)
-        assert r.status_code == 503 and r.json()["error"] == "recovering", \
+        assert r.status_code == 503 and r.json()["error"] == "recovering" \
+            and r.headers["Retry-After"] == "5", \
             r.text
         assert metric(gw, "zarr_recovering_zarrs") == 1
         # the quiet zarr takes writes as ever
