@@ -235,6 +235,8 @@ ngx_http_zarr_commit_init(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_http_zarr_stats_store(w->store);
+
     if (zarr_s3_global_init() != 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "zarr: curl_global_init() failed");
@@ -314,6 +316,7 @@ ngx_http_zarr_commit_exit(ngx_cycle_t *cycle)
             zarr_s3_destroy(w->rs3);
         }
 
+        ngx_http_zarr_stats_store(NULL);
         zarr_store_close(w->store);
         w->store = NULL;
     }

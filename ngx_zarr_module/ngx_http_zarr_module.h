@@ -282,6 +282,7 @@ void ngx_http_zarr_stats_resolved(ngx_uint_t resolved, ngx_uint_t failed);
 void ngx_http_zarr_stats_recovered(void);
 void ngx_http_zarr_stats_commit(ngx_uint_t us);
 void ngx_http_zarr_stats_auth(ngx_uint_t reason);
+void ngx_http_zarr_stats_store(zarr_store_t *store);
 ngx_int_t ngx_http_zarr_metrics_handler(ngx_http_request_t *r);
 
 /* ngx_http_zarr_stats.c: the shared counters, for the admin API */

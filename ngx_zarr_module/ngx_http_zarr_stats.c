@@ -25,6 +25,10 @@ static const ngx_uint_t  ngx_http_zarr_bounds[NGX_HTTP_ZARR_BUCKETS] = {
 };
 
 
+/* the worker's store, for the gauges: set by the committer that opens it */
+static zarr_store_t  *ngx_http_zarr_stats_store_p;
+
+
 typedef struct {
     ngx_atomic_t     requests[NGX_HTTP_ZARR_OPS][NGX_HTTP_ZARR_RESULTS];
     ngx_atomic_t     conflicts;
@@ -205,6 +209,15 @@ typedef struct {
 } ngx_http_zarr_batches_t;
 
 
+/* the store the gauges read; NULL once it is closed */
+
+void
+ngx_http_zarr_stats_store(zarr_store_t *store)
+{
+    ngx_http_zarr_stats_store_p = store;
+}
+
+
 /*
  * The Prometheus text of the counters, plus gauges read from the store in
  * short read transactions.
@@ -221,6 +234,7 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
     ngx_uint_t              i, j, cum;
     ngx_chain_t             out;
     zarr_err_t              err;
+    ngx_time_t             *tp;
     zarr_store_t           *store;
     zarr_store_stat_t       st;
     ngx_http_zarr_stats_t  *s;
@@ -235,7 +249,7 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
     }
 
     s = ngx_http_zarr_stats;
-    store = ngx_http_zarr_get_store();
+    store = ngx_http_zarr_stats_store_p;
 
     if (s == NULL || store == NULL) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -251,8 +265,9 @@ ngx_http_zarr_metrics_handler(ngx_http_request_t *r)
     (void) zarr_gate_recover_count(store, &recovering, &err);
 
     batches = 0;
-    (void) zarr_gate_count_active(store, ngx_http_zarr_now_ms(), &batches,
-                                  &err);
+    tp = ngx_timeofday();
+    (void) zarr_gate_count_active(store, (uint64_t) tp->sec * 1000 + tp->msec,
+                                  &batches, &err);
 
     size = 16384 + NGX_HTTP_ZARR_OPS * NGX_HTTP_ZARR_RESULTS * 128;
 
