@@ -146,6 +146,10 @@ static void XMLCALL zarr_s3_xml_doctype(void *data,
 static void zarr_s3_xml_field_done(zarr_s3_list_parser_t *p);
 static void zarr_s3_xml_object_done(zarr_s3_list_parser_t *p);
 static int zarr_s3_parse_u64(const char *s, size_t len, uint64_t *out);
+static int zarr_s3_list_page(zarr_s3_t *s3, const char *bucket,
+    zarr_sigv4_param_t *params, size_t n, zarr_s3_object_pt handler,
+    void *data, zarr_s3_list_parser_t **pp, long *status,
+    zarr_s3_error_t *err);
 static void zarr_s3_param(zarr_sigv4_param_t *p, const char *name,
     const char *value, size_t value_len);
 static int zarr_s3_hexval(int c);
@@ -1653,16 +1657,70 @@ zarr_s3_response_free(zarr_s3_response_t *resp)
 }
 
 
+/*
+ * One page of a listing: GET of the bucket with params, parsed as it
+ * streams.  On ZARR_S3_OK *pp holds the page (the caller destroys it);
+ * *status is the HTTP status either way.
+ */
+
+static int
+zarr_s3_list_page(zarr_s3_t *s3, const char *bucket,
+    zarr_sigv4_param_t *params, size_t n, zarr_s3_object_pt handler,
+    void *data, zarr_s3_list_parser_t **pp, long *status,
+    zarr_s3_error_t *err)
+{
+    int                     rc;
+    zarr_s3_request_t       req;
+    zarr_s3_response_t      resp;
+    zarr_s3_list_parser_t  *p;
+
+    *status = 0;
+
+    memset(&req, 0, sizeof(zarr_s3_request_t));
+    req.method = "GET";
+    req.bucket = bucket;
+    req.params = params;
+    req.nparams = n;
+
+    p = zarr_s3_list_parser_create(handler, data);
+    if (p == NULL) {
+        zarr_s3_set_error(err, 0, NULL, "out of memory");
+        return ZARR_S3_ERROR;
+    }
+
+    rc = zarr_s3_perform(s3, &req, p, &resp);
+
+    if (rc == ZARR_S3_OK && (resp.status < 200 || resp.status > 299)) {
+        rc = ZARR_S3_ERROR;
+    }
+
+    if (rc == ZARR_S3_ERROR) {
+        *err = resp.error;
+    }
+
+    *status = resp.status;
+    zarr_s3_response_free(&resp);
+
+    if (rc != ZARR_S3_OK) {
+        zarr_s3_list_parser_destroy(p);
+        return rc;
+    }
+
+    *pp = p;
+
+    return ZARR_S3_OK;
+}
+
+
 int
 zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
     size_t prefix_len, zarr_s3_object_pt handler, void *data,
     zarr_s3_error_t *err)
 {
     int                         rc;
+    long                        status;
     char                       *token;
     size_t                      n;
-    zarr_s3_request_t           req;
-    zarr_s3_response_t          resp;
     zarr_sigv4_param_t          params[4];
     zarr_s3_list_parser_t      *p;
     const zarr_s3_list_page_t  *page;
@@ -1707,35 +1765,9 @@ zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
             n++;
         }
 
-        memset(&req, 0, sizeof(zarr_s3_request_t));
-        req.method = "GET";
-        req.bucket = bucket;
-        req.params = params;
-        req.nparams = n;
-
-        p = zarr_s3_list_parser_create(handler, data);
-        if (p == NULL) {
-            zarr_s3_set_error(err, 0, NULL, "out of memory");
-            rc = ZARR_S3_ERROR;
-            break;
-        }
-
-        rc = zarr_s3_perform(s3, &req, p, &resp);
-
-        if (rc == ZARR_S3_OK
-            && (resp.status < 200 || resp.status > 299))
-        {
-            rc = ZARR_S3_ERROR;
-        }
-
-        if (rc == ZARR_S3_ERROR) {
-            *err = resp.error;
-        }
-
-        zarr_s3_response_free(&resp);
-
+        rc = zarr_s3_list_page(s3, bucket, params, n, handler, data, &p,
+                               &status, err);
         if (rc != ZARR_S3_OK) {
-            zarr_s3_list_parser_destroy(p);
             break;
         }
 
@@ -1749,7 +1781,7 @@ zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
         if (page->next_token == NULL || page->next_token[0] == '\0'
             || (token && strcmp(token, page->next_token) == 0))
         {
-            zarr_s3_set_error(err, resp.status, NULL,
+            zarr_s3_set_error(err, status, NULL,
                               "truncated listing without a new "
                               "NextContinuationToken");
             zarr_s3_list_parser_destroy(p);
@@ -1789,10 +1821,9 @@ zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
     zarr_s3_error_t *err)
 {
     int                         rc;
+    long                        status;
     char                       *key, *version;
     size_t                      n;
-    zarr_s3_request_t           req;
-    zarr_s3_response_t          resp;
     zarr_sigv4_param_t          params[5];
     zarr_s3_list_parser_t      *p;
     const zarr_s3_list_page_t  *page;
@@ -1826,35 +1857,9 @@ zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
             }
         }
 
-        memset(&req, 0, sizeof(zarr_s3_request_t));
-        req.method = "GET";
-        req.bucket = bucket;
-        req.params = params;
-        req.nparams = n;
-
-        p = zarr_s3_list_parser_create(handler, data);
-        if (p == NULL) {
-            zarr_s3_set_error(err, 0, NULL, "out of memory");
-            rc = ZARR_S3_ERROR;
-            break;
-        }
-
-        rc = zarr_s3_perform(s3, &req, p, &resp);
-
-        if (rc == ZARR_S3_OK
-            && (resp.status < 200 || resp.status > 299))
-        {
-            rc = ZARR_S3_ERROR;
-        }
-
-        if (rc == ZARR_S3_ERROR) {
-            *err = resp.error;
-        }
-
-        zarr_s3_response_free(&resp);
-
+        rc = zarr_s3_list_page(s3, bucket, params, n, handler, data, &p,
+                               &status, err);
         if (rc != ZARR_S3_OK) {
-            zarr_s3_list_parser_destroy(p);
             break;
         }
 
@@ -1870,7 +1875,7 @@ zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
                 && (page->next_version == NULL || version == NULL
                     || strcmp(version, page->next_version) == 0)))
         {
-            zarr_s3_set_error(err, resp.status, NULL,
+            zarr_s3_set_error(err, status, NULL,
                               "truncated listing of versions without a "
                               "new NextKeyMarker");
             zarr_s3_list_parser_destroy(p);
