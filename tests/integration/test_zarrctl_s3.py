@@ -127,3 +127,48 @@ def test_s3_errors(rgw, bucket):
     r = zarrctl_s3("s3://%s/zarr/z/" % bucket, "http://127.0.0.1:1",
                    rgw.alice, rgw.region)
     assert r.returncode == 1 and r.stderr
+
+
+def test_s3_truncated_listing_without_token(rgw, tmp_path):
+    """A backend that says "truncated" but gives no new continuation token
+    (or the same one again) would make a naive client list forever:
+    zarrctl stops with an error after the first repeat."""
+    import http.server
+    import threading
+
+    page = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>'
+            '<Name>b</Name><Prefix>zarr/z/</Prefix><KeyCount>1</KeyCount>'
+            '<MaxKeys>1000</MaxKeys><EncodingType>url</EncodingType>'
+            '<IsTruncated>true</IsTruncated>%s<Contents><Key>zarr/z/a</Key>'
+            '<Size>1</Size><ETag>"0cc175b9c0f1b6a831c399e269772661"</ETag>'
+            '</Contents></ListBucketResult>')
+    seen = []
+
+    for token in ("", "<NextContinuationToken>same</NextContinuationToken>"):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path)
+                body = (page % token).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            del seen[:]
+            r = zarrctl_s3("s3://b/zarr/z/", "http://127.0.0.1:%d"
+                           % srv.server_address[1], rgw.alice, rgw.region)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        assert r.returncode == 1, r
+        assert b"truncated listing without a new NextContinuationToken" \
+            in r.stderr, r.stderr
+        assert len(seen) == (1 if not token else 2), seen
