@@ -146,7 +146,7 @@ static void XMLCALL zarr_s3_xml_doctype(void *data,
 static void zarr_s3_xml_field_done(zarr_s3_list_parser_t *p);
 static void zarr_s3_xml_object_done(zarr_s3_list_parser_t *p);
 static int zarr_s3_parse_u64(const char *s, size_t len, uint64_t *out);
-static int zarr_s3_list_page(zarr_s3_t *s3, const char *bucket,
+static int zarr_s3_bucket_get(zarr_s3_t *s3, const char *bucket,
     zarr_sigv4_param_t *params, size_t n, zarr_s3_object_pt handler,
     void *data, zarr_s3_list_parser_t **pp, long *status,
     zarr_s3_error_t *err);
@@ -1658,13 +1658,13 @@ zarr_s3_response_free(zarr_s3_response_t *resp)
 
 
 /*
- * One page of a listing: GET of the bucket with params, parsed as it
- * streams.  On ZARR_S3_OK *pp holds the page (the caller destroys it);
- * *status is the HTTP status either way.
+ * GET of the bucket with params (a page of a listing, a configuration),
+ * parsed as it streams.  On ZARR_S3_OK *pp holds what was parsed (the
+ * caller destroys it); *status is the HTTP status either way.
  */
 
 static int
-zarr_s3_list_page(zarr_s3_t *s3, const char *bucket,
+zarr_s3_bucket_get(zarr_s3_t *s3, const char *bucket,
     zarr_sigv4_param_t *params, size_t n, zarr_s3_object_pt handler,
     void *data, zarr_s3_list_parser_t **pp, long *status,
     zarr_s3_error_t *err)
@@ -1765,7 +1765,7 @@ zarr_s3_list(zarr_s3_t *s3, const char *bucket, const char *prefix,
             n++;
         }
 
-        rc = zarr_s3_list_page(s3, bucket, params, n, handler, data, &p,
+        rc = zarr_s3_bucket_get(s3, bucket, params, n, handler, data, &p,
                                &status, err);
         if (rc != ZARR_S3_OK) {
             break;
@@ -1857,7 +1857,7 @@ zarr_s3_list_versions(zarr_s3_t *s3, const char *bucket, const char *prefix,
             }
         }
 
-        rc = zarr_s3_list_page(s3, bucket, params, n, handler, data, &p,
+        rc = zarr_s3_bucket_get(s3, bucket, params, n, handler, data, &p,
                                &status, err);
         if (rc != ZARR_S3_OK) {
             break;
@@ -1920,8 +1920,7 @@ zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket, int *enabled,
     zarr_s3_error_t *err)
 {
     int                     rc;
-    zarr_s3_request_t       req;
-    zarr_s3_response_t      resp;
+    long                    status;
     zarr_sigv4_param_t      param;
     zarr_s3_list_parser_t  *p;
 
@@ -1935,37 +1934,20 @@ zarr_s3_bucket_versioning(zarr_s3_t *s3, const char *bucket, int *enabled,
 
     zarr_s3_param(&param, "versioning", "", 0);
 
-    memset(&req, 0, sizeof(zarr_s3_request_t));
-    req.method = "GET";
-    req.bucket = bucket;
-    req.params = &param;
-    req.nparams = 1;
-
-    p = zarr_s3_list_parser_create(NULL, NULL);
-    if (p == NULL) {
-        zarr_s3_set_error(err, 0, NULL, "out of memory");
-        return ZARR_S3_ERROR;
+    rc = zarr_s3_bucket_get(s3, bucket, &param, 1, NULL, NULL, &p, &status,
+                            err);
+    if (rc != ZARR_S3_OK) {
+        return rc;
     }
 
-    rc = zarr_s3_perform(s3, &req, p, &resp);
-
-    if (rc == ZARR_S3_OK && (resp.status < 200 || resp.status > 299)) {
-        rc = ZARR_S3_ERROR;
-    }
-
-    if (rc == ZARR_S3_ERROR) {
-        *err = resp.error;
-
-    } else if (p->root != ZARR_S3_ROOT_VERSIONING) {
-        zarr_s3_set_error(err, resp.status, NULL,
-                          "not a VersioningConfiguration");
+    if (p->root != ZARR_S3_ROOT_VERSIONING) {
+        zarr_s3_set_error(err, status, NULL, "not a VersioningConfiguration");
         rc = ZARR_S3_ERROR;
 
     } else {
         *enabled = strcmp(p->page.versioning, "Enabled") == 0;
     }
 
-    zarr_s3_response_free(&resp);
     zarr_s3_list_parser_destroy(p);
 
     return rc;
