@@ -1727,16 +1727,9 @@ static ngx_int_t
 ngx_http_zarr_api_recovering(ngx_http_request_t *r,
     ngx_http_zarr_api_task_t *t)
 {
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_zarr_retry_after(r, 5) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, "5");
 
     return ngx_http_zarr_api_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "recovering",

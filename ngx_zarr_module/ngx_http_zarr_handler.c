@@ -852,7 +852,6 @@ ngx_http_zarr_admit(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     int                   status;
     ngx_int_t             rc;
     const char           *code;
-    ngx_table_elt_t      *h;
     ngx_http_zarr_auth_t *au;
 
     if (ctx->keys == NULL) {
@@ -914,14 +913,9 @@ ngx_http_zarr_admit(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx,
     if (au->unavailable) {
         ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
 
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
+        if (ngx_http_zarr_retry_after(r, 5) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "5");
 
         ctx->admit_rc = ngx_http_zarr_send_error(r,
                                           NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -1214,18 +1208,11 @@ ngx_http_zarr_cleanup(void *data)
 static ngx_int_t
 ngx_http_zarr_recovering(ngx_http_request_t *r, ngx_http_zarr_ctx_t *ctx)
 {
-    ngx_table_elt_t  *h;
-
     ctx->result = NGX_HTTP_ZARR_RESULT_BACKEND_ERROR;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_zarr_retry_after(r, 5) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    ngx_str_set(&h->value, "5");
 
     return ngx_http_zarr_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                     "SlowDown",
@@ -1238,10 +1225,9 @@ static ngx_int_t
 ngx_http_zarr_conflict(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
     ngx_http_zarr_ctx_t *ctx)
 {
-    u_char               *msg, *p;
+    u_char               *p;
     uint64_t              now, wait;
     ngx_uint_t            i;
-    ngx_table_elt_t      *h;
     zarr_batch_t         *b;
     const zarr_zref_t    *z;
     const zarr_intent_t  *in;
@@ -1292,24 +1278,37 @@ ngx_http_zarr_conflict(ngx_http_request_t *r, ngx_http_zarr_loc_conf_t *zlcf,
                   b->owner_len, b->owner, &ctx->owner, &r->method_name,
                   &ctx->key);
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_zarr_retry_after(r, wait) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    msg = ngx_pnalloc(r->pool, NGX_OFF_T_LEN);
-    if (msg == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
-    h->value.data = msg;
-    h->value.len = ngx_sprintf(msg, "%uL", wait) - msg;
 
     return ngx_http_zarr_send_error(r, NGX_HTTP_CONFLICT, "OperationAborted",
                                     "another upload batch is active on this "
                                     "zarr; retry later");
+}
+
+
+/* a Retry-After header of the answer: 409, 503 */
+
+ngx_int_t
+ngx_http_zarr_retry_after(ngx_http_request_t *r, uint64_t seconds)
+{
+    u_char           *p;
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+
+    if (h == NULL || p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Retry-After");
+    h->value.data = p;
+    h->value.len = ngx_sprintf(p, "%uL", seconds) - p;
+
+    return NGX_OK;
 }
 
 

@@ -239,6 +239,7 @@ extern ngx_module_t  ngx_http_zarr_module;
 
 /* ngx_http_zarr_handler.c */
 ngx_int_t ngx_http_zarr_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_zarr_retry_after(ngx_http_request_t *r, uint64_t seconds);
 ngx_int_t ngx_http_zarr_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 ngx_table_elt_t *ngx_http_zarr_find_header(ngx_list_t *headers,
