@@ -30,6 +30,8 @@
 
 
 #define ZARR_SNAP_NAME_MAX     64
+/* what zarr_snap_name_valid() accepts, for error messages */
+#define ZARR_SNAP_NAME_RULE  "1 to 64 of A-Z a-z 0-9 . _ -, not . or .."
 #define ZARR_SNAP_PATH_MAX     380
 #define ZARR_SNAP_VERSION_MAX  96
 

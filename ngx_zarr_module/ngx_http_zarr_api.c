@@ -522,8 +522,7 @@ static ngx_http_zarr_api_capture_t  ngx_http_zarr_api_captures[] = {
 
     { ngx_string("name"), offsetof(ngx_http_zarr_api_ctx_t, snap),
       ngx_http_zarr_api_valid_snap,
-      "invalid snapshot name: 1 to 64 of A-Z a-z 0-9 . _ -, "
-      "not . or .." },
+      "invalid snapshot name: " ZARR_SNAP_NAME_RULE },
 
     { ngx_null_string, 0, NULL, NULL }
 };
@@ -3666,8 +3665,8 @@ ngx_http_zarr_api_snapshot_create(ngx_http_request_t *r,
         {
             return ngx_http_zarr_api_error(r, NGX_HTTP_BAD_REQUEST,
                                            "bad_request",
-                                           "invalid snapshot name: 1 to 64 "
-                                           "of A-Z a-z 0-9 . _ -");
+                                           "invalid snapshot name: "
+                                           ZARR_SNAP_NAME_RULE);
         }
 
         ctx->snap.data = (u_char *) json_string_value(name);

@@ -538,9 +538,8 @@ zarr_snap_create(zarr_store_t *s, const char *bucket, size_t bucket_len,
     }
 
     if (!zarr_snap_name_valid(name, name_len)) {
-        return zarr_tree_err(err, ZARR_ERR_INVALID, "a snapshot name is 1 to "
-                             "64 of A-Z a-z 0-9 . _ -, "
-                             "not . or ..");
+        return zarr_tree_err(err, ZARR_ERR_INVALID, "a snapshot name is "
+                             ZARR_SNAP_NAME_RULE);
     }
 
     sklen = zarr_snaps_key(skey, bucket, bucket_len, zarr_id, zarr_id_len,

@@ -222,6 +222,7 @@ def test_snapshot_api(gw, bucket):
     for bad in ("a/b", "", "x" * 65, "sp ace", "é", ".", ".."):
         r = api(gw, "POST", snap_path(bucket, "s"), json={"name": bad})
         assert r.status_code == 400, bad
+        assert "not . or .." in r.json()["message"], r.text
     r = api(gw, "POST", snap_path(bucket, "s"), json={"name": 3})
     assert r.status_code == 400
     r = api(gw, "POST", snap_path(bucket, "s"),
